@@ -1,0 +1,259 @@
+//! The supervisor side: a pool of worker processes with tenant affinity. It sends each run to a
+//! worker of the run's tenant, kills a worker that passes its deadline plus grace, maps a dead
+//! worker to an outcome, and starts replacements on demand. It never runs JavaScript itself.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::Notify;
+
+use super::protocol::{self, Request, Response};
+use crate::outcome::{Execution, Outcome, ScriptError};
+use crate::script::Invocation;
+
+/// How the pool starts workers and how many it keeps.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// The `customdb` executable; workers are `program worker --memory N`.
+    pub program: PathBuf,
+    pub max_workers: usize,
+    /// Time a worker gets past a run's own timeout before it is killed.
+    pub grace: Duration,
+}
+
+impl PoolConfig {
+    pub fn new(program: PathBuf) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        PoolConfig { program, max_workers: cores * 2, grace: Duration::from_millis(500) }
+    }
+}
+
+/// Why the pool could not run a script at all (as opposed to the script failing).
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("could not start worker process {program}: {source}")]
+    Spawn { program: String, source: std::io::Error },
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    tenant: String,
+    memory_bytes: u64,
+    stderr_tail: Arc<Mutex<VecDeque<u8>>>,
+    next_id: u64,
+}
+
+#[derive(Default)]
+struct Slots {
+    idle: Vec<Worker>,
+    total: usize,
+}
+
+pub struct Pool {
+    config: PoolConfig,
+    slots: Mutex<Slots>,
+    freed: Notify,
+}
+
+/// Bytes of a worker's stderr kept to explain its death.
+const STDERR_TAIL: usize = 8 * 1024;
+
+impl Pool {
+    pub fn new(config: PoolConfig) -> Self {
+        Pool { config, slots: Mutex::new(Slots::default()), freed: Notify::new() }
+    }
+
+    /// Runs one invocation in a worker of its tenant and returns what happened. Script
+    /// failures, limits and worker deaths are all outcomes; only a worker that cannot be
+    /// started at all is an error.
+    pub async fn run(&self, inv: &Invocation) -> Result<Execution, PoolError> {
+        let started = Instant::now();
+        let (mut worker, spawn_ms) = self.acquire(inv).await?;
+        let id = worker.next_id;
+        worker.next_id += 1;
+        let wait = Duration::from_millis(inv.limits.timeout_ms) + self.config.grace;
+        let request = Request { id, invocation: inv.clone() };
+        let exchange = async {
+            protocol::write(&mut worker.stdin, &request).await?;
+            protocol::read::<_, Response>(&mut worker.stdout).await
+        };
+        let mut execution = match tokio::time::timeout(wait, exchange).await {
+            Ok(Ok(Some(response))) if response.id == id => {
+                let execution = response.execution;
+                if execution.outcome.is_limit() {
+                    self.discard(worker).await;
+                } else {
+                    self.release(worker);
+                }
+                execution
+            }
+            Err(_) => {
+                self.discard(worker).await;
+                Execution::failed(
+                    Outcome::Timeout,
+                    ScriptError::system(
+                        "TimeoutError",
+                        format!("the script did not finish within {} ms and its worker was stopped", inv.limits.timeout_ms),
+                    ),
+                )
+            }
+            Ok(_) => {
+                // The worker closed its pipe or answered out of turn: it died or is broken.
+                let (outcome, error) = self.bury(worker).await;
+                Execution::failed(outcome, error)
+            }
+        };
+        execution.timings.spawn_ms = spawn_ms;
+        execution.timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
+        Ok(execution)
+    }
+
+    /// Takes an idle worker of the invocation's tenant (and memory ceiling), or starts one. A
+    /// worker never serves two tenants: an idle worker of another tenant is stopped to make room.
+    async fn acquire(&self, inv: &Invocation) -> Result<(Worker, f64), PoolError> {
+        loop {
+            let evicted = {
+                let mut slots = self.slots.lock().expect("pool lock");
+                let memory = inv.limits.memory_bytes;
+                if let Some(i) = slots.idle.iter().rposition(|w| w.tenant == inv.tenant && w.memory_bytes == memory) {
+                    return Ok((slots.idle.swap_remove(i), 0.0));
+                }
+                if slots.total < self.config.max_workers {
+                    slots.total += 1;
+                    None
+                } else if !slots.idle.is_empty() {
+                    Some(slots.idle.remove(0))
+                } else {
+                    drop(slots);
+                    self.freed.notified().await;
+                    continue;
+                }
+            };
+            if let Some(mut old) = evicted {
+                let _ = old.child.kill().await;
+            }
+            let spawn_started = Instant::now();
+            return match self.spawn(inv).await {
+                Ok(w) => Ok((w, spawn_started.elapsed().as_secs_f64() * 1e3)),
+                Err(e) => {
+                    self.slots.lock().expect("pool lock").total -= 1;
+                    self.freed.notify_one();
+                    Err(e)
+                }
+            };
+        }
+    }
+
+    async fn spawn(&self, inv: &Invocation) -> Result<Worker, PoolError> {
+        let program = &self.config.program;
+        // The worker's environment is empty: nothing of the supervisor's (database passwords,
+        // keys) is there for a sandbox escape to find. One allocator arena per thread would
+        // reserve 64 MB of address space each and eat into the memory ceiling.
+        let mut child = Command::new(program)
+            .arg("worker")
+            .arg("--memory-bytes")
+            .arg(inv.limits.memory_bytes.to_string())
+            .env_clear()
+            .env("MALLOC_ARENA_MAX", "2")
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| PoolError::Spawn { program: program.display().to_string(), source })?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        let tail = stderr_tail.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let mut t = tail.lock().expect("stderr tail lock");
+                t.extend(&buf[..n]);
+                let excess = t.len().saturating_sub(STDERR_TAIL);
+                t.drain(..excess);
+            }
+        });
+        Ok(Worker { child, stdin, stdout, tenant: inv.tenant.clone(), memory_bytes: inv.limits.memory_bytes, stderr_tail, next_id: 1 })
+    }
+
+    fn release(&self, worker: Worker) {
+        self.slots.lock().expect("pool lock").idle.push(worker);
+        self.freed.notify_one();
+    }
+
+    /// Stops a worker that hit a limit or passed its deadline.
+    async fn discard(&self, mut worker: Worker) {
+        let _ = worker.child.kill().await;
+        self.forget();
+    }
+
+    /// Collects a worker that died by itself and says why.
+    async fn bury(&self, mut worker: Worker) -> (Outcome, ScriptError) {
+        let status = match tokio::time::timeout(Duration::from_secs(2), worker.child.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            _ => {
+                let _ = worker.child.kill().await;
+                None
+            }
+        };
+        // Let the stderr reader take the last bytes the worker wrote.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let stderr = {
+            let t = worker.stderr_tail.lock().expect("stderr tail lock");
+            String::from_utf8_lossy(&t.iter().copied().collect::<Vec<_>>()).into_owned()
+        };
+        self.forget();
+        death(status, &stderr, worker.memory_bytes)
+    }
+
+    fn forget(&self) {
+        self.slots.lock().expect("pool lock").total -= 1;
+        self.freed.notify_one();
+    }
+}
+
+/// Names the outcome of a worker's death from its exit status and last words.
+fn death(status: Option<ExitStatus>, stderr: &str, memory_bytes: u64) -> (Outcome, ScriptError) {
+    use std::os::unix::process::ExitStatusExt;
+    let memory = || {
+        (
+            Outcome::MemoryLimit,
+            ScriptError::system("MemoryLimitError", format!("the script passed the memory limit of {} MiB", memory_bytes >> 20)),
+        )
+    };
+    if stderr.contains("memory allocation of") || stderr.contains("out of memory") {
+        return memory();
+    }
+    if stderr.contains("has overflowed its stack") {
+        return (
+            Outcome::Crashed,
+            ScriptError::system("CrashedError", "the script nested too deeply and overflowed the engine's native stack"),
+        );
+    }
+    let how = match status {
+        // The supervisor only kills through `discard`; an unexpected SIGKILL is the kernel's
+        // out-of-memory killer.
+        Some(s) if s.signal() == Some(9) => return memory(),
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (_, Some(sig)) => format!("was killed by signal {sig}"),
+            _ => "ended".to_string(),
+        },
+        None => "stopped answering".to_string(),
+    };
+    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let detail = if last.is_empty() { String::new() } else { format!(": {last}") };
+    (Outcome::Crashed, ScriptError::system("CrashedError", format!("the worker running the script {how}{detail}")))
+}

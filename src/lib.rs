@@ -1,0 +1,21 @@
+//! customdb runs Auth0-style custom database scripts in a sandbox they cannot break.
+//!
+//! Code map, in reading order:
+//! - `script`: the seven actions, invocations, limits, static checks of a source.
+//! - `outcome`: what a run produced (`Execution`), outcomes as an enum.
+//! - `sandbox`: the only module that knows the JavaScript engine (boa); runs one invocation.
+//! - `isolation`: worker processes, the only place the sandbox runs, and their supervisor.
+//! - `cli`: the front doors (`try`, and the hidden `worker`).
+//!
+//! Invariants:
+//! - Only `sandbox` depends on boa; no engine value leaves it.
+//! - Untrusted code runs only in worker processes; the supervisor never evaluates JavaScript.
+//! - Script failures and limits are `Outcome`s; Rust errors mean customdb itself failed.
+//! - Passwords never reach a transcript: the sandbox redacts them from console output, results
+//!   and errors before anything leaves the worker.
+
+pub mod cli;
+pub mod isolation;
+pub mod outcome;
+pub mod sandbox;
+pub mod script;
