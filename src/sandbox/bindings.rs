@@ -45,7 +45,10 @@ pub struct RunState {
 }
 
 impl RunState {
+    /// Passwords shorter than 3 characters are not redacted: replacing every "a" in a
+    /// transcript would destroy it and protect nothing.
     pub fn new(run_id: u64, limits: Limits, password: Option<String>) -> Self {
+        let password = password.filter(|p| p.len() >= 3);
         RunState {
             run_id,
             started: Instant::now(),
@@ -75,7 +78,7 @@ impl RunState {
     /// Replaces the password wherever a transcript would show it.
     pub fn redact(&self, text: String) -> String {
         match &self.password {
-            Some(p) if p.len() >= 3 && text.contains(p.as_str()) => text.replace(p.as_str(), "[REDACTED]"),
+            Some(p) if text.contains(p.as_str()) => text.replace(p.as_str(), "[REDACTED]"),
             _ => text,
         }
     }

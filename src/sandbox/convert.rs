@@ -177,6 +177,10 @@ pub fn script_error(value: &JsValue, ctx: &mut Context) -> ScriptError {
             (Some(n), _) => n.clone(),
             _ => String::new(),
         };
+        // Frames inside customdb's own JavaScript (error constructors, module glue) say nothing
+        // about the script and are dropped.
+        let frames: Vec<&str> = frames.lines().filter(|l| !l.contains("(customdb:")).collect();
+        let frames = frames.join("\n");
         if frames.starts_with(&head) { frames } else { format!("{head}\n{}", frames.trim_end()) }
     });
     ScriptError { name, message, code, description, user_id, stack, status_code }

@@ -195,10 +195,10 @@ async fn invoke(
             Err(e) => return End::Thrown(e),
         }
     }
-    // `delete` always receives a context object when contexts are enabled, `{}` if none was
-    // given (notes/auth0-custom-db.md §1).
+    // With contexts enabled, `delete` is always passed an empty context
+    // (notes/auth0-custom-db.md §1).
     if let Some(c) = &inv.context {
-        let c = if inv.action == Action::Delete && c.is_null() { serde_json::json!({}) } else { c.clone() };
+        let c = if inv.action == Action::Delete { serde_json::json!({}) } else { c.clone() };
         match JsValue::from_json(&c, ctx) {
             Ok(v) => args.push(v),
             Err(e) => return End::Thrown(e),
@@ -278,7 +278,31 @@ fn finish(action: Action, end: End, st: RunState, used: u64, budget: u64, ctx: &
             End::Settled => (Outcome::Crashed, None, Some(ScriptError::system("CrashedError", "the run settled without an answer"))),
         }
     };
+    let password = st.password.as_deref();
+    let result = result.map(|mut v| {
+        redact_json(&mut v, password);
+        v
+    });
+    let error = error.map(|mut e| {
+        for field in [&mut e.message, &mut e.description, &mut e.stack, &mut e.user_id] {
+            if let (Some(text), Some(p)) = (field.as_mut(), password) {
+                *text = text.replace(p, "[REDACTED]");
+            }
+        }
+        e
+    });
     Execution { outcome, result, error, console: st.console, warnings, timings: Timings::default() }
+}
+
+/// Replaces the password in every string of a result; console lines are redacted as logged.
+fn redact_json(v: &mut serde_json::Value, password: Option<&str>) {
+    let Some(p) = password else { return };
+    match v {
+        serde_json::Value::String(s) if s.contains(p) => *s = s.replace(p, "[REDACTED]"),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| redact_json(i, password)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|i| redact_json(i, password)),
+        _ => {}
+    }
 }
 
 /// The outcome a successful callback value means for each action (SPEC §1).

@@ -1,1 +1,8 @@
+//! The integration suite, one binary: every test drives real worker processes of the built
+//! `customdb` executable, as production does.
 
+mod cli;
+mod contract;
+mod hostile;
+mod modules;
+mod util;

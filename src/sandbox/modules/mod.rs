@@ -58,7 +58,8 @@ pub fn load(name: &str, host: &JsObject, ctx: &mut Context) -> JsResult<Option<J
     let Some(glue) = module.glue else {
         return Ok(Some(natives.into()));
     };
-    let factory = ctx.eval(Source::from_bytes(glue))?;
+    let path = format!("customdb:{name}");
+    let factory = ctx.eval(Source::from_bytes(glue).with_path(std::path::Path::new(&path)))?;
     let factory = factory
         .as_callable()
         .ok_or_else(|| js_error!(TypeError: "module glue for {} is not a function", name))?;

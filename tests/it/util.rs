@@ -1,0 +1,83 @@
+//! Shared helpers: a pool of real workers, invocations with defaults, and JSON subset matching
+//! for data-driven expectations.
+
+use customdb::isolation::{Pool, PoolConfig};
+use customdb::outcome::Execution;
+use customdb::script::{Action, Invocation, Limits};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+pub fn customdb_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_customdb"))
+}
+
+/// One runtime and pool for the whole test binary, as a server would have.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+        .block_on(f)
+}
+
+pub fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool::new(PoolConfig { max_workers: 4, ..PoolConfig::new(customdb_exe()) }))
+}
+
+pub fn invocation(action: Action, source: &str, args: Value) -> Invocation {
+    Invocation {
+        tenant: "test".into(),
+        connection: format!("conn-{}", uuid_like()),
+        action,
+        source: source.into(),
+        args: args.as_array().cloned().unwrap_or_default(),
+        context: None,
+        configuration: BTreeMap::new(),
+        limits: Limits::default(),
+    }
+}
+
+fn uuid_like() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn run(inv: &Invocation) -> Execution {
+    block_on(pool().run(inv)).expect("the worker pool runs the script")
+}
+
+pub fn run_script(action: Action, source: &str, args: Value) -> Execution {
+    run(&invocation(action, source, args))
+}
+
+/// Every key of `expected` must be in `actual` with a matching value; objects match as
+/// subsets, strings starting with `~` match when the actual string contains the rest.
+pub fn matches(actual: &Value, expected: &Value) -> Result<(), String> {
+    match (actual, expected) {
+        (Value::Object(a), Value::Object(e)) => {
+            for (k, ev) in e {
+                let av = a.get(k).unwrap_or(&Value::Null);
+                matches(av, ev).map_err(|m| format!("{k}: {m}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(a), Value::Array(e)) if a.len() == e.len() => {
+            a.iter().zip(e).enumerate().try_for_each(|(i, (a, e))| matches(a, e).map_err(|m| format!("[{i}]: {m}")))
+        }
+        (Value::String(a), Value::String(e)) if e.starts_with('~') => {
+            if a.contains(&e[1..]) { Ok(()) } else { Err(format!("{a:?} does not contain {:?}", &e[1..])) }
+        }
+        (a, e) if a == e => Ok(()),
+        (a, e) => Err(format!("expected {e}, got {a}")),
+    }
+}
+
+/// Asserts an Execution against a JSON subset, showing the whole Execution on failure.
+pub fn expect(name: &str, exec: &Execution, expected: &Value) {
+    let actual = serde_json::to_value(exec).unwrap();
+    if let Err(m) = matches(&actual, expected) {
+        panic!("case {name}: {m}\nexecution: {}", serde_json::to_string_pretty(&actual).unwrap());
+    }
+}
