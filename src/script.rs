@@ -84,7 +84,10 @@ impl std::str::FromStr for Action {
             .find(|a| a.key() == s)
             .ok_or_else(|| {
                 let keys: Vec<_> = Action::ALL.iter().map(|a| a.key()).collect();
-                format!("unknown action '{s}' (expected one of: {})", keys.join(", "))
+                format!(
+                    "unknown action '{s}' (expected one of: {})",
+                    keys.join(", ")
+                )
             })
     }
 }
@@ -158,11 +161,9 @@ fn check_nesting(source: &str, max: usize) -> Result<(), SourceError> {
                 _ => {}
             },
             State::Str(q) => match c {
-                '\\' => {
-                    if chars.next() == Some('\n') {
-                        line += 1;
-                        column = 0;
-                    }
+                '\\' if chars.next() == Some('\n') => {
+                    line += 1;
+                    column = 0;
                 }
                 // Template substitutions are code; count the `${` as one level.
                 '$' if q == '`' && chars.peek() == Some(&'{') => {
@@ -199,11 +200,34 @@ mod tests {
     #[test]
     fn nesting_prescan() {
         check("function login(a, b, cb) { cb(null, {user_id: 1}); }", true);
-        check(&format!("function f() {{ return {}1{}; }}", "(".repeat(199), ")".repeat(199)), true);
-        check(&format!("function f() {{ return {}1{}; }}", "(".repeat(250), ")".repeat(250)), false);
-        check(&format!("function f() {{ return '{}'; }}", "(".repeat(5000)), true);
-        check(&format!("function f() {{ /* {} */ }}", "[".repeat(5000)), true);
-        check(&format!("function f() {{ return `${{{}}}`; }}", "[".repeat(300)), false);
+        check(
+            &format!(
+                "function f() {{ return {}1{}; }}",
+                "(".repeat(199),
+                ")".repeat(199)
+            ),
+            true,
+        );
+        check(
+            &format!(
+                "function f() {{ return {}1{}; }}",
+                "(".repeat(250),
+                ")".repeat(250)
+            ),
+            false,
+        );
+        check(
+            &format!("function f() {{ return '{}'; }}", "(".repeat(5000)),
+            true,
+        );
+        check(
+            &format!("function f() {{ /* {} */ }}", "[".repeat(5000)),
+            true,
+        );
+        check(
+            &format!("function f() {{ return `${{{}}}`; }}", "[".repeat(300)),
+            false,
+        );
         check("", false);
         check(&"x".repeat(MAX_SCRIPT_BYTES + 1), false);
     }

@@ -49,15 +49,23 @@ pub fn main() -> ExitCode {
 /// Parses `500ms`, `2s`, `1m`.
 pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("'{s}' is not a duration; use a number with a unit, such as 500ms, 2s or 1m"))?;
+    let n: f64 = num.parse().map_err(|_| {
+        format!("'{s}' is not a duration; use a number with a unit, such as 500ms, 2s or 1m")
+    })?;
     let secs = match unit.trim() {
         "ms" => n / 1e3,
         "s" => n,
         "m" | "min" => n * 60.0,
         "" => return Err(format!("'{s}' has no unit; write 500ms, 2s or 1m")),
-        other => return Err(format!("unknown duration unit '{other}' in '{s}'; use ms, s or m")),
+        other => {
+            return Err(format!(
+                "unknown duration unit '{other}' in '{s}'; use ms, s or m"
+            ));
+        }
     };
     if !(0.001..=3600.0).contains(&secs) {
         return Err(format!("'{s}' is out of range (1ms to 60m)"));
@@ -70,15 +78,23 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a size; write for example 256MB or 1GB"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size; write for example 256MB or 1GB"))?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit '{other}' in '{s}'; use KB, MB or GB")),
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' in '{s}'; use KB, MB or GB"
+            ));
+        }
     };
-    let bytes = n.checked_mul(factor).ok_or_else(|| format!("'{s}' is too large"))?;
+    let bytes = n
+        .checked_mul(factor)
+        .ok_or_else(|| format!("'{s}' is too large"))?;
     if bytes < 32 << 20 {
         return Err(format!("'{s}' is below the 32MB minimum a worker needs"));
     }
@@ -95,7 +111,11 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("2").unwrap_err().contains("no unit"));
-        assert!(parse_duration("2h").unwrap_err().contains("unknown duration unit"));
+        assert!(
+            parse_duration("2h")
+                .unwrap_err()
+                .contains("unknown duration unit")
+        );
         assert_eq!(parse_size("256MB"), Ok(256 << 20));
         assert_eq!(parse_size("1G"), Ok(1 << 30));
         assert!(parse_size("1KB").unwrap_err().contains("minimum"));

@@ -48,16 +48,29 @@ pub struct TryArgs {
 
 pub fn run(args: TryArgs) -> anyhow::Result<ExitCode> {
     let invocation = invocation(&args)?;
-    let program = std::env::current_exe().context("cannot locate the customdb executable to start a worker")?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let pool = Pool::new(PoolConfig { max_workers: 1, ..PoolConfig::new(program) });
+    let program = std::env::current_exe()
+        .context("cannot locate the customdb executable to start a worker")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let pool = Pool::new(PoolConfig {
+        max_workers: 1,
+        ..PoolConfig::new(program)
+    });
     let execution = rt.block_on(pool.run(&invocation))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json_report(&execution))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json_report(&execution))?
+        );
     } else {
         print!("{}", human_report(&execution));
     }
-    Ok(if execution.outcome == Outcome::Success { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if execution.outcome == Outcome::Success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn invocation(args: &TryArgs) -> anyhow::Result<Invocation> {
@@ -75,7 +88,10 @@ fn invocation(args: &TryArgs) -> anyhow::Result<Invocation> {
         );
     }
     let mut values: Vec<Value> = args.args.iter().map(|a| Value::String(a.clone())).collect();
-    let connection = args.script.file_stem().map_or("try".to_string(), |s| s.to_string_lossy().into_owned());
+    let connection = args
+        .script
+        .file_stem()
+        .map_or("try".to_string(), |s| s.to_string_lossy().into_owned());
     match action {
         Action::Create => {
             let mut user: Value = serde_json::from_str(&args.args[0])
@@ -90,14 +106,17 @@ fn invocation(args: &TryArgs) -> anyhow::Result<Invocation> {
             values[2] = match args.args[2].as_str() {
                 "true" => Value::Bool(true),
                 "false" => Value::Bool(false),
-                other => bail!("the VERIFIED argument of change_email must be true or false, not '{other}'"),
+                other => bail!(
+                    "the VERIFIED argument of change_email must be true or false, not '{other}'"
+                ),
             };
         }
         _ => {}
     }
     let context = match &args.context {
         Some(c) => {
-            let v: Value = serde_json::from_str(c).map_err(|e| anyhow!("--context is not valid JSON: {e}"))?;
+            let v: Value =
+                serde_json::from_str(c).map_err(|e| anyhow!("--context is not valid JSON: {e}"))?;
             if !v.is_object() {
                 bail!("--context must be a JSON object");
             }
@@ -107,7 +126,9 @@ fn invocation(args: &TryArgs) -> anyhow::Result<Invocation> {
     };
     let mut limits = Limits::default();
     if let Some(t) = &args.timeout {
-        limits.timeout_ms = parse_duration(t).map_err(|e| anyhow!("--timeout: {e}"))?.as_millis() as u64;
+        limits.timeout_ms = parse_duration(t)
+            .map_err(|e| anyhow!("--timeout: {e}"))?
+            .as_millis() as u64;
     }
     if let Some(m) = &args.memory {
         limits.memory_bytes = parse_size(m).map_err(|e| anyhow!("--memory: {e}"))?;
@@ -127,18 +148,26 @@ fn invocation(args: &TryArgs) -> anyhow::Result<Invocation> {
 fn configuration(args: &TryArgs) -> anyhow::Result<BTreeMap<String, String>> {
     let mut config = BTreeMap::new();
     if let Some(path) = &args.config_file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-        let doc: Value = serde_json::from_str(&text).with_context(|| format!("config file {} is not valid JSON", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let doc: Value = serde_json::from_str(&text)
+            .with_context(|| format!("config file {} is not valid JSON", path.display()))?;
         // A Deploy CLI database.json keeps the values under options.configuration.
         let values = doc.pointer("/options/configuration").unwrap_or(&doc);
-        let map = values
-            .as_object()
-            .ok_or_else(|| anyhow!("config file {} must hold a JSON object of settings", path.display()))?;
+        let map = values.as_object().ok_or_else(|| {
+            anyhow!(
+                "config file {} must hold a JSON object of settings",
+                path.display()
+            )
+        })?;
         for (k, v) in map {
             let text = match v {
                 Value::String(s) => s.clone(),
                 Value::Number(_) | Value::Bool(_) => v.to_string(),
-                _ => bail!("configuration value '{k}' in {} must be a string, number or boolean", path.display()),
+                _ => bail!(
+                    "configuration value '{k}' in {} must be a string, number or boolean",
+                    path.display()
+                ),
             };
             config.insert(k.clone(), text);
         }
@@ -169,9 +198,16 @@ fn json_report(e: &Execution) -> Value {
 fn human_report(e: &Execution) -> String {
     let mut out = String::new();
     for line in &e.console {
-        let level = serde_json::to_value(line.level).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let level = serde_json::to_value(line.level)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         for (i, text) in line.message.lines().enumerate() {
-            let tag = if i == 0 { format!("[{level}]") } else { String::new() };
+            let tag = if i == 0 {
+                format!("[{level}]")
+            } else {
+                String::new()
+            };
             out.push_str(&format!("{tag:<8}{text}\n"));
         }
     }
@@ -181,11 +217,18 @@ fn human_report(e: &Execution) -> String {
     out.push_str(&format!("outcome: {}\n", e.outcome));
     if let Some(r) = &e.result {
         let pretty = serde_json::to_string_pretty(r).unwrap_or_default();
-        out.push_str(&format!("result:  {}\n", pretty.replace('\n', "\n         ")));
+        out.push_str(&format!(
+            "result:  {}\n",
+            pretty.replace('\n', "\n         ")
+        ));
     }
     if let Some(err) = &e.error {
         out.push_str(&format!("error:   {err}\n"));
-        for (label, value) in [("code", &err.code), ("description", &err.description), ("user_id", &err.user_id)] {
+        for (label, value) in [
+            ("code", &err.code),
+            ("description", &err.description),
+            ("user_id", &err.user_id),
+        ] {
             if let Some(v) = value {
                 out.push_str(&format!("         {label}: {v}\n"));
             }
@@ -209,4 +252,3 @@ fn human_report(e: &Execution) -> String {
     ));
     out
 }
-

@@ -28,7 +28,11 @@ pub struct PoolConfig {
 impl PoolConfig {
     pub fn new(program: PathBuf) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        PoolConfig { program, max_workers: cores * 2, grace: Duration::from_millis(500) }
+        PoolConfig {
+            program,
+            max_workers: cores * 2,
+            grace: Duration::from_millis(500),
+        }
     }
 }
 
@@ -36,7 +40,10 @@ impl PoolConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
     #[error("could not start worker process {program}: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
 }
 
 struct Worker {
@@ -66,7 +73,11 @@ const STDERR_TAIL: usize = 8 * 1024;
 
 impl Pool {
     pub fn new(config: PoolConfig) -> Self {
-        Pool { config, slots: Mutex::new(Slots::default()), freed: Notify::new() }
+        Pool {
+            config,
+            slots: Mutex::new(Slots::default()),
+            freed: Notify::new(),
+        }
     }
 
     /// Runs one invocation in a worker of its tenant and returns what happened. Script
@@ -78,7 +89,10 @@ impl Pool {
         let id = worker.next_id;
         worker.next_id += 1;
         let wait = Duration::from_millis(inv.limits.timeout_ms) + self.config.grace;
-        let request = Request { id, invocation: inv.clone() };
+        let request = Request {
+            id,
+            invocation: inv.clone(),
+        };
         let exchange = async {
             protocol::write(&mut worker.stdin, &request).await?;
             protocol::read::<_, Response>(&mut worker.stdout).await
@@ -99,7 +113,10 @@ impl Pool {
                     Outcome::Timeout,
                     ScriptError::system(
                         "TimeoutError",
-                        format!("the script did not finish within {} ms and its worker was stopped", inv.limits.timeout_ms),
+                        format!(
+                            "the script did not finish within {} ms and its worker was stopped",
+                            inv.limits.timeout_ms
+                        ),
                     ),
                 )
             }
@@ -117,23 +134,37 @@ impl Pool {
     /// Takes an idle worker of the invocation's tenant (and memory ceiling), or starts one. A
     /// worker never serves two tenants: an idle worker of another tenant is stopped to make room.
     async fn acquire(&self, inv: &Invocation) -> Result<(Worker, f64), PoolError> {
+        enum Next {
+            Reuse(Worker),
+            Spawn(Option<Worker>),
+            Wait,
+        }
         loop {
-            let evicted = {
+            let next = {
                 let mut slots = self.slots.lock().expect("pool lock");
                 let memory = inv.limits.memory_bytes;
-                if let Some(i) = slots.idle.iter().rposition(|w| w.tenant == inv.tenant && w.memory_bytes == memory) {
-                    return Ok((slots.idle.swap_remove(i), 0.0));
-                }
-                if slots.total < self.config.max_workers {
+                if let Some(i) = slots
+                    .idle
+                    .iter()
+                    .rposition(|w| w.tenant == inv.tenant && w.memory_bytes == memory)
+                {
+                    Next::Reuse(slots.idle.swap_remove(i))
+                } else if slots.total < self.config.max_workers {
                     slots.total += 1;
-                    None
+                    Next::Spawn(None)
                 } else if !slots.idle.is_empty() {
-                    Some(slots.idle.remove(0))
+                    Next::Spawn(Some(slots.idle.remove(0)))
                 } else {
-                    drop(slots);
+                    Next::Wait
+                }
+            };
+            let evicted = match next {
+                Next::Reuse(w) => return Ok((w, 0.0)),
+                Next::Wait => {
                     self.freed.notified().await;
                     continue;
                 }
+                Next::Spawn(evicted) => evicted,
             };
             if let Some(mut old) = evicted {
                 let _ = old.child.kill().await;
@@ -167,7 +198,10 @@ impl Pool {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| PoolError::Spawn { program: program.display().to_string(), source })?;
+            .map_err(|source| PoolError::Spawn {
+                program: program.display().to_string(),
+                source,
+            })?;
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -185,7 +219,15 @@ impl Pool {
                 t.drain(..excess);
             }
         });
-        Ok(Worker { child, stdin, stdout, tenant: inv.tenant.clone(), memory_bytes: inv.limits.memory_bytes, stderr_tail, next_id: 1 })
+        Ok(Worker {
+            child,
+            stdin,
+            stdout,
+            tenant: inv.tenant.clone(),
+            memory_bytes: inv.limits.memory_bytes,
+            stderr_tail,
+            next_id: 1,
+        })
     }
 
     fn release(&self, worker: Worker) {
@@ -230,7 +272,13 @@ fn death(status: Option<ExitStatus>, stderr: &str, memory_bytes: u64) -> (Outcom
     let memory = || {
         (
             Outcome::MemoryLimit,
-            ScriptError::system("MemoryLimitError", format!("the script passed the memory limit of {} MiB", memory_bytes >> 20)),
+            ScriptError::system(
+                "MemoryLimitError",
+                format!(
+                    "the script passed the memory limit of {} MiB",
+                    memory_bytes >> 20
+                ),
+            ),
         )
     };
     if stderr.contains("memory allocation of") || stderr.contains("out of memory") {
@@ -239,7 +287,10 @@ fn death(status: Option<ExitStatus>, stderr: &str, memory_bytes: u64) -> (Outcom
     if stderr.contains("has overflowed its stack") {
         return (
             Outcome::Crashed,
-            ScriptError::system("CrashedError", "the script nested too deeply and overflowed the engine's native stack"),
+            ScriptError::system(
+                "CrashedError",
+                "the script nested too deeply and overflowed the engine's native stack",
+            ),
         );
     }
     let how = match status {
@@ -253,7 +304,22 @@ fn death(status: Option<ExitStatus>, stderr: &str, memory_bytes: u64) -> (Outcom
         },
         None => "stopped answering".to_string(),
     };
-    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-    let detail = if last.is_empty() { String::new() } else { format!(": {last}") };
-    (Outcome::Crashed, ScriptError::system("CrashedError", format!("the worker running the script {how}{detail}")))
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let detail = if last.is_empty() {
+        String::new()
+    } else {
+        format!(": {last}")
+    };
+    (
+        Outcome::Crashed,
+        ScriptError::system(
+            "CrashedError",
+            format!("the worker running the script {how}{detail}"),
+        ),
+    )
 }

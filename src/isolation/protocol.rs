@@ -25,7 +25,10 @@ pub struct Response {
 }
 
 fn too_large(len: usize) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes is above the {MAX_FRAME} byte limit"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("frame of {len} bytes is above the {MAX_FRAME} byte limit"),
+    )
 }
 
 pub async fn write<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, value: &T) -> io::Result<()> {

@@ -29,21 +29,28 @@ pub enum WorkerError {
 pub fn run(memory_bytes: Option<u64>) -> Result<(), WorkerError> {
     if let Some(bytes) = memory_bytes {
         let ceiling = bytes.saturating_add(ADDRESS_SPACE_OVERHEAD);
-        let limit = rustix::process::Rlimit { current: Some(ceiling), maximum: Some(ceiling) };
-        rustix::process::setrlimit(rustix::process::Resource::As, limit).map_err(|e| WorkerError::Limit(e.into()))?;
+        let limit = rustix::process::Rlimit {
+            current: Some(ceiling),
+            maximum: Some(ceiling),
+        };
+        rustix::process::setrlimit(rustix::process::Resource::As, limit)
+            .map_err(|e| WorkerError::Limit(e.into()))?;
     }
     let js = std::thread::Builder::new()
         .name("customdb-js".into())
         .stack_size(JS_STACK_BYTES)
         .spawn(serve_stdio)
         .map_err(|e| WorkerError::Thread(e.to_string()))?;
-    js.join().map_err(|_| WorkerError::Thread("the JavaScript thread panicked".into()))?
+    js.join()
+        .map_err(|_| WorkerError::Thread("the JavaScript thread panicked".into()))?
 }
 
 fn serve_stdio() -> Result<(), WorkerError> {
     // Current-thread runtime: engine contexts are !Send and stay on this thread; blocking work
     // (bcrypt, pbkdf2) goes to the runtime's blocking pool.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let local = tokio::task::LocalSet::new();
     let mut runtime = Runtime::new();
     let mut input = BufReader::new(std::io::stdin().lock());

@@ -6,7 +6,9 @@ use boa_engine::job::NativeAsyncJob;
 use boa_engine::object::builtins::{JsArray, JsFunction};
 use boa_engine::object::{JsObject, ObjectInitializer};
 use boa_engine::property::Attribute;
-use boa_engine::{Context, JsNativeError, JsResult, JsValue, NativeFunction, Source, js_error, js_string};
+use boa_engine::{
+    Context, JsNativeError, JsResult, JsValue, NativeFunction, Source, js_error, js_string,
+};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -101,7 +103,11 @@ pub fn install(ctx: &mut Context, configuration: &BTreeMap<String, String>) -> J
 
     let config = ObjectInitializer::new(ctx).build();
     for (k, v) in configuration {
-        config.create_data_property_or_throw(js_string!(k.as_str()), js_string!(v.as_str()), ctx)?;
+        config.create_data_property_or_throw(
+            js_string!(k.as_str()),
+            js_string!(v.as_str()),
+            ctx,
+        )?;
     }
     let freeze = ctx.eval(Source::from_bytes("Object.freeze"))?;
     if let Some(f) = freeze.as_callable() {
@@ -120,8 +126,13 @@ pub fn install(ctx: &mut Context, configuration: &BTreeMap<String, String>) -> J
         .copied()
         .collect();
     let natives = modules::object(ctx, &prelude_natives);
-    let prelude = ctx.eval(Source::from_bytes(include_str!("js/prelude.js")).with_path(std::path::Path::new("customdb:prelude")))?;
-    let prelude = prelude.as_callable().ok_or_else(|| js_error!(TypeError: "prelude is not a function"))?;
+    let prelude = ctx.eval(
+        Source::from_bytes(include_str!("js/prelude.js"))
+            .with_path(std::path::Path::new("customdb:prelude")),
+    )?;
+    let prelude = prelude
+        .as_callable()
+        .ok_or_else(|| js_error!(TypeError: "prelude is not a function"))?;
     prelude.call(&JsValue::undefined(), &[natives.into()], ctx)?;
 
     let host = modules::object(ctx, &[("callback", 1, host_callback)]);
@@ -129,8 +140,14 @@ pub fn install(ctx: &mut Context, configuration: &BTreeMap<String, String>) -> J
     host.set(js_string!("Buffer"), buffer, false, ctx)?;
     let registry = ObjectInitializer::new(ctx).build();
     registry.set(js_string!("host"), host, false, ctx)?;
-    registry.set(js_string!("cache"), ObjectInitializer::new(ctx).build(), false, ctx)?;
-    let require = NativeFunction::from_copy_closure_with_captures(require, registry).to_js_function(ctx.realm());
+    registry.set(
+        js_string!("cache"),
+        ObjectInitializer::new(ctx).build(),
+        false,
+        ctx,
+    )?;
+    let require = NativeFunction::from_copy_closure_with_captures(require, registry)
+        .to_js_function(ctx.realm());
     ctx.register_global_property(js_string!("require"), require, attrs)?;
     Ok(())
 }
@@ -144,7 +161,9 @@ pub fn callback(run_id: u64, ctx: &mut Context) -> JsFunction {
                 return Ok(JsValue::undefined());
             }
             if state(ctx).settled() {
-                state(ctx).warnings.push("callback was called more than once; only the first call counts".to_string());
+                state(ctx).warnings.push(
+                    "callback was called more than once; only the first call counts".to_string(),
+                );
                 return Ok(JsValue::undefined());
             }
             let err = args.first().cloned().unwrap_or_default();
@@ -154,7 +173,10 @@ pub fn callback(run_id: u64, ctx: &mut Context) -> JsFunction {
                     None => Answer::Value(None),
                     Some(v) => match convert::to_json(v, max, ctx) {
                         Ok(j) => Answer::Value(j),
-                        Err(e) => Answer::Error(ScriptError::system("InvalidResultError", format!("the callback's value cannot be returned: {e}"))),
+                        Err(e) => Answer::Error(ScriptError::system(
+                            "InvalidResultError",
+                            format!("the callback's value cannot be returned: {e}"),
+                        )),
                     },
                 }
             } else {
@@ -168,18 +190,31 @@ pub fn callback(run_id: u64, ctx: &mut Context) -> JsFunction {
     .to_js_function(ctx.realm())
 }
 
-fn require(_: &JsValue, args: &[JsValue], registry: &JsObject, ctx: &mut Context) -> JsResult<JsValue> {
+fn require(
+    _: &JsValue,
+    args: &[JsValue],
+    registry: &JsObject,
+    ctx: &mut Context,
+) -> JsResult<JsValue> {
     let Some(spec) = args.first().and_then(|a| a.as_string()) else {
-        return Err(JsNativeError::typ().with_message("The \"id\" argument must be of type string").into());
+        return Err(JsNativeError::typ()
+            .with_message("The \"id\" argument must be of type string")
+            .into());
     };
     let spec = spec.to_std_string_escaped();
     let name = modules::module_name(&spec).to_string();
-    let cache = registry.get(js_string!("cache"), ctx)?.as_object().expect("registry holds its cache");
+    let cache = registry
+        .get(js_string!("cache"), ctx)?
+        .as_object()
+        .expect("registry holds its cache");
     let cached = cache.get(js_string!(name.as_str()), ctx)?;
     if !cached.is_undefined() {
         return Ok(cached);
     }
-    let host = registry.get(js_string!("host"), ctx)?.as_object().expect("registry holds the host helpers");
+    let host = registry
+        .get(js_string!("host"), ctx)?
+        .as_object()
+        .expect("registry holds the host helpers");
     match modules::load(&name, &host, ctx)? {
         Some(exports) => {
             cache.set(js_string!(name.as_str()), exports.clone(), false, ctx)?;
@@ -192,7 +227,12 @@ fn require(_: &JsValue, args: &[JsValue], registry: &JsObject, ctx: &mut Context
                     modules::names().join(", ")
                 ))
                 .into_opaque(ctx);
-            err.set(js_string!("code"), js_string!("MODULE_NOT_FOUND"), false, ctx)?;
+            err.set(
+                js_string!("code"),
+                js_string!("MODULE_NOT_FOUND"),
+                false,
+                ctx,
+            )?;
             Err(boa_engine::JsError::from_opaque(err.into()))
         }
     }
@@ -233,7 +273,9 @@ fn console(level: Level, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValu
     let message = convert::format(args, limits.console_bytes, ctx);
     let st = state(ctx);
     let message = st.redact(message);
-    if st.console.len() >= limits.console_lines || st.console_bytes + message.len() > limits.console_bytes {
+    if st.console.len() >= limits.console_lines
+        || st.console_bytes + message.len() > limits.console_bytes
+    {
         let error = ScriptError::system(
             "OutputLimitError",
             format!(
@@ -246,31 +288,48 @@ fn console(level: Level, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValu
     }
     st.console_bytes += message.len();
     let at_ms = (st.started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-    st.console.push(ConsoleLine { level, message, at_ms });
+    st.console.push(ConsoleLine {
+        level,
+        message,
+        at_ms,
+    });
     Ok(JsValue::undefined())
 }
 
-const TIMERS: &[Native] = &[("setTimeout", 3, set_timeout), ("clearTimeout", 1, clear_timeout)];
+const TIMERS: &[Native] = &[
+    ("setTimeout", 3, set_timeout),
+    ("clearTimeout", 1, clear_timeout),
+];
 
 /// `setTimeout(fn, ms, argsArray)` from the prelude: returns the timer id.
 fn set_timeout(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let Some(f) = args.first().and_then(JsValue::as_callable) else {
-        return Err(JsNativeError::typ().with_message("The \"callback\" argument must be of type function").into());
+        return Err(JsNativeError::typ()
+            .with_message("The \"callback\" argument must be of type function")
+            .into());
     };
     let ms = args.get(1).cloned().unwrap_or_default().to_number(ctx)?;
     // Node treats anything outside 1..2^31-1 (NaN included) as 1 ms.
-    let ms = if (1.0..=2_147_483_647.0).contains(&ms) { ms as u64 } else { 1 };
+    let ms = if (1.0..=2_147_483_647.0).contains(&ms) {
+        ms as u64
+    } else {
+        1
+    };
     let extra = match args.get(2).and_then(JsValue::as_object) {
         Some(a) => {
             let arr = JsArray::from_object(a)?;
             let len = arr.length(ctx)?.min(64);
-            (0..len).map(|i| arr.get(i, ctx)).collect::<JsResult<Vec<_>>>()?
+            (0..len)
+                .map(|i| arr.get(i, ctx))
+                .collect::<JsResult<Vec<_>>>()?
         }
         None => Vec::new(),
     };
     let st = state(ctx);
     if st.timers.len() >= MAX_PENDING_TIMERS {
-        return Err(js_error!(RangeError: "too many pending timers (limit {})", MAX_PENDING_TIMERS));
+        return Err(
+            js_error!(RangeError: "too many pending timers (limit {})", MAX_PENDING_TIMERS),
+        );
     }
     st.next_timer += 1;
     let id = st.next_timer;
@@ -301,4 +360,3 @@ fn clear_timeout(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<J
     }
     Ok(JsValue::undefined())
 }
-

@@ -30,8 +30,16 @@ pub enum ConvertError {
 /// Converts like `JSON.stringify` followed by `JSON.parse`: `toJSON` is honoured, functions,
 /// symbols and `undefined` are dropped from objects and become `null` in arrays, non-finite
 /// numbers become `null`. Returns `None` for a top-level `undefined` or function.
-pub fn to_json(value: &JsValue, max_bytes: usize, ctx: &mut Context) -> Result<Option<Value>, ConvertError> {
-    let mut conv = Converter { budget: max_bytes, max_bytes, stack: Vec::new() };
+pub fn to_json(
+    value: &JsValue,
+    max_bytes: usize,
+    ctx: &mut Context,
+) -> Result<Option<Value>, ConvertError> {
+    let mut conv = Converter {
+        budget: max_bytes,
+        max_bytes,
+        stack: Vec::new(),
+    };
     conv.value(value, 0, ctx)
 }
 
@@ -43,11 +51,19 @@ struct Converter {
 
 impl Converter {
     fn spend(&mut self, n: usize) -> Result<(), ConvertError> {
-        self.budget = self.budget.checked_sub(n).ok_or(ConvertError::TooLarge(self.max_bytes))?;
+        self.budget = self
+            .budget
+            .checked_sub(n)
+            .ok_or(ConvertError::TooLarge(self.max_bytes))?;
         Ok(())
     }
 
-    fn value(&mut self, v: &JsValue, depth: usize, ctx: &mut Context) -> Result<Option<Value>, ConvertError> {
+    fn value(
+        &mut self,
+        v: &JsValue,
+        depth: usize,
+        ctx: &mut Context,
+    ) -> Result<Option<Value>, ConvertError> {
         let js = |e: JsError| ConvertError::Js(e.to_string());
         if let Some(obj) = v.as_object() {
             let to_json = obj.get(js_string!("toJSON"), ctx).map_err(js)?;
@@ -88,7 +104,12 @@ impl Converter {
         Ok(None)
     }
 
-    fn object(&mut self, obj: &JsObject, depth: usize, ctx: &mut Context) -> Result<Value, ConvertError> {
+    fn object(
+        &mut self,
+        obj: &JsObject,
+        depth: usize,
+        ctx: &mut Context,
+    ) -> Result<Value, ConvertError> {
         let js = |e: JsError| ConvertError::Js(e.to_string());
         if depth >= MAX_DEPTH {
             return Err(ConvertError::TooDeep);
@@ -98,7 +119,11 @@ impl Converter {
         }
         self.stack.push(obj.clone());
         let out = if obj.is_array() {
-            let len = obj.get(js_string!("length"), ctx).map_err(js)?.to_length(ctx).map_err(js)?;
+            let len = obj
+                .get(js_string!("length"), ctx)
+                .map_err(js)?
+                .to_length(ctx)
+                .map_err(js)?;
             // Each element costs at least one byte of output: refuse huge lengths before looping.
             if len as usize > self.budget {
                 return Err(ConvertError::TooLarge(self.max_bytes));
@@ -124,19 +149,24 @@ impl Converter {
         self.stack.pop();
         Ok(out)
     }
-
 }
 
 /// `Object.keys(obj)`: own enumerable string keys in property order.
 fn enumerable_keys(obj: &JsObject, ctx: &mut Context) -> JsResult<Vec<String>> {
     let object = ctx.intrinsics().constructors().object().constructor();
     let keys = object.get(js_string!("keys"), ctx)?;
-    let Some(keys) = keys.as_callable() else { return Ok(Vec::new()) };
+    let Some(keys) = keys.as_callable() else {
+        return Ok(Vec::new());
+    };
     let list = keys.call(&object.into(), &[obj.clone().into()], ctx)?;
-    let Some(list) = list.as_object() else { return Ok(Vec::new()) };
+    let Some(list) = list.as_object() else {
+        return Ok(Vec::new());
+    };
     let arr = JsArray::from_object(list)?;
     let len = arr.length(ctx)?;
-    (0..len).map(|i| Ok(arr.get(i, ctx)?.to_string(ctx)?.to_std_string_escaped())).collect()
+    (0..len)
+        .map(|i| Ok(arr.get(i, ctx)?.to_string(ctx)?.to_std_string_escaped()))
+        .collect()
 }
 
 fn number(n: f64) -> Value {
@@ -153,7 +183,10 @@ fn number(n: f64) -> Value {
 /// object, `{message}` for anything else.
 pub fn script_error(value: &JsValue, ctx: &mut Context) -> ScriptError {
     let Some(obj) = value.as_object() else {
-        return ScriptError { message: Some(plain_string(value, ctx)), ..ScriptError::default() };
+        return ScriptError {
+            message: Some(plain_string(value, ctx)),
+            ..ScriptError::default()
+        };
     };
     let field = |name: &str, ctx: &mut Context| -> Option<String> {
         let v = obj.get(js_string!(name), ctx).ok()?;
@@ -179,11 +212,26 @@ pub fn script_error(value: &JsValue, ctx: &mut Context) -> ScriptError {
         };
         // Frames inside customdb's own JavaScript (error constructors, module glue) say nothing
         // about the script and are dropped.
-        let frames: Vec<&str> = frames.lines().filter(|l| !l.contains("(customdb:")).collect();
+        let frames: Vec<&str> = frames
+            .lines()
+            .filter(|l| !l.contains("(customdb:"))
+            .collect();
         let frames = frames.join("\n");
-        if frames.starts_with(&head) { frames } else { format!("{head}\n{}", frames.trim_end()) }
+        if frames.starts_with(&head) {
+            frames
+        } else {
+            format!("{head}\n{}", frames.trim_end())
+        }
     });
-    ScriptError { name, message, code, description, user_id, stack, status_code }
+    ScriptError {
+        name,
+        message,
+        code,
+        description,
+        user_id,
+        stack,
+        status_code,
+    }
 }
 
 /// Converts a JsError (thrown value or native error) to the boundary shape.
@@ -254,7 +302,11 @@ pub fn format(args: &[JsValue], max: usize, ctx: &mut Context) -> String {
         if pieces.iter().map(String::len).sum::<usize>() > max {
             break;
         }
-        pieces.push(if arg.is_string() { plain_string(arg, ctx) } else { inspect(arg, ctx) });
+        pieces.push(if arg.is_string() {
+            plain_string(arg, ctx)
+        } else {
+            inspect(arg, ctx)
+        });
     }
     let mut out = pieces.join(" ");
     if out.len() > max {
@@ -278,7 +330,13 @@ pub fn inspect(v: &JsValue, ctx: &mut Context) -> String {
     out
 }
 
-fn inspect_into(v: &JsValue, depth: usize, seen: &mut Vec<JsObject>, out: &mut String, ctx: &mut Context) {
+fn inspect_into(
+    v: &JsValue,
+    depth: usize,
+    seen: &mut Vec<JsObject>,
+    out: &mut String,
+    ctx: &mut Context,
+) {
     const MAX_ENTRIES: usize = 50;
     let Some(obj) = v.as_object() else {
         if let Some(s) = v.as_string() {
@@ -301,8 +359,15 @@ fn inspect_into(v: &JsValue, depth: usize, seen: &mut Vec<JsObject>, out: &mut S
         return;
     }
     if obj.is_callable() {
-        let name = obj.get(js_string!("name"), ctx).map(|n| plain_string(&n, ctx)).unwrap_or_default();
-        out.push_str(&if name.is_empty() { "[Function (anonymous)]".to_string() } else { format!("[Function: {name}]") });
+        let name = obj
+            .get(js_string!("name"), ctx)
+            .map(|n| plain_string(&n, ctx))
+            .unwrap_or_default();
+        out.push_str(&if name.is_empty() {
+            "[Function (anonymous)]".to_string()
+        } else {
+            format!("[Function: {name}]")
+        });
         return;
     }
     if obj.is::<boa_engine::builtins::error::Error>() {
@@ -311,7 +376,7 @@ fn inspect_into(v: &JsValue, depth: usize, seen: &mut Vec<JsObject>, out: &mut S
         return;
     }
     if let Ok(date) = JsDate::from_object(obj.clone()) {
-        let iso = date.to_iso_string(ctx).map(|s| plain_string(&s.into(), ctx));
+        let iso = date.to_iso_string(ctx).map(|s| plain_string(&s, ctx));
         out.push_str(&iso.unwrap_or_else(|_| "Invalid Date".to_string()));
         return;
     }
@@ -323,13 +388,25 @@ fn inspect_into(v: &JsValue, depth: usize, seen: &mut Vec<JsObject>, out: &mut S
             .and_then(|c| c.get(js_string!("name"), ctx).ok())
             .map(|n| plain_string(&n, ctx))
             .unwrap_or_default();
-        let shown: Vec<String> = bytes.iter().take(MAX_ENTRIES).map(|b| format!("{b:02x}")).collect();
-        let more = if bytes.len() > MAX_ENTRIES { format!(" ... {} more bytes", bytes.len() - MAX_ENTRIES) } else { String::new() };
+        let shown: Vec<String> = bytes
+            .iter()
+            .take(MAX_ENTRIES)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let more = if bytes.len() > MAX_ENTRIES {
+            format!(" ... {} more bytes", bytes.len() - MAX_ENTRIES)
+        } else {
+            String::new()
+        };
         out.push_str(&format!("<{ctor} {}{more}>", shown.join(" ")));
         return;
     }
     if depth > 2 {
-        out.push_str(if obj.is_array() { "[Array]" } else { "[Object]" });
+        out.push_str(if obj.is_array() {
+            "[Array]"
+        } else {
+            "[Object]"
+        });
         return;
     }
     seen.push(obj.clone());
@@ -356,8 +433,15 @@ fn inspect_into(v: &JsValue, depth: usize, seen: &mut Vec<JsObject>, out: &mut S
             }
             out.push_str(if shown == 0 { " " } else { ", " });
             shown += 1;
-            let plain = name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$') && !name.is_empty();
-            if plain { out.push_str(&name) } else { out.push_str(&format!("'{name}'")) }
+            let plain = name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+                && !name.is_empty();
+            if plain {
+                out.push_str(&name)
+            } else {
+                out.push_str(&format!("'{name}'"))
+            }
             out.push_str(": ");
             let item = obj.get(js_string!(name.as_str()), ctx).unwrap_or_default();
             inspect_into(&item, depth + 1, seen, out, ctx);

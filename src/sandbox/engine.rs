@@ -23,7 +23,13 @@ const RECURSION_LIMIT: usize = 2_000;
 
 /// Globals removed from every context: code generation from strings, shared memory, and
 /// GC-observable references.
-const REMOVED_GLOBALS: &[&str] = &["eval", "SharedArrayBuffer", "Atomics", "WeakRef", "FinalizationRegistry"];
+const REMOVED_GLOBALS: &[&str] = &[
+    "eval",
+    "SharedArrayBuffer",
+    "Atomics",
+    "WeakRef",
+    "FinalizationRegistry",
+];
 
 struct SandboxHooks;
 
@@ -98,7 +104,8 @@ pub fn new_context(instructions: u64) -> JsResult<(Context, Rc<Executor>)> {
         .host_hooks(Rc::new(SandboxHooks))
         .instructions_remaining(usize::try_from(instructions).unwrap_or(usize::MAX))
         .build()?;
-    ctx.runtime_limits_mut().set_recursion_limit(RECURSION_LIMIT);
+    ctx.runtime_limits_mut()
+        .set_recursion_limit(RECURSION_LIMIT);
     let global = ctx.global_object();
     for name in REMOVED_GLOBALS {
         global.delete_property_or_throw(js_string!(*name), &mut ctx)?;
@@ -135,7 +142,7 @@ pub async fn drive(
             let Some(job) = next else { break };
             jobs_run += 1;
             // Checking the clock on every job would cost more than the jobs themselves.
-            if jobs_run % 64 == 0 && Instant::now() >= deadline {
+            if jobs_run.is_multiple_of(64) && Instant::now() >= deadline {
                 return End::Deadline;
             }
             let result = {

@@ -51,7 +51,9 @@ impl Runtime {
     /// and answered as `crashed`, and all warm state is dropped with it.
     pub async fn run(&mut self, inv: &Invocation) -> Execution {
         let started = Instant::now();
-        let result = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(self.run_inner(inv))).await;
+        let result =
+            futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(self.run_inner(inv)))
+                .await;
         let mut exec = result.unwrap_or_else(|panic| {
             self.warm.clear();
             let what = panic
@@ -59,7 +61,13 @@ impl Runtime {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".to_string());
-            Execution::failed(Outcome::Crashed, ScriptError::system("CrashedError", format!("the script engine panicked: {what}")))
+            Execution::failed(
+                Outcome::Crashed,
+                ScriptError::system(
+                    "CrashedError",
+                    format!("the script engine panicked: {what}"),
+                ),
+            )
         });
         exec.timings.total_ms = ms(started.elapsed());
         exec
@@ -67,7 +75,10 @@ impl Runtime {
 
     async fn run_inner(&mut self, inv: &Invocation) -> Execution {
         if let Err(e) = check_source(&inv.source) {
-            return Execution::failed(Outcome::InvalidScript, ScriptError::system("InvalidScriptError", e.to_string()));
+            return Execution::failed(
+                Outcome::InvalidScript,
+                ScriptError::system("InvalidScriptError", e.to_string()),
+            );
         }
         self.runs += 1;
         let run_id = self.runs;
@@ -75,28 +86,46 @@ impl Runtime {
         let budget = inv.limits.instructions;
         let key = (inv.tenant.clone(), inv.connection.clone());
         let reusable = self.warm.get(&key).is_some_and(|w| {
-            w.configuration == inv.configuration && (w.ctx.instructions_remaining() as u64) >= budget
+            w.configuration == inv.configuration
+                && (w.ctx.instructions_remaining() as u64) >= budget
         });
         if !reusable {
             self.warm.remove(&key);
             if self.warm.len() >= MAX_WARM_CONTEXTS
-                && let Some(oldest) = self.warm.iter().min_by_key(|(_, w)| w.last_used).map(|(k, _)| k.clone())
+                && let Some(oldest) = self
+                    .warm
+                    .iter()
+                    .min_by_key(|(_, w)| w.last_used)
+                    .map(|(k, _)| k.clone())
             {
                 self.warm.remove(&oldest);
             }
             // Twice the budget: a run starts only with at least `budget` left and is charged
             // for what it used, so every run gets the same budget (see `finish`).
-            let built = engine::new_context(budget.saturating_mul(2)).and_then(|(mut ctx, executor)| {
-                ctx.insert_data(RunState::new(run_id, inv.limits.clone(), None));
-                bindings::install(&mut ctx, &inv.configuration)?;
-                Ok(Warm { ctx, executor, configuration: inv.configuration.clone(), functions: HashMap::new(), last_used: Instant::now() })
-            });
+            let built =
+                engine::new_context(budget.saturating_mul(2)).and_then(|(mut ctx, executor)| {
+                    ctx.insert_data(RunState::new(run_id, inv.limits.clone(), None));
+                    bindings::install(&mut ctx, &inv.configuration)?;
+                    Ok(Warm {
+                        ctx,
+                        executor,
+                        configuration: inv.configuration.clone(),
+                        functions: HashMap::new(),
+                        last_used: Instant::now(),
+                    })
+                });
             match built {
                 Ok(w) => {
                     self.warm.insert(key.clone(), w);
                 }
                 Err(e) => {
-                    return Execution::failed(Outcome::Crashed, ScriptError::system("CrashedError", format!("could not build the script context: {e}")));
+                    return Execution::failed(
+                        Outcome::Crashed,
+                        ScriptError::system(
+                            "CrashedError",
+                            format!("could not build the script context: {e}"),
+                        ),
+                    );
                 }
             }
         }
@@ -104,7 +133,11 @@ impl Runtime {
         warm.last_used = Instant::now();
         let was_warm = reusable;
         let fuel_at_start = warm.ctx.instructions_remaining() as u64;
-        warm.ctx.insert_data(RunState::new(run_id, inv.limits.clone(), inv.password().map(str::to_string)));
+        warm.ctx.insert_data(RunState::new(
+            run_id,
+            inv.limits.clone(),
+            inv.password().map(str::to_string),
+        ));
 
         let source_key = {
             let mut h = DefaultHasher::new();
@@ -118,7 +151,8 @@ impl Runtime {
                     warm.functions.insert(source_key, f.clone());
                     f
                 }
-                Err((outcome, error)) => {
+                Err(failure) => {
+                    let (outcome, error) = *failure;
                     let mut exec = Execution::failed(outcome, error);
                     exec.timings.compile_ms = ms(compile_started.elapsed());
                     self.warm.remove(&key);
@@ -130,12 +164,28 @@ impl Runtime {
 
         let run_started = Instant::now();
         let deadline = run_started + Duration::from_millis(inv.limits.timeout_ms);
-        let end = invoke(inv, &function, run_id, &mut warm.ctx, &warm.executor, deadline).await;
+        let end = invoke(
+            inv,
+            &function,
+            run_id,
+            &mut warm.ctx,
+            &warm.executor,
+            deadline,
+        )
+        .await;
         warm.executor.clear();
         let used = fuel_at_start.saturating_sub(warm.ctx.instructions_remaining() as u64);
-        let run_state = warm.ctx.remove_data::<RunState>().expect("inserted at the start of the run");
+        let run_state = warm
+            .ctx
+            .remove_data::<RunState>()
+            .expect("inserted at the start of the run");
         let mut exec = finish(inv.action, end, *run_state, used, budget, &mut warm.ctx);
-        exec.timings = Timings { compile_ms, run_ms: ms(run_started.elapsed()), warm: was_warm, ..Timings::default() };
+        exec.timings = Timings {
+            compile_ms,
+            run_ms: ms(run_started.elapsed()),
+            warm: was_warm,
+            ..Timings::default()
+        };
         if exec.outcome.is_limit() {
             // A context that hit a limit may hold half-finished state; it is not reused.
             self.warm.remove(&key);
@@ -149,7 +199,11 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Compiles the source as one function expression, the way the platform stores scripts.
-fn compile(source: &str, name: &str, ctx: &mut Context) -> Result<JsObject, (Outcome, ScriptError)> {
+fn compile(
+    source: &str,
+    name: &str,
+    ctx: &mut Context,
+) -> Result<JsObject, Box<(Outcome, ScriptError)>> {
     // The parentheses make the source one expression; the opening one shares the first line,
     // so line numbers in errors and stacks are the author's own.
     let wrapped = format!("({source}\n)");
@@ -158,24 +212,24 @@ fn compile(source: &str, name: &str, ctx: &mut Context) -> Result<JsObject, (Out
         Ok(v) => v,
         Err(e) => {
             if let Some(limit) = engine_limit(&e) {
-                return Err(limit);
+                return Err(Box::new(limit));
             }
             let mut error = convert::js_error(&e, ctx);
             if error.name.as_deref() == Some("SyntaxError") {
                 error.stack = None;
             }
-            return Err((Outcome::InvalidScript, error));
+            return Err(Box::new((Outcome::InvalidScript, error)));
         }
     };
     match value.as_object() {
         Some(f) if f.is_callable() => Ok(f.clone()),
-        _ => Err((
+        _ => Err(Box::new((
             Outcome::InvalidScript,
             ScriptError::system(
                 "InvalidScriptError",
                 "a script must be a single function expression, such as `function login(email, password, callback) { ... }`, with nothing else at the top level",
             ),
-        )),
+        ))),
     }
 }
 
@@ -198,7 +252,11 @@ async fn invoke(
     // With contexts enabled, `delete` is always passed an empty context
     // (notes/auth0-custom-db.md §1).
     if let Some(c) = &inv.context {
-        let c = if inv.action == Action::Delete { serde_json::json!({}) } else { c.clone() };
+        let c = if inv.action == Action::Delete {
+            serde_json::json!({})
+        } else {
+            c.clone()
+        };
         match JsValue::from_json(&c, ctx) {
             Ok(v) => args.push(v),
             Err(e) => return End::Thrown(e),
@@ -218,8 +276,12 @@ async fn invoke(
 
 /// An `async` script's promise that rejects ends the run as an error.
 fn watch_promise(returned: &JsValue, ctx: &mut Context) {
-    let Some(obj) = returned.as_object() else { return };
-    let Ok(promise) = JsPromise::from_object(obj.clone()) else { return };
+    let Some(obj) = returned.as_object() else {
+        return;
+    };
+    let Ok(promise) = JsPromise::from_object(obj.clone()) else {
+        return;
+    };
     let on_rejected = NativeFunction::from_fn_ptr(|_, args, ctx| {
         let error = convert::script_error(args.first().unwrap_or(&JsValue::undefined()), ctx);
         state(ctx).fail(Outcome::Error, error);
@@ -237,13 +299,18 @@ fn engine_limit(e: &JsError) -> Option<(Outcome, ScriptError)> {
             Outcome::CpuLimit,
             ScriptError::system("CpuLimitError", "the script used up its instruction budget"),
         )),
-        EngineError::RuntimeLimit(RuntimeLimitError::Recursion | RuntimeLimitError::StackSize) => Some((
-            Outcome::Error,
-            ScriptError::system("RangeError", "Maximum call stack size exceeded"),
-        )),
+        EngineError::RuntimeLimit(RuntimeLimitError::Recursion | RuntimeLimitError::StackSize) => {
+            Some((
+                Outcome::Error,
+                ScriptError::system("RangeError", "Maximum call stack size exceeded"),
+            ))
+        }
         EngineError::RuntimeLimit(RuntimeLimitError::LoopIteration) => Some((
             Outcome::CpuLimit,
-            ScriptError::system("CpuLimitError", "the script passed the loop iteration limit"),
+            ScriptError::system(
+                "CpuLimitError",
+                "the script passed the loop iteration limit",
+            ),
         )),
         EngineError::Panic(p) => Some((
             Outcome::Crashed,
@@ -253,15 +320,32 @@ fn engine_limit(e: &JsError) -> Option<(Outcome, ScriptError)> {
 }
 
 /// Turns the end of the event loop and the run's state into the Execution.
-fn finish(action: Action, end: End, st: RunState, used: u64, budget: u64, ctx: &mut Context) -> Execution {
+fn finish(
+    action: Action,
+    end: End,
+    st: RunState,
+    used: u64,
+    budget: u64,
+    ctx: &mut Context,
+) -> Execution {
     let mut warnings = st.warnings;
     let (outcome, result, error) = if used > budget {
-        (Outcome::CpuLimit, None, Some(ScriptError::system("CpuLimitError", format!("the script used more than its budget of {budget} instructions"))))
+        (
+            Outcome::CpuLimit,
+            None,
+            Some(ScriptError::system(
+                "CpuLimitError",
+                format!("the script used more than its budget of {budget} instructions"),
+            )),
+        )
     } else if let (_, Some((outcome, error))) = (&st.answer, st.fatal) {
         (outcome, None, Some(error))
     } else if let Some(answer) = st.answer {
         if let End::Thrown(e) = &end {
-            warnings.push(format!("after calling back, the script threw: {}", convert::js_error(e, ctx)));
+            warnings.push(format!(
+                "after calling back, the script threw: {}",
+                convert::js_error(e, ctx)
+            ));
         }
         match answer {
             Answer::Error(e) => (Outcome::Error, None, Some(e)),
@@ -273,9 +357,33 @@ fn finish(action: Action, end: End, st: RunState, used: u64, budget: u64, ctx: &
                 Some((o, err)) => (o, None, Some(err)),
                 None => (Outcome::Error, None, Some(convert::js_error(&e, ctx))),
             },
-            End::Deadline => (Outcome::Timeout, None, Some(ScriptError::system("TimeoutError", format!("the script did not call back within {} ms", st.limits.timeout_ms)))),
-            End::Idle => (Outcome::Timeout, None, Some(ScriptError::system("TimeoutError", "the script finished without calling callback, and nothing it started is still pending"))),
-            End::Settled => (Outcome::Crashed, None, Some(ScriptError::system("CrashedError", "the run settled without an answer"))),
+            End::Deadline => (
+                Outcome::Timeout,
+                None,
+                Some(ScriptError::system(
+                    "TimeoutError",
+                    format!(
+                        "the script did not call back within {} ms",
+                        st.limits.timeout_ms
+                    ),
+                )),
+            ),
+            End::Idle => (
+                Outcome::Timeout,
+                None,
+                Some(ScriptError::system(
+                    "TimeoutError",
+                    "the script finished without calling callback, and nothing it started is still pending",
+                )),
+            ),
+            End::Settled => (
+                Outcome::Crashed,
+                None,
+                Some(ScriptError::system(
+                    "CrashedError",
+                    "the run settled without an answer",
+                )),
+            ),
         }
     };
     let password = st.password.as_deref();
@@ -284,14 +392,26 @@ fn finish(action: Action, end: End, st: RunState, used: u64, budget: u64, ctx: &
         v
     });
     let error = error.map(|mut e| {
-        for field in [&mut e.message, &mut e.description, &mut e.stack, &mut e.user_id] {
+        for field in [
+            &mut e.message,
+            &mut e.description,
+            &mut e.stack,
+            &mut e.user_id,
+        ] {
             if let (Some(text), Some(p)) = (field.as_mut(), password) {
                 *text = text.replace(p, "[REDACTED]");
             }
         }
         e
     });
-    Execution { outcome, result, error, console: st.console, warnings, timings: Timings::default() }
+    Execution {
+        outcome,
+        result,
+        error,
+        console: st.console,
+        warnings,
+        timings: Timings::default(),
+    }
 }
 
 /// Replaces the password in every string of a result; console lines are redacted as logged.
@@ -334,12 +454,20 @@ mod tests {
             (Action::Create, None, Outcome::Success),
             (Action::Verify, Some(json!(true)), Outcome::Success),
             (Action::Verify, Some(json!(false)), Outcome::False),
-            (Action::ChangePassword, Some(json!({"last_password_reset": "2024-01-01"})), Outcome::Success),
+            (
+                Action::ChangePassword,
+                Some(json!({"last_password_reset": "2024-01-01"})),
+                Outcome::Success,
+            ),
             (Action::ChangeEmail, None, Outcome::False),
             (Action::Delete, None, Outcome::Success),
         ];
         for (action, value, expected) in cases {
-            assert_eq!(classify(action, value.as_ref()), expected, "{action} {value:?}");
+            assert_eq!(
+                classify(action, value.as_ref()),
+                expected,
+                "{action} {value:?}"
+            );
         }
     }
 }

@@ -11,29 +11,115 @@ const NORMAL: &str = "function login(a, b, cb) { cb(null, { user_id: 'ok' }); }"
 
 /// (name, script body run inside `login`, the outcome it must end with)
 const HOSTILE: &[(&str, &str, Outcome)] = &[
-    ("loop at top of the function", "while (true) {}", Outcome::Timeout),
-    ("loop inside a nested function", "function spin() { for (;;) {} } spin();", Outcome::Timeout),
-    ("loop inside forEach", "[1].forEach(() => { while (true) {} });", Outcome::Timeout),
-    ("loop under try/catch", "try { while (true) {} } catch (e) {} cb(null, { user_id: 'escaped' });", Outcome::Timeout),
-    ("loop in a promise job", "Promise.resolve().then(() => { while (true) {} });", Outcome::Timeout),
-    ("loop in a timer", "setTimeout(() => { while (true) {} }, 1);", Outcome::Timeout),
-    ("loop in an async function", "(async () => { await null; while (true) {} })();", Outcome::Timeout),
-    ("deep recursion", "function r(n) { return r(n + 1) + 1; } r(0);", Outcome::Error),
-    ("deep recursion through natives", "function r() { return [0].map(r); } r();", Outcome::Error),
-    ("runtime nesting then String()", "let n = []; for (let i = 0; i < 200000; i++) n = [n]; String(n);", Outcome::Crashed),
-    ("string doubling", "let s = 'x'; while (true) s += s;", Outcome::MemoryLimit),
+    (
+        "loop at top of the function",
+        "while (true) {}",
+        Outcome::Timeout,
+    ),
+    (
+        "loop inside a nested function",
+        "function spin() { for (;;) {} } spin();",
+        Outcome::Timeout,
+    ),
+    (
+        "loop inside forEach",
+        "[1].forEach(() => { while (true) {} });",
+        Outcome::Timeout,
+    ),
+    (
+        "loop under try/catch",
+        "try { while (true) {} } catch (e) {} cb(null, { user_id: 'escaped' });",
+        Outcome::Timeout,
+    ),
+    (
+        "loop in a promise job",
+        "Promise.resolve().then(() => { while (true) {} });",
+        Outcome::Timeout,
+    ),
+    (
+        "loop in a timer",
+        "setTimeout(() => { while (true) {} }, 1);",
+        Outcome::Timeout,
+    ),
+    (
+        "loop in an async function",
+        "(async () => { await null; while (true) {} })();",
+        Outcome::Timeout,
+    ),
+    (
+        "deep recursion",
+        "function r(n) { return r(n + 1) + 1; } r(0);",
+        Outcome::Error,
+    ),
+    (
+        "deep recursion through natives",
+        "function r() { return [0].map(r); } r();",
+        Outcome::Error,
+    ),
+    (
+        "runtime nesting then String()",
+        "let n = []; for (let i = 0; i < 200000; i++) n = [n]; String(n);",
+        Outcome::Crashed,
+    ),
+    (
+        "string doubling",
+        "let s = 'x'; while (true) s += s;",
+        Outcome::MemoryLimit,
+    ),
     ("huge repeat", "'x'.repeat(2 ** 31);", Outcome::MemoryLimit),
     // One native call that grows slowly: the deadline stops it before memory does.
-    ("array fill", "new Array(2 ** 30).fill(0);", Outcome::Timeout),
-    ("object push", "const a = []; for (;;) a.push(new Uint8Array(16 << 20));", Outcome::MemoryLimit),
-    ("sparse join", "const a = []; a.length = 2 ** 32 - 1; a.join(',');", Outcome::MemoryLimit),
-    ("catastrophic regex", "/(a+)+$/.test('a'.repeat(40) + '!');", Outcome::Timeout),
-    ("promise flood", "function p() { return Promise.resolve().then(p); } p();", Outcome::Timeout),
+    (
+        "array fill",
+        "new Array(2 ** 30).fill(0);",
+        Outcome::Timeout,
+    ),
+    // Buffer allocation failing under the ceiling is a catchable RangeError, as in Node.
+    (
+        "buffer push",
+        "const a = []; for (;;) a.push(new Uint8Array(16 << 20));",
+        Outcome::Error,
+    ),
+    (
+        "object push",
+        "const a = []; for (;;) a.push({ k: a.length, s: 'x'.repeat(64) + a.length });",
+        Outcome::Timeout,
+    ),
+    (
+        "sparse join",
+        "const a = []; a.length = 2 ** 32 - 1; a.join(',');",
+        Outcome::MemoryLimit,
+    ),
+    (
+        "catastrophic regex",
+        "/(a+)+$/.test('a'.repeat(40) + '!');",
+        Outcome::Timeout,
+    ),
+    (
+        "promise flood",
+        "function p() { return Promise.resolve().then(p); } p();",
+        Outcome::Timeout,
+    ),
     // The pending-timer cap throws inside a timer: an uncaught exception, named by the cap.
-    ("timer flood", "function t() { setTimeout(t, 0); setTimeout(t, 0); } t();", Outcome::Error),
-    ("console flood", "for (;;) console.log('spam spam spam spam');", Outcome::OutputLimit),
-    ("console flood under try/catch", "for (let i = 0; i < 1e6; i++) { try { console.log('x'.repeat(100)); } catch (e) {} } cb(null, { user_id: 'escaped' });", Outcome::OutputLimit),
-    ("buffer above the cap", "new Uint8Array(1e9); cb(null, { user_id: 'no' });", Outcome::Error),
+    (
+        "timer flood",
+        "function t() { setTimeout(t, 0); setTimeout(t, 0); } t();",
+        Outcome::Error,
+    ),
+    (
+        "console flood",
+        "for (;;) console.log('spam spam spam spam');",
+        Outcome::OutputLimit,
+    ),
+    (
+        "console flood under try/catch",
+        "for (let i = 0; i < 1e6; i++) { try { console.log('x'.repeat(100)); } catch (e) {} } cb(null, { user_id: 'escaped' });",
+        Outcome::OutputLimit,
+    ),
+    (
+        "buffer above the cap",
+        "new Uint8Array(1e9); cb(null, { user_id: 'no' });",
+        Outcome::Error,
+    ),
 ];
 
 #[test]
@@ -46,9 +132,15 @@ fn hostile_scripts_end_in_named_outcomes() {
         inv.limits.memory_bytes = 256 << 20;
         let exec = run(&inv);
         if exec.outcome != outcome {
-            wrong.push(format!("{name}: expected {outcome}, got {} ({:?})", exec.outcome, exec.error));
+            wrong.push(format!(
+                "{name}: expected {outcome}, got {} ({:?})",
+                exec.outcome, exec.error
+            ));
         }
-        assert!(exec.error.is_some(), "{name}: a limit names itself in the error");
+        assert!(
+            exec.error.is_some(),
+            "{name}: a limit names itself in the error"
+        );
         assert!(
             exec.timings.total_ms <= inv.limits.timeout_ms as f64 + 1_000.0,
             "{name}: ended after {} ms, past the deadline plus one second",
@@ -56,30 +148,86 @@ fn hostile_scripts_end_in_named_outcomes() {
         );
         let mut normal = invocation(Action::Login, NORMAL, json!(["a", "b"]));
         normal.limits.memory_bytes = inv.limits.memory_bytes;
-        expect(name, &run(&normal), &json!({"outcome": "success", "result": {"user_id": "ok"}}));
+        expect(
+            name,
+            &run(&normal),
+            &json!({"outcome": "success", "result": {"user_id": "ok"}}),
+        );
     }
-    assert!(wrong.is_empty(), "hostile scripts ended wrongly:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "hostile scripts ended wrongly:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
 fn instruction_budget_is_its_own_outcome() {
-    let mut inv = invocation(Action::Login, "function login(a, b, cb) { let n = 0; for (let i = 0; i < 1e8; i++) n += i; cb(null, { user_id: n }); }", json!(["a", "b"]));
+    let mut inv = invocation(
+        Action::Login,
+        "function login(a, b, cb) { let n = 0; for (let i = 0; i < 1e8; i++) n += i; cb(null, { user_id: n }); }",
+        json!(["a", "b"]),
+    );
     inv.limits.instructions = 1_000_000;
-    expect("cpu", &run(&inv), &json!({"outcome": "cpu_limit", "error": {"name": "CpuLimitError"}}));
+    expect(
+        "cpu",
+        &run(&inv),
+        &json!({"outcome": "cpu_limit", "error": {"name": "CpuLimitError"}}),
+    );
 }
 
 /// (name, script body, what the probe must report back in `result.v`)
 const PROBES: &[(&str, &str, &str)] = &[
-    ("import()", "import('./secret.json').then(() => cb(null, { user_id: 1, v: 'loaded' }), (e) => cb(null, { user_id: 1, v: 'refused' }));", "refused"),
-    ("eval", "cb(null, { user_id: 1, v: typeof eval });", "undefined"),
-    ("Function constructor", "try { new Function('return 1')(); cb(null, { user_id: 1, v: 'ran' }); } catch (e) { cb(null, { user_id: 1, v: e.name }); }", "EvalError"),
-    ("function constructor via prototype", "try { (function () {}).constructor('return 1')(); cb(null, { user_id: 1, v: 'ran' }); } catch (e) { cb(null, { user_id: 1, v: e.name }); }", "EvalError"),
-    ("async function constructor", "try { (async function () {}).constructor('return 1'); cb(null, { user_id: 1, v: 'ran' }); } catch (e) { cb(null, { user_id: 1, v: e.name }); }", "EvalError"),
-    ("require('fs')", "try { require('fs'); cb(null, { user_id: 1, v: 'loaded' }); } catch (e) { cb(null, { user_id: 1, v: e.code + ' ' + e.message }); }", "MODULE_NOT_FOUND Cannot find module 'fs'. Modules available in customdb scripts: bcrypt, bcryptjs, crypto, jsonwebtoken, uuid"),
-    ("require('child_process')", "try { require('child_process'); cb(null, { user_id: 1, v: 'loaded' }); } catch (e) { cb(null, { user_id: 1, v: e.code }); }", "MODULE_NOT_FOUND"),
-    ("process", "cb(null, { user_id: 1, v: typeof process });", "undefined"),
-    ("SharedArrayBuffer and friends", "cb(null, { user_id: 1, v: [typeof SharedArrayBuffer, typeof Atomics, typeof WeakRef, typeof FinalizationRegistry].join() });", "undefined,undefined,undefined,undefined"),
-    ("no host helpers on the global", "cb(null, { user_id: 1, v: Object.getOwnPropertyNames(globalThis).filter((k) => /native|host|__/.test(k)).join() });", ""),
+    (
+        "import()",
+        "import('./secret.json').then(() => cb(null, { user_id: 1, v: 'loaded' }), (e) => cb(null, { user_id: 1, v: 'refused' }));",
+        "refused",
+    ),
+    (
+        "eval",
+        "cb(null, { user_id: 1, v: typeof eval });",
+        "undefined",
+    ),
+    (
+        "Function constructor",
+        "try { new Function('return 1')(); cb(null, { user_id: 1, v: 'ran' }); } catch (e) { cb(null, { user_id: 1, v: e.name }); }",
+        "EvalError",
+    ),
+    (
+        "function constructor via prototype",
+        "try { (function () {}).constructor('return 1')(); cb(null, { user_id: 1, v: 'ran' }); } catch (e) { cb(null, { user_id: 1, v: e.name }); }",
+        "EvalError",
+    ),
+    (
+        "async function constructor",
+        "try { (async function () {}).constructor('return 1'); cb(null, { user_id: 1, v: 'ran' }); } catch (e) { cb(null, { user_id: 1, v: e.name }); }",
+        "EvalError",
+    ),
+    (
+        "require('fs')",
+        "try { require('fs'); cb(null, { user_id: 1, v: 'loaded' }); } catch (e) { cb(null, { user_id: 1, v: e.code + ' ' + e.message }); }",
+        "MODULE_NOT_FOUND Cannot find module 'fs'. Modules available in customdb scripts: bcrypt, bcryptjs, crypto, jsonwebtoken, uuid",
+    ),
+    (
+        "require('child_process')",
+        "try { require('child_process'); cb(null, { user_id: 1, v: 'loaded' }); } catch (e) { cb(null, { user_id: 1, v: e.code }); }",
+        "MODULE_NOT_FOUND",
+    ),
+    (
+        "process",
+        "cb(null, { user_id: 1, v: typeof process });",
+        "undefined",
+    ),
+    (
+        "SharedArrayBuffer and friends",
+        "cb(null, { user_id: 1, v: [typeof SharedArrayBuffer, typeof Atomics, typeof WeakRef, typeof FinalizationRegistry].join() });",
+        "undefined,undefined,undefined,undefined",
+    ),
+    (
+        "no host helpers on the global",
+        "cb(null, { user_id: 1, v: Object.getOwnPropertyNames(globalThis).filter((k) => /native|host|__/.test(k)).join() });",
+        "",
+    ),
 ];
 
 #[test]
@@ -87,14 +235,33 @@ fn probes_find_no_ambient_authority() {
     for &(name, body, expected) in PROBES {
         let script = format!("function login(a, b, cb) {{ {body} }}");
         let exec = run(&invocation(Action::Login, &script, json!(["a", "b"])));
-        expect(name, &exec, &json!({"outcome": "success", "result": {"v": expected}}));
+        expect(
+            name,
+            &exec,
+            &json!({"outcome": "success", "result": {"v": expected}}),
+        );
     }
 }
 
 #[test]
 fn source_limits_are_checked_before_parsing() {
-    let deep = format!("function login(a, b, cb) {{ return {}1{}; }}", "(".repeat(5_000), ")".repeat(5_000));
-    expect("deep source", &run(&invocation(Action::Login, &deep, json!(["a", "b"]))), &json!({"outcome": "invalid_script", "error": {"message": "~nest deeper than 200"}}));
-    let big = format!("function login(a, b, cb) {{ /* {} */ }}", "x".repeat(100 * 1024));
-    expect("big source", &run(&invocation(Action::Login, &big, json!(["a", "b"]))), &json!({"outcome": "invalid_script", "error": {"message": "~above the 102400 byte limit"}}));
+    let deep = format!(
+        "function login(a, b, cb) {{ return {}1{}; }}",
+        "(".repeat(5_000),
+        ")".repeat(5_000)
+    );
+    expect(
+        "deep source",
+        &run(&invocation(Action::Login, &deep, json!(["a", "b"]))),
+        &json!({"outcome": "invalid_script", "error": {"message": "~nest deeper than 200"}}),
+    );
+    let big = format!(
+        "function login(a, b, cb) {{ /* {} */ }}",
+        "x".repeat(100 * 1024)
+    );
+    expect(
+        "big source",
+        &run(&invocation(Action::Login, &big, json!(["a", "b"]))),
+        &json!({"outcome": "invalid_script", "error": {"message": "~above the 102400 byte limit"}}),
+    );
 }

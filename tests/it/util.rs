@@ -16,13 +16,24 @@ pub fn customdb_exe() -> PathBuf {
 /// One runtime and pool for the whole test binary, as a server would have.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
-        .block_on(f)
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+    .block_on(f)
 }
 
 pub fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| Pool::new(PoolConfig { max_workers: 4, ..PoolConfig::new(customdb_exe()) }))
+    POOL.get_or_init(|| {
+        Pool::new(PoolConfig {
+            max_workers: 4,
+            ..PoolConfig::new(customdb_exe())
+        })
+    })
 }
 
 pub fn invocation(action: Action, source: &str, args: Value) -> Invocation {
@@ -63,11 +74,17 @@ pub fn matches(actual: &Value, expected: &Value) -> Result<(), String> {
             }
             Ok(())
         }
-        (Value::Array(a), Value::Array(e)) if a.len() == e.len() => {
-            a.iter().zip(e).enumerate().try_for_each(|(i, (a, e))| matches(a, e).map_err(|m| format!("[{i}]: {m}")))
-        }
+        (Value::Array(a), Value::Array(e)) if a.len() == e.len() => a
+            .iter()
+            .zip(e)
+            .enumerate()
+            .try_for_each(|(i, (a, e))| matches(a, e).map_err(|m| format!("[{i}]: {m}"))),
         (Value::String(a), Value::String(e)) if e.starts_with('~') => {
-            if a.contains(&e[1..]) { Ok(()) } else { Err(format!("{a:?} does not contain {:?}", &e[1..])) }
+            if a.contains(&e[1..]) {
+                Ok(())
+            } else {
+                Err(format!("{a:?} does not contain {:?}", &e[1..]))
+            }
         }
         (a, e) if a == e => Ok(()),
         (a, e) => Err(format!("expected {e}, got {a}")),
@@ -78,6 +95,9 @@ pub fn matches(actual: &Value, expected: &Value) -> Result<(), String> {
 pub fn expect(name: &str, exec: &Execution, expected: &Value) {
     let actual = serde_json::to_value(exec).unwrap();
     if let Err(m) = matches(&actual, expected) {
-        panic!("case {name}: {m}\nexecution: {}", serde_json::to_string_pretty(&actual).unwrap());
+        panic!(
+            "case {name}: {m}\nexecution: {}",
+            serde_json::to_string_pretty(&actual).unwrap()
+        );
     }
 }

@@ -26,7 +26,11 @@ const BCRYPT_B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpos
 /// What `hash(data, saltOrRounds)` was given: a cost to salt freshly, or a salt string.
 enum Salt {
     Rounds(u32),
-    Given { version: bcrypt::Version, cost: u32, salt: [u8; 16] },
+    Given {
+        version: bcrypt::Version,
+        cost: u32,
+        salt: [u8; 16],
+    },
 }
 
 fn rounds(n: f64) -> JsResult<u32> {
@@ -54,7 +58,10 @@ fn parse_salt(s: &str) -> Result<(bcrypt::Version, u32, [u8; 16]), String> {
         return Err(invalid());
     }
     let decoded = BCRYPT_B64.decode(&parts[3][..22]).map_err(|_| invalid())?;
-    let salt: [u8; 16] = decoded.get(..16).and_then(|s| s.try_into().ok()).ok_or_else(invalid)?;
+    let salt: [u8; 16] = decoded
+        .get(..16)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(invalid)?;
     Ok((version, cost, salt))
 }
 
@@ -67,7 +74,11 @@ fn salt_arg(v: &JsValue, ctx: &mut Context) -> JsResult<Salt> {
     }
     let s = v.to_string(ctx)?.to_std_string_escaped();
     let (version, cost, salt) = parse_salt(&s).map_err(|m| js_error!(Error: "{}", m))?;
-    Ok(Salt::Given { version, cost, salt })
+    Ok(Salt::Given {
+        version,
+        cost,
+        salt,
+    })
 }
 
 fn data_arg(args: &[JsValue], ctx: &mut Context) -> JsResult<String> {
@@ -80,12 +91,18 @@ fn data_arg(args: &[JsValue], ctx: &mut Context) -> JsResult<String> {
 fn hash_with(password: &str, salt: Salt) -> Result<String, String> {
     let (version, cost, salt) = match salt {
         Salt::Rounds(cost) => (bcrypt::Version::TwoB, cost, rand::random::<[u8; 16]>()),
-        Salt::Given { version, cost, salt } => (version, cost, salt),
+        Salt::Given {
+            version,
+            cost,
+            salt,
+        } => (version, cost, salt),
     };
     // bcrypt reads at most 72 bytes, as the npm packages do.
     let bytes = password.as_bytes();
     let bytes = &bytes[..bytes.len().min(72)];
-    bcrypt::hash_with_salt(bytes, cost, salt).map(|h| h.format_for_version(version)).map_err(|e| e.to_string())
+    bcrypt::hash_with_salt(bytes, cost, salt)
+        .map(|h| h.format_for_version(version))
+        .map_err(|e| e.to_string())
 }
 
 /// A malformed hash compares as `false`, as node.bcrypt does.
@@ -104,14 +121,19 @@ fn hash_sync(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsVal
 fn hash_async(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let data = data_arg(args, ctx)?;
     let salt = salt_arg(args.get(1).unwrap_or(&JsValue::undefined()), ctx)?;
-    defer(ctx, move || hash_with(&data, salt), |h, _| Ok(js_string!(h).into()))
+    defer(
+        ctx,
+        move || hash_with(&data, salt),
+        |h, _| Ok(js_string!(h).into()),
+    )
 }
 
 fn compare_args(args: &[JsValue], ctx: &mut Context) -> JsResult<(String, String)> {
     match (args.first(), args.get(1)) {
-        (Some(d), Some(h)) if !d.is_null_or_undefined() && !h.is_null_or_undefined() => {
-            Ok((d.to_string(ctx)?.to_std_string_escaped(), h.to_string(ctx)?.to_std_string_escaped()))
-        }
+        (Some(d), Some(h)) if !d.is_null_or_undefined() && !h.is_null_or_undefined() => Ok((
+            d.to_string(ctx)?.to_std_string_escaped(),
+            h.to_string(ctx)?.to_std_string_escaped(),
+        )),
         _ => Err(js_error!(Error: "data and hash arguments required")),
     }
 }
@@ -123,7 +145,11 @@ fn compare_sync(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<Js
 
 fn compare_async(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let (data, hash) = compare_args(args, ctx)?;
-    defer(ctx, move || Ok(compare(&data, &hash)), |ok, _| Ok(ok.into()))
+    defer(
+        ctx,
+        move || Ok(compare(&data, &hash)),
+        |ok, _| Ok(ok.into()),
+    )
 }
 
 fn gen_salt_sync(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {

@@ -8,7 +8,11 @@ use boa_engine::{Context, JsNativeError, JsObject, JsResult, JsValue, js_error, 
 
 use super::{Native, arg_string};
 
-pub const NATIVES: &[Native] = &[("encode", 2, encode), ("decode", 2, decode), ("decodeUtf8", 2, decode_utf8)];
+pub const NATIVES: &[Native] = &[
+    ("encode", 2, encode),
+    ("decode", 2, decode),
+    ("decodeUtf8", 2, decode_utf8),
+];
 
 /// The bytes a typed-array view or ArrayBuffer covers.
 pub fn view_bytes(obj: &JsObject, ctx: &mut Context) -> JsResult<Vec<u8>> {
@@ -23,8 +27,13 @@ pub fn view_bytes(obj: &JsObject, ctx: &mut Context) -> JsResult<Vec<u8>> {
         .as_object()
         .and_then(|b| JsArrayBuffer::from_object(b.clone()).ok())
         .ok_or_else(|| js_error!(TypeError: "view has no ArrayBuffer"))?;
-    let data = ab.data().ok_or_else(|| js_error!(TypeError: "buffer is detached"))?;
-    Ok(data.get(offset..offset + len).map(<[u8]>::to_vec).unwrap_or_default())
+    let data = ab
+        .data()
+        .ok_or_else(|| js_error!(TypeError: "buffer is detached"))?;
+    Ok(data
+        .get(offset..offset + len)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default())
 }
 
 /// Bytes from a string (UTF-8), a Buffer/typed array, or an ArrayBuffer, as Node's crypto APIs
@@ -52,7 +61,10 @@ pub fn array_buffer(bytes: &[u8], ctx: &mut Context) -> JsResult<JsValue> {
 }
 
 fn encode(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
-    let s = args.first().and_then(|v| v.as_string()).ok_or_else(|| js_error!(TypeError: "expected a string"))?;
+    let s = args
+        .first()
+        .and_then(|v| v.as_string())
+        .ok_or_else(|| js_error!(TypeError: "expected a string"))?;
     let encoding = arg_string(args, 1, ctx)?;
     let bytes = match encoding.as_str() {
         "utf8" => s.to_std_string_escaped().into_bytes(),
@@ -61,8 +73,15 @@ fn encode(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue>
         "hex" => {
             let t = s.to_std_string_escaped();
             // Node stops at the first pair that is not hex.
-            let pairs = t.as_bytes().chunks_exact(2).take_while(|p| p.iter().all(u8::is_ascii_hexdigit));
-            pairs.map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap_or("00"), 16).unwrap_or(0)).collect()
+            let pairs = t
+                .as_bytes()
+                .chunks_exact(2)
+                .take_while(|p| p.iter().all(u8::is_ascii_hexdigit));
+            pairs
+                .map(|p| {
+                    u8::from_str_radix(std::str::from_utf8(p).unwrap_or("00"), 16).unwrap_or(0)
+                })
+                .collect()
         }
         "base64" | "base64url" => decode_base64_lenient(&s.to_std_string_escaped()),
         other => return Err(js_error!(TypeError: "Unknown encoding: {}", other)),
@@ -82,7 +101,9 @@ fn decode_base64_lenient(s: &str) -> Vec<u8> {
         })
         .collect();
     let usable = cleaned.len() - usize::from(cleaned.len() % 4 == 1);
-    base64::engine::general_purpose::STANDARD_NO_PAD.decode(&cleaned[..usable]).unwrap_or_default()
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(&cleaned[..usable])
+        .unwrap_or_default()
 }
 
 fn decode(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
@@ -95,7 +116,10 @@ fn decode(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue>
         "base64" => STANDARD.encode(&bytes),
         "base64url" => URL_SAFE_NO_PAD.encode(&bytes),
         "utf16le" => {
-            let units: Vec<u16> = bytes.chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]])).collect();
+            let units: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|p| u16::from_le_bytes([p[0], p[1]]))
+                .collect();
             return Ok(js_string!(units.as_slice()).into());
         }
         other => return Err(js_error!(TypeError: "Unknown encoding: {}", other)),
@@ -109,7 +133,9 @@ fn decode_utf8(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsV
     let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(&bytes);
     match std::str::from_utf8(bytes) {
         Ok(s) => Ok(js_string!(s).into()),
-        Err(_) if fatal => Err(js_error!(TypeError: "The encoded data was not valid for encoding utf-8")),
+        Err(_) if fatal => {
+            Err(js_error!(TypeError: "The encoded data was not valid for encoding utf-8"))
+        }
         Err(_) => Ok(js_string!(String::from_utf8_lossy(bytes).into_owned()).into()),
     }
 }

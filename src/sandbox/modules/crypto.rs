@@ -66,7 +66,8 @@ fn digest(alg: Algorithm, data: &[u8]) -> Vec<u8> {
 
 fn hmac_bytes(alg: Algorithm, key: &[u8], data: &[u8]) -> Vec<u8> {
     fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
-        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length");
+        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key)
+            .expect("HMAC accepts keys of any length");
         mac.update(data);
         mac.finalize().into_bytes().to_vec()
     }
@@ -100,7 +101,9 @@ fn hmac(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
 fn random_bytes(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let n = args.first().cloned().unwrap_or_default().to_number(ctx)?;
     if !(0.0..=MAX_RANDOM_BYTES as f64).contains(&n) || n.fract() != 0.0 {
-        return Err(js_error!(RangeError: "The value of \"size\" is out of range. It must be >= 0 && <= {}. Received {}", MAX_RANDOM_BYTES, n));
+        return Err(
+            js_error!(RangeError: "The value of \"size\" is out of range. It must be >= 0 && <= {}. Received {}", MAX_RANDOM_BYTES, n),
+        );
     }
     let mut bytes = vec![0u8; n as usize];
     rand::rng().fill_bytes(&mut bytes);
@@ -120,21 +123,40 @@ struct Pbkdf2Args {
 }
 
 fn pbkdf2_args(args: &[JsValue], ctx: &mut Context) -> JsResult<Pbkdf2Args> {
-    let password = bytes_arg(args.first().unwrap_or(&JsValue::undefined()), "password", ctx)?;
+    let password = bytes_arg(
+        args.first().unwrap_or(&JsValue::undefined()),
+        "password",
+        ctx,
+    )?;
     let salt = bytes_arg(args.get(1).unwrap_or(&JsValue::undefined()), "salt", ctx)?;
     let iterations = args.get(2).cloned().unwrap_or_default().to_number(ctx)?;
     let key_len = args.get(3).cloned().unwrap_or_default().to_number(ctx)?;
-    if !(1.0..=f64::from(MAX_PBKDF2_ITERATIONS)).contains(&iterations) || iterations.fract() != 0.0 {
-        return Err(js_error!(RangeError: "The value of \"iterations\" is out of range. It must be >= 1 && <= {}. Received {}", MAX_PBKDF2_ITERATIONS, iterations));
+    if !(1.0..=f64::from(MAX_PBKDF2_ITERATIONS)).contains(&iterations) || iterations.fract() != 0.0
+    {
+        return Err(
+            js_error!(RangeError: "The value of \"iterations\" is out of range. It must be >= 1 && <= {}. Received {}", MAX_PBKDF2_ITERATIONS, iterations),
+        );
     }
     if !(0.0..=(1 << 16) as f64).contains(&key_len) || key_len.fract() != 0.0 {
-        return Err(js_error!(RangeError: "The value of \"keylen\" is out of range. Received {}", key_len));
+        return Err(
+            js_error!(RangeError: "The value of \"keylen\" is out of range. Received {}", key_len),
+        );
     }
     let digest_name = match args.get(4) {
         Some(v) if !v.is_null_or_undefined() => v.to_string(ctx)?.to_std_string_escaped(),
-        _ => return Err(js_error!(TypeError: "The \"digest\" argument must be of type string. Received undefined")),
+        _ => {
+            return Err(
+                js_error!(TypeError: "The \"digest\" argument must be of type string. Received undefined"),
+            );
+        }
     };
-    Ok(Pbkdf2Args { password, salt, iterations: iterations as u32, key_len: key_len as usize, alg: algorithm(&digest_name)? })
+    Ok(Pbkdf2Args {
+        password,
+        salt,
+        iterations: iterations as u32,
+        key_len: key_len as usize,
+        alg: algorithm(&digest_name)?,
+    })
 }
 
 fn pbkdf2_run(a: Pbkdf2Args) -> Vec<u8> {
@@ -157,7 +179,11 @@ fn pbkdf2_sync(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsV
 
 fn pbkdf2_async(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let a = pbkdf2_args(args, ctx)?;
-    defer(ctx, move || Ok(pbkdf2_run(a)), |bytes, ctx| array_buffer(&bytes, ctx))
+    defer(
+        ctx,
+        move || Ok(pbkdf2_run(a)),
+        |bytes, ctx| array_buffer(&bytes, ctx),
+    )
 }
 
 fn timing_safe_equal(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {

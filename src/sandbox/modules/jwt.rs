@@ -26,14 +26,20 @@ fn rsa_alg(alg: &str) -> JsResult<Algorithm> {
         "RS256" => Ok(Algorithm::RS256),
         "RS384" => Ok(Algorithm::RS384),
         "RS512" => Ok(Algorithm::RS512),
-        other => Err(js_error!(Error: "\"{}\" is not a supported algorithm (HS256, HS384, HS512, RS256, RS384, RS512)", other)),
+        other => Err(
+            js_error!(Error: "\"{}\" is not a supported algorithm (HS256, HS384, HS512, RS256, RS384, RS512)", other),
+        ),
     }
 }
 
 /// `sign(signingInput, key, alg)` → the base64url signature.
 fn sign(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let input = arg_string(args, 0, ctx)?;
-    let key = bytes_arg(args.get(1).unwrap_or(&JsValue::undefined()), "secretOrPrivateKey", ctx)?;
+    let key = bytes_arg(
+        args.get(1).unwrap_or(&JsValue::undefined()),
+        "secretOrPrivateKey",
+        ctx,
+    )?;
     let alg = arg_string(args, 2, ctx)?;
     let signature = if let Some(h) = hmac_alg(&alg) {
         URL_SAFE_NO_PAD.encode(hmac_named(h, &key, input.as_bytes())?)
@@ -41,7 +47,8 @@ fn sign(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
         let alg = rsa_alg(&alg)?;
         let key = EncodingKey::from_rsa_pem(&key)
             .map_err(|e| js_error!(Error: "secretOrPrivateKey must be an asymmetric key when using {:?}: {}", alg, e))?;
-        jsonwebtoken::crypto::sign(input.as_bytes(), &key, alg).map_err(|e| js_error!(Error: "{}", e))?
+        jsonwebtoken::crypto::sign(input.as_bytes(), &key, alg)
+            .map_err(|e| js_error!(Error: "{}", e))?
     };
     Ok(js_string!(signature).into())
 }
@@ -50,15 +57,31 @@ fn sign(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
 fn verify(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let input = arg_string(args, 0, ctx)?;
     let signature = arg_string(args, 1, ctx)?;
-    let key = bytes_arg(args.get(2).unwrap_or(&JsValue::undefined()), "secretOrPublicKey", ctx)?;
+    let key = bytes_arg(
+        args.get(2).unwrap_or(&JsValue::undefined()),
+        "secretOrPublicKey",
+        ctx,
+    )?;
     let alg = arg_string(args, 3, ctx)?;
     if let Some(h) = hmac_alg(&alg) {
         let expected = hmac_named(h, &key, input.as_bytes())?;
-        let given = URL_SAFE_NO_PAD.decode(signature.trim_end_matches('=')).unwrap_or_default();
-        let same = expected.len() == given.len() && expected.iter().zip(&given).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
+        let given = URL_SAFE_NO_PAD
+            .decode(signature.trim_end_matches('='))
+            .unwrap_or_default();
+        let same = expected.len() == given.len()
+            && expected
+                .iter()
+                .zip(&given)
+                .fold(0u8, |a, (x, y)| a | (x ^ y))
+                == 0;
         return Ok(same.into());
     }
     let alg = rsa_alg(&alg)?;
-    let key = DecodingKey::from_rsa_pem(&key).map_err(|e| js_error!(Error: "secretOrPublicKey must be a PEM public key: {}", e))?;
-    Ok(jsonwebtoken::crypto::verify(&signature, input.as_bytes(), &key, alg).unwrap_or(false).into())
+    let key = DecodingKey::from_rsa_pem(&key)
+        .map_err(|e| js_error!(Error: "secretOrPublicKey must be a PEM public key: {}", e))?;
+    Ok(
+        jsonwebtoken::crypto::verify(&signature, input.as_bytes(), &key, alg)
+            .unwrap_or(false)
+            .into(),
+    )
 }

@@ -8,11 +8,13 @@ pub mod crypto;
 pub mod jwt;
 pub mod url;
 
+use boa_engine::job::NativeAsyncJob;
 use boa_engine::native_function::NativeFunctionPointer;
 use boa_engine::object::ObjectInitializer;
 use boa_engine::object::builtins::JsPromise;
-use boa_engine::{Context, JsError, JsObject, JsResult, JsValue, NativeFunction, Source, js_error, js_string};
-use boa_engine::job::NativeAsyncJob;
+use boa_engine::{
+    Context, JsError, JsObject, JsResult, JsValue, NativeFunction, Source, js_error, js_string,
+};
 use std::cell::RefCell;
 
 /// A native function as the tables list it: JavaScript name, `length`, implementation.
@@ -27,11 +29,31 @@ struct Module {
 }
 
 const MODULES: &[Module] = &[
-    Module { name: "bcrypt", natives: bcrypt::NATIVES, glue: Some(include_str!("../js/bcrypt.js")) },
-    Module { name: "bcryptjs", natives: bcrypt::NATIVES, glue: Some(include_str!("../js/bcrypt.js")) },
-    Module { name: "crypto", natives: crypto::NATIVES, glue: Some(include_str!("../js/crypto.js")) },
-    Module { name: "jsonwebtoken", natives: jwt::NATIVES, glue: Some(include_str!("../js/jsonwebtoken.js")) },
-    Module { name: "uuid", natives: crypto::UUID_NATIVES, glue: None },
+    Module {
+        name: "bcrypt",
+        natives: bcrypt::NATIVES,
+        glue: Some(include_str!("../js/bcrypt.js")),
+    },
+    Module {
+        name: "bcryptjs",
+        natives: bcrypt::NATIVES,
+        glue: Some(include_str!("../js/bcrypt.js")),
+    },
+    Module {
+        name: "crypto",
+        natives: crypto::NATIVES,
+        glue: Some(include_str!("../js/crypto.js")),
+    },
+    Module {
+        name: "jsonwebtoken",
+        natives: jwt::NATIVES,
+        glue: Some(include_str!("../js/jsonwebtoken.js")),
+    },
+    Module {
+        name: "uuid",
+        natives: crypto::UUID_NATIVES,
+        glue: None,
+    },
 ];
 
 /// The names `require` knows, for the "Cannot find module" message.
@@ -63,7 +85,13 @@ pub fn load(name: &str, host: &JsObject, ctx: &mut Context) -> JsResult<Option<J
     let factory = factory
         .as_callable()
         .ok_or_else(|| js_error!(TypeError: "module glue for {} is not a function", name))?;
-    factory.call(&JsValue::undefined(), &[natives.into(), host.clone().into()], ctx).map(Some)
+    factory
+        .call(
+            &JsValue::undefined(),
+            &[natives.into(), host.clone().into()],
+            ctx,
+        )
+        .map(Some)
 }
 
 /// A plain object holding the given native functions.
@@ -77,7 +105,12 @@ pub fn object(ctx: &mut Context, natives: &[Native]) -> JsObject {
 
 /// Argument `i` as a Rust string (`String(arg)`).
 pub fn arg_string(args: &[JsValue], i: usize, ctx: &mut Context) -> JsResult<String> {
-    Ok(args.get(i).cloned().unwrap_or_default().to_string(ctx)?.to_std_string_escaped())
+    Ok(args
+        .get(i)
+        .cloned()
+        .unwrap_or_default()
+        .to_string(ctx)?
+        .to_std_string_escaped())
 }
 
 /// Runs CPU-heavy work (bcrypt, pbkdf2) on the blocking pool and returns a promise for its
@@ -105,7 +138,11 @@ pub fn defer<T: Send + 'static>(
     Ok(promise.into())
 }
 
-fn reject(reject: &boa_engine::object::builtins::JsFunction, err: JsError, ctx: &mut Context) -> JsResult<JsValue> {
+fn reject(
+    reject: &boa_engine::object::builtins::JsFunction,
+    err: JsError,
+    ctx: &mut Context,
+) -> JsResult<JsValue> {
     let reason = err.into_opaque(ctx)?;
     reject.call(&JsValue::undefined(), &[reason], ctx)
 }

@@ -16,8 +16,16 @@ fn parts(url: &url::Url, ctx: &mut Context) -> JsValue {
         Some(h) => h.to_string(),
         None => String::new(),
     };
-    let search = url.query().filter(|q| !q.is_empty()).map(|q| format!("?{q}")).unwrap_or_default();
-    let hash = url.fragment().filter(|f| !f.is_empty()).map(|f| format!("#{f}")).unwrap_or_default();
+    let search = url
+        .query()
+        .filter(|q| !q.is_empty())
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let hash = url
+        .fragment()
+        .filter(|f| !f.is_empty())
+        .map(|f| format!("#{f}"))
+        .unwrap_or_default();
     let fields = [
         ("href", url.as_str().to_string()),
         ("origin", url.origin().ascii_serialization()),
@@ -41,7 +49,10 @@ fn parts(url: &url::Url, ctx: &mut Context) -> JsValue {
 fn parse(input: &str, base: Option<&str>) -> JsResult<url::Url> {
     let invalid = || js_error!(TypeError: "Invalid URL: {}", input);
     match base {
-        Some(b) => url::Url::parse(b).map_err(|_| invalid())?.join(input).map_err(|_| invalid()),
+        Some(b) => url::Url::parse(b)
+            .map_err(|_| invalid())?
+            .join(input)
+            .map_err(|_| invalid()),
         None => url::Url::parse(input).map_err(|_| invalid()),
     }
 }
@@ -71,8 +82,16 @@ fn set_url(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue
         "hostname" => drop(url.set_host(Some(&value))),
         "port" => drop(url.set_port(value.parse().ok())),
         "pathname" => url.set_path(&value),
-        "search" => url.set_query(Some(strip(&value, '?')).filter(|q| !q.is_empty()).as_deref()),
-        "hash" => url.set_fragment(Some(strip(&value, '#')).filter(|f| !f.is_empty()).as_deref()),
+        "search" => url.set_query(
+            Some(strip(&value, '?'))
+                .filter(|q| !q.is_empty())
+                .as_deref(),
+        ),
+        "hash" => url.set_fragment(
+            Some(strip(&value, '#'))
+                .filter(|f| !f.is_empty())
+                .as_deref(),
+        ),
         _ => {}
     }
     Ok(parts(&url, ctx))
