@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Benchmarks (never part of the test suite): builds the release binary and prints the table
+# that the README's "Measured numbers" section reports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --bin customdb
+cargo bench --bench overhead
