@@ -62,9 +62,19 @@ fn rss_kb(pid: u32) -> u64 {
 
 fn main() {
     let exe = exe();
-    assert!(exe.exists(), "build the binary first: cargo build --release ({} missing)", exe.display());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let pool = Pool::new(PoolConfig { max_workers: 1, ..PoolConfig::new(exe.clone()) });
+    assert!(
+        exe.exists(),
+        "build the binary first: cargo build --release ({} missing)",
+        exe.display()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = Pool::new(PoolConfig {
+        max_workers: 1,
+        ..PoolConfig::new(exe.clone())
+    });
     println!("| measurement (ms) | p50 | p99 | runs | DESIGN target |");
     println!("|---|---|---|---|---|");
 
@@ -79,14 +89,20 @@ fn main() {
         total.push(e.timings.total_ms);
         inside.push(e.timings.run_ms + e.timings.compile_ms);
     }
-    report("warm run, supervisor round trip", total, "p50 <= 0.1, p99 <= 1");
+    report(
+        "warm run, supervisor round trip",
+        total,
+        "p50 <= 0.1, p99 <= 1",
+    );
     report("warm run, inside the worker", inside, "");
 
     // Cold: a new connection each time, so a new context, prelude and compile.
     let mut cold = Vec::new();
     let mut cold_inside = Vec::new();
     for i in 0..500 {
-        let e = rt.block_on(pool.run(&invocation(&format!("cold-{i}")))).unwrap();
+        let e = rt
+            .block_on(pool.run(&invocation(&format!("cold-{i}"))))
+            .unwrap();
         assert!(!e.timings.warm);
         cold.push(e.timings.total_ms);
         cold_inside.push(e.timings.compile_ms + e.timings.run_ms);
@@ -102,7 +118,12 @@ fn main() {
     let mut wall = Vec::new();
     for _ in 0..50 {
         let t = Instant::now();
-        let out = Command::new(&exe).args(["try", "login"]).arg(&script).args(["ada@example.com", "pw"]).output().unwrap();
+        let out = Command::new(&exe)
+            .args(["try", "login"])
+            .arg(&script)
+            .args(["ada@example.com", "pw"])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         wall.push(t.elapsed().as_secs_f64() * 1e3);
     }
@@ -119,7 +140,14 @@ fn main() {
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut exchange = |id: u64, connection: &str| {
-        protocol::write_blocking(&mut stdin, &Request { id, invocation: invocation(connection) }).unwrap();
+        protocol::write_blocking(
+            &mut stdin,
+            &Request {
+                id,
+                invocation: invocation(connection),
+            },
+        )
+        .unwrap();
         stdin.flush().unwrap();
         let _: Response = protocol::read_blocking(&mut stdout).unwrap().unwrap();
     };
