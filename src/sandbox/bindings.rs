@@ -5,7 +5,7 @@
 use boa_engine::job::NativeAsyncJob;
 use boa_engine::object::builtins::{JsArray, JsFunction};
 use boa_engine::object::{JsObject, ObjectInitializer};
-use boa_engine::property::Attribute;
+use boa_engine::property::{Attribute, PropertyDescriptor};
 use boa_engine::{
     Context, JsNativeError, JsResult, JsValue, NativeFunction, Source, js_error, js_string,
 };
@@ -126,6 +126,7 @@ pub fn install(ctx: &mut Context, configuration: &BTreeMap<String, String>) -> J
         .copied()
         .collect();
     let natives = modules::object(ctx, &prelude_natives);
+    let natives_for_parts = natives.clone();
     let prelude = ctx.eval(
         Source::from_bytes(include_str!("js/prelude.js"))
             .with_path(std::path::Path::new("customdb:prelude")),
@@ -134,10 +135,28 @@ pub fn install(ctx: &mut Context, configuration: &BTreeMap<String, String>) -> J
         .as_callable()
         .ok_or_else(|| js_error!(TypeError: "prelude is not a function"))?;
     prelude.call(&JsValue::undefined(), &[natives.into()], ctx)?;
+    let natives = natives_for_parts;
 
+    for &(name, part) in LAZY_GLOBALS {
+        let loader = ObjectInitializer::new(ctx).build();
+        loader.set(js_string!("natives"), natives.clone(), false, ctx)?;
+        loader.set(js_string!("name"), js_string!(name), false, ctx)?;
+        loader.set(js_string!("part"), js_string!(part), false, ctx)?;
+        let get = NativeFunction::from_copy_closure_with_captures(lazy_get, loader.clone())
+            .to_js_function(ctx.realm());
+        let set = NativeFunction::from_copy_closure_with_captures(lazy_set, loader)
+            .to_js_function(ctx.realm());
+        global.define_property_or_throw(
+            js_string!(name),
+            PropertyDescriptor::builder()
+                .get(get)
+                .set(set)
+                .enumerable(false)
+                .configurable(true),
+            ctx,
+        )?;
+    }
     let host = modules::object(ctx, &[("callback", 1, host_callback)]);
-    let buffer = global.get(js_string!("Buffer"), ctx)?;
-    host.set(js_string!("Buffer"), buffer, false, ctx)?;
     let registry = ObjectInitializer::new(ctx).build();
     registry.set(js_string!("host"), host, false, ctx)?;
     registry.set(
@@ -150,6 +169,65 @@ pub fn install(ctx: &mut Context, configuration: &BTreeMap<String, String>) -> J
         .to_js_function(ctx.realm());
     ctx.register_global_property(js_string!("require"), require, attrs)?;
     Ok(())
+}
+
+/// Globals whose JavaScript is parsed only when a script first touches one of them: most
+/// scripts never do, and parsing them is most of a cold start.
+const LAZY_GLOBALS: &[(&str, &str)] = &[
+    ("Buffer", "buffer"),
+    ("TextEncoder", "buffer"),
+    ("TextDecoder", "buffer"),
+    ("atob", "buffer"),
+    ("btoa", "buffer"),
+    ("URL", "url"),
+    ("URLSearchParams", "url"),
+];
+
+fn part_source(part: &str) -> &'static str {
+    match part {
+        "buffer" => include_str!("js/buffer.js"),
+        _ => include_str!("js/url.js"),
+    }
+}
+
+/// First read of a lazy global: evaluates its part, which replaces the accessors of every
+/// global it defines with plain values, then reads the value.
+fn lazy_get(_: &JsValue, _: &[JsValue], loader: &JsObject, ctx: &mut Context) -> JsResult<JsValue> {
+    let part = loader
+        .get(js_string!("part"), ctx)?
+        .to_string(ctx)?
+        .to_std_string_escaped();
+    let name = loader.get(js_string!("name"), ctx)?.to_string(ctx)?;
+    let natives = loader.get(js_string!("natives"), ctx)?;
+    let path = format!("customdb:{part}");
+    let factory =
+        ctx.eval(Source::from_bytes(part_source(&part)).with_path(std::path::Path::new(&path)))?;
+    let factory = factory
+        .as_callable()
+        .ok_or_else(|| js_error!(TypeError: "{} is not a function", path))?;
+    factory.call(&JsValue::undefined(), &[natives], ctx)?;
+    ctx.global_object().get(name, ctx)
+}
+
+/// Assignment to a lazy global before its first read: the script's value simply wins.
+fn lazy_set(
+    _: &JsValue,
+    args: &[JsValue],
+    loader: &JsObject,
+    ctx: &mut Context,
+) -> JsResult<JsValue> {
+    let name = loader.get(js_string!("name"), ctx)?.to_string(ctx)?;
+    let value = args.first().cloned().unwrap_or_default();
+    ctx.global_object().define_property_or_throw(
+        name,
+        PropertyDescriptor::builder()
+            .value(value)
+            .writable(true)
+            .enumerable(false)
+            .configurable(true),
+        ctx,
+    )?;
+    Ok(JsValue::undefined())
 }
 
 /// A fresh callback for run `run_id`. A callback kept from an earlier run (in `global`, say)
@@ -215,6 +293,9 @@ fn require(
         .get(js_string!("host"), ctx)?
         .as_object()
         .expect("registry holds the host helpers");
+    // Module glue builds Buffers; reading the global loads it on first use.
+    let buffer = ctx.global_object().get(js_string!("Buffer"), ctx)?;
+    host.set(js_string!("Buffer"), buffer, false, ctx)?;
     match modules::load(&name, &host, ctx)? {
         Some(exports) => {
             cache.set(js_string!(name.as_str()), exports.clone(), false, ctx)?;
