@@ -33,6 +33,7 @@ fn invocation(connection: &str) -> Invocation {
         context: None,
         configuration: BTreeMap::new(),
         limits: Limits::default(),
+        policy: Default::default(),
     }
 }
 

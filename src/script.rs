@@ -289,6 +289,22 @@ pub struct Invocation {
     /// The connection's `configuration`, string values only.
     pub configuration: std::collections::BTreeMap<String, String>,
     pub limits: Limits,
+    /// What the run may reach outside the sandbox.
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+/// The operator's and the connection's policy for the modules that reach outside the sandbox
+/// (SPEC §2). Empty means nothing: no file, no host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Policy {
+    /// Folders `sqlite3` may open database files in; a relative path names a file in the first.
+    pub data_dirs: Vec<std::path::PathBuf>,
+    /// Hosts HTTP requests may reach: `example.com`, `*.example.com`, `host:port`, or an IP
+    /// address. Private and loopback addresses are reachable only through an entry that names
+    /// them (an IP literal, `localhost`, or a host that resolves there).
+    pub egress: Vec<String>,
 }
 
 impl Invocation {

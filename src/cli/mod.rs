@@ -17,7 +17,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Try(r#try::TryArgs),
+    Try(Box<r#try::TryArgs>),
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
 }
@@ -34,7 +34,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Try(args) => r#try::run(args),
+        Command::Try(args) => r#try::run(*args),
         Command::Worker(args) => worker::run(args),
     };
     match result {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use super::{parse_duration, parse_size};
 use crate::isolation::{Pool, PoolConfig};
 use crate::outcome::{Execution, Outcome};
-use crate::script::{Action, Invocation, Limits};
+use crate::script::{Action, Invocation, Limits, Policy};
 
 /// Run one script locally and see its console output and result.
 ///
@@ -41,6 +41,12 @@ pub struct TryArgs {
     /// Memory ceiling of the worker, such as 256MB (default 512MB).
     #[arg(long, value_name = "SIZE")]
     memory: Option<String>,
+    /// A folder `sqlite3` may open databases in (repeatable; default: the current folder).
+    #[arg(long = "data-dir", value_name = "DIR")]
+    data_dirs: Vec<PathBuf>,
+    /// A host HTTP requests may reach, such as api.example.com or 127.0.0.1:8080 (repeatable).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
     /// Print one JSON object instead of the readable report.
     #[arg(long)]
     json: bool,
@@ -142,6 +148,26 @@ fn invocation(args: &TryArgs) -> anyhow::Result<Invocation> {
         context,
         configuration: configuration(args)?,
         limits,
+        policy: policy(args)?,
+    })
+}
+
+fn policy(args: &TryArgs) -> anyhow::Result<Policy> {
+    let data_dirs = if args.data_dirs.is_empty() {
+        vec![std::env::current_dir().context("cannot read the current folder")?]
+    } else {
+        args.data_dirs.clone()
+    };
+    let mut dirs = Vec::new();
+    for dir in data_dirs {
+        let canonical = dir
+            .canonicalize()
+            .with_context(|| format!("--data-dir {}: no such folder", dir.display()))?;
+        dirs.push(canonical);
+    }
+    Ok(Policy {
+        data_dirs: dirs,
+        egress: args.allow_hosts.clone(),
     })
 }
 

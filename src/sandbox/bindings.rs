@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::convert;
 use super::modules::{self, Native};
 use crate::outcome::{ConsoleLine, Level, Outcome, ScriptError};
-use crate::script::Limits;
+use crate::script::{Limits, Policy};
 
 /// Timers pending at once; beyond it `setTimeout` throws.
 const MAX_PENDING_TIMERS: usize = 10_000;
@@ -35,6 +35,8 @@ pub struct RunState {
     pub started: Instant,
     pub limits: Limits,
     pub password: Option<String>,
+    /// What `sqlite3` and HTTP may reach during this run.
+    pub policy: Policy,
     pub console: Vec<ConsoleLine>,
     console_bytes: usize,
     pub warnings: Vec<String>,
@@ -49,13 +51,14 @@ pub struct RunState {
 impl RunState {
     /// Passwords shorter than 3 characters are not redacted: replacing every "a" in a
     /// transcript would destroy it and protect nothing.
-    pub fn new(run_id: u64, limits: Limits, password: Option<String>) -> Self {
+    pub fn new(run_id: u64, limits: Limits, password: Option<String>, policy: Policy) -> Self {
         let password = password.filter(|p| p.len() >= 3);
         RunState {
             run_id,
             started: Instant::now(),
             limits,
             password,
+            policy,
             console: Vec::new(),
             console_bytes: 0,
             warnings: Vec::new(),
@@ -156,7 +159,13 @@ pub fn install(ctx: &mut Context, configuration: &BTreeMap<String, String>) -> J
             ctx,
         )?;
     }
-    let host = modules::object(ctx, &[("callback", 1, host_callback)]);
+    let host = modules::object(
+        ctx,
+        &[
+            ("callback", 1, host_callback),
+            ("callWith", 2, host_call_with),
+        ],
+    );
     let registry = ObjectInitializer::new(ctx).build();
     registry.set(js_string!("host"), host, false, ctx)?;
     registry.set(
@@ -322,10 +331,31 @@ fn require(
 /// `host.callback(cb, ...args)`: calls a script callback from module glue. An exception it
 /// throws is an uncaught exception, as in Node, and ends the run as an error.
 fn host_callback(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
-    let Some(cb) = args.first().and_then(JsValue::as_callable) else {
+    call_script(
+        args.first(),
+        &JsValue::undefined(),
+        args.get(1..).unwrap_or(&[]),
+        ctx,
+    )
+}
+
+/// `host.callWith(cb, thisArg, ...args)`: the same with a `this` (node-sqlite3 passes the
+/// statement, with `lastID` and `changes`, as `this`).
+fn host_call_with(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    let this = args.get(1).cloned().unwrap_or_default();
+    call_script(args.first(), &this, args.get(2..).unwrap_or(&[]), ctx)
+}
+
+fn call_script(
+    cb: Option<&JsValue>,
+    this: &JsValue,
+    args: &[JsValue],
+    ctx: &mut Context,
+) -> JsResult<JsValue> {
+    let Some(cb) = cb.and_then(JsValue::as_callable) else {
         return Ok(JsValue::undefined());
     };
-    match cb.call(&JsValue::undefined(), &args[1..], ctx) {
+    match cb.call(this, args, ctx) {
         Ok(_) => Ok(JsValue::undefined()),
         Err(e) if e.as_engine().is_some() => Err(e),
         Err(e) => {

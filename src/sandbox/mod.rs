@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::outcome::{Execution, Outcome, ScriptError, Timings};
-use crate::script::{Action, Invocation, check_source};
+use crate::script::{Action, Invocation, Policy, check_source};
 use bindings::{Answer, RunState, state};
 use engine::{End, Executor};
 
@@ -104,7 +104,12 @@ impl Runtime {
             // for what it used, so every run gets the same budget (see `finish`).
             let built =
                 engine::new_context(budget.saturating_mul(2)).and_then(|(mut ctx, executor)| {
-                    ctx.insert_data(RunState::new(run_id, inv.limits.clone(), None));
+                    ctx.insert_data(RunState::new(
+                        run_id,
+                        inv.limits.clone(),
+                        None,
+                        Policy::default(),
+                    ));
                     bindings::install(&mut ctx, &inv.configuration)?;
                     Ok(Warm {
                         ctx,
@@ -137,6 +142,7 @@ impl Runtime {
             run_id,
             inv.limits.clone(),
             inv.password().map(str::to_string),
+            inv.policy.clone(),
         ));
 
         let source_key = {

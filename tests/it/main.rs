@@ -5,4 +5,6 @@ mod cli;
 mod contract;
 mod hostile;
 mod modules;
+mod pg;
+mod sqlite;
 mod util;

@@ -46,6 +46,7 @@ pub fn invocation(action: Action, source: &str, args: Value) -> Invocation {
         context: None,
         configuration: BTreeMap::new(),
         limits: Limits::default(),
+        policy: Default::default(),
     }
 }
 
@@ -100,4 +101,21 @@ pub fn expect(name: &str, exec: &Execution, expected: &Value) {
             serde_json::to_string_pretty(&actual).unwrap()
         );
     }
+}
+
+/// The address of a database server the test command started (`CUSTOMDB_TEST_PG`,
+/// `CUSTOMDB_TEST_MYSQL`). A database test without its server fails: it never skips.
+pub fn server_url(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: database tests need the servers scripts/test.sh starts \
+             (run scripts/test.sh, or start them with scripts/start-postgres.sh / \
+             scripts/start-mariadb.sh and export {var})"
+        )
+    })
+}
+
+/// A name no other test run uses, for tables and databases.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}_{}", std::process::id(), uuid_like())
 }

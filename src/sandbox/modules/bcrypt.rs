@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use boa_engine::{Context, JsResult, JsValue, js_error, js_string};
 
-use super::{Native, arg_string, defer};
+use super::{Failure, Native, arg_string, defer};
 
 pub const NATIVES: &[Native] = &[
     ("hashSync", 2, hash_sync),
@@ -147,7 +147,7 @@ fn compare_async(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<J
     let (data, hash) = compare_args(args, ctx)?;
     defer(
         ctx,
-        move || Ok(compare(&data, &hash)),
+        move || Ok::<_, Failure>(compare(&data, &hash)),
         |ok, _| Ok(ok.into()),
     )
 }

@@ -8,7 +8,7 @@ use rand::RngCore;
 use sha2::Digest;
 
 use super::bytes::{array_buffer, bytes_arg};
-use super::{Native, arg_string, defer};
+use super::{Failure, Native, arg_string, defer};
 
 pub const NATIVES: &[Native] = &[
     ("hash", 2, hash),
@@ -181,8 +181,8 @@ fn pbkdf2_async(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<Js
     let a = pbkdf2_args(args, ctx)?;
     defer(
         ctx,
-        move || Ok(pbkdf2_run(a)),
-        |bytes, ctx| array_buffer(&bytes, ctx),
+        move || Ok::<_, Failure>(pbkdf2_run(a)),
+        |bytes: Vec<u8>, ctx| array_buffer(&bytes, ctx),
     )
 }
 

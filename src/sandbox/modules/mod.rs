@@ -6,6 +6,8 @@ pub mod bcrypt;
 pub mod bytes;
 pub mod crypto;
 pub mod jwt;
+pub mod pg;
+pub mod sqlite;
 pub mod url;
 
 use boa_engine::job::NativeAsyncJob;
@@ -13,7 +15,8 @@ use boa_engine::native_function::NativeFunctionPointer;
 use boa_engine::object::ObjectInitializer;
 use boa_engine::object::builtins::JsPromise;
 use boa_engine::{
-    Context, JsError, JsObject, JsResult, JsValue, NativeFunction, Source, js_error, js_string,
+    Context, Finalize, JsData, JsObject, JsResult, JsValue, NativeFunction, Source, Trace,
+    js_error, js_string,
 };
 use std::cell::RefCell;
 
@@ -48,6 +51,16 @@ const MODULES: &[Module] = &[
         name: "jsonwebtoken",
         natives: jwt::NATIVES,
         glue: Some(include_str!("../js/jsonwebtoken.js")),
+    },
+    Module {
+        name: "pg",
+        natives: pg::NATIVES,
+        glue: Some(include_str!("../js/pg.js")),
+    },
+    Module {
+        name: "sqlite3",
+        natives: sqlite::NATIVES,
+        glue: Some(include_str!("../js/sqlite3.js")),
     },
     Module {
         name: "uuid",
@@ -113,24 +126,113 @@ pub fn arg_string(args: &[JsValue], i: usize, ctx: &mut Context) -> JsResult<Str
         .to_std_string_escaped())
 }
 
-/// Runs CPU-heavy work (bcrypt, pbkdf2) on the blocking pool and returns a promise for its
-/// result, so the JavaScript thread keeps running other jobs meanwhile. `deliver` turns the
-/// result into a JavaScript value on the JavaScript thread.
-pub fn defer<T: Send + 'static>(
+/// A failure of host work as the script sees it: an `Error` whose `message` and extra fields
+/// (`code`, `errno`, `detail`, ...) follow what the npm package would throw.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub message: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            fields: serde_json::Map::new(),
+        }
+    }
+
+    /// Adds a field such as `code` to the error object.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.fields.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// The JavaScript `Error` for this failure.
+    pub fn into_js(self, ctx: &mut Context) -> JsResult<JsValue> {
+        let error = js_error!(Error: "{}", self.message).into_opaque(ctx)?;
+        if let Some(obj) = error.as_object() {
+            for (key, value) in self.fields {
+                let value = JsValue::from_json(&value, ctx)?;
+                obj.set(js_string!(key.as_str()), value, true, ctx)?;
+            }
+        }
+        Ok(error)
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::new(message)
+    }
+}
+
+/// How a host result becomes a JavaScript value, on the JavaScript thread.
+pub type Deliver<T> = fn(T, &mut Context) -> JsResult<JsValue>;
+
+/// Delivers a JSON result as the equivalent JavaScript value.
+pub fn json(value: serde_json::Value, ctx: &mut Context) -> JsResult<JsValue> {
+    JsValue::from_json(&value, ctx)
+}
+
+/// Runs CPU-heavy or blocking work (bcrypt, pbkdf2, SQLite) on the blocking pool and returns a
+/// promise for its result, so the JavaScript thread keeps running other jobs meanwhile.
+pub fn defer<T: Send + 'static, E: Into<Failure> + Send + 'static>(
     ctx: &mut Context,
-    work: impl FnOnce() -> Result<T, String> + Send + 'static,
-    deliver: fn(T, &mut Context) -> JsResult<JsValue>,
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+    deliver: Deliver<T>,
+) -> JsResult<JsValue> {
+    settle(ctx, tokio::task::spawn_blocking(work), deliver)
+}
+
+/// Runs network I/O (PostgreSQL, MySQL, HTTP) on the worker's I/O runtime and returns a
+/// promise for its result. The I/O runtime is separate from the JavaScript thread's so that
+/// pooled connections keep being serviced between runs, when the JavaScript thread sleeps.
+pub fn spawn_io<T: Send + 'static>(
+    ctx: &mut Context,
+    work: impl Future<Output = Result<T, Failure>> + Send + 'static,
+    deliver: Deliver<T>,
+) -> JsResult<JsValue> {
+    settle(ctx, io_runtime().spawn(work), deliver)
+}
+
+/// The worker's I/O runtime, started on first use: scripts that do no I/O never pay for it.
+pub fn io_runtime() -> &'static tokio::runtime::Runtime {
+    static IO: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    IO.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("customdb-io")
+            .enable_all()
+            .build()
+            .expect("the I/O runtime starts (threads and an epoll instance)")
+    })
+}
+
+fn settle<T: Send + 'static, E: Into<Failure> + Send + 'static>(
+    ctx: &mut Context,
+    handle: tokio::task::JoinHandle<Result<T, E>>,
+    deliver: Deliver<T>,
 ) -> JsResult<JsValue> {
     let (promise, resolvers) = JsPromise::new_pending(ctx);
-    let handle = tokio::task::spawn_blocking(work);
     ctx.enqueue_job(
         NativeAsyncJob::new(async move |cell: &RefCell<&mut Context>| {
-            let outcome = handle.await.map_err(|e| e.to_string()).and_then(|r| r);
+            let outcome = match handle.await {
+                Ok(r) => r.map_err(Into::into),
+                Err(e) => Err(Failure::new(format!("host task failed: {e}"))),
+            };
             let ctx = &mut cell.borrow_mut();
-            match outcome.map(|v| deliver(v, ctx)) {
-                Ok(Ok(value)) => resolvers.resolve.call(&JsValue::undefined(), &[value], ctx),
-                Ok(Err(err)) => reject(&resolvers.reject, err, ctx),
-                Err(msg) => reject(&resolvers.reject, js_error!(Error: "{}", msg), ctx),
+            let settled = match outcome {
+                Ok(v) => deliver(v, ctx).map(|value| (true, value)),
+                Err(failure) => failure.into_js(ctx).map(|reason| (false, reason)),
+            };
+            match settled {
+                Ok((true, value)) => resolvers.resolve.call(&JsValue::undefined(), &[value], ctx),
+                Ok((false, reason)) => resolvers.reject.call(&JsValue::undefined(), &[reason], ctx),
+                Err(err) => {
+                    let reason = err.into_opaque(ctx)?;
+                    resolvers.reject.call(&JsValue::undefined(), &[reason], ctx)
+                }
             }
         })
         .into(),
@@ -138,11 +240,41 @@ pub fn defer<T: Send + 'static>(
     Ok(promise.into())
 }
 
-fn reject(
-    reject: &boa_engine::object::builtins::JsFunction,
-    err: JsError,
-    ctx: &mut Context,
-) -> JsResult<JsValue> {
-    let reason = err.into_opaque(ctx)?;
-    reject.call(&JsValue::undefined(), &[reason], ctx)
+/// Native state a script object owns (a database connection): stored in a JavaScript object
+/// so that it lives as long as the script can reach it, and is dropped (closing what it holds)
+/// when the object is collected or explicitly closed.
+#[derive(Trace, Finalize, JsData)]
+pub struct Resource<T: 'static> {
+    #[unsafe_ignore_trace]
+    inner: RefCell<Option<T>>,
+}
+
+/// Wraps `value` in a fresh handle object for the glue to keep.
+pub fn resource<T: 'static>(value: T) -> JsValue {
+    let data = Resource {
+        inner: RefCell::new(Some(value)),
+    };
+    JsObject::from_proto_and_data(None, data).into()
+}
+
+/// Runs `f` on the state behind handle argument `i`; `what` names it in errors
+/// ("the database is closed").
+pub fn with_resource<T: 'static, R>(
+    args: &[JsValue],
+    i: usize,
+    closed: &str,
+    f: impl FnOnce(&mut Option<T>) -> R,
+) -> JsResult<R> {
+    let handle = args
+        .get(i)
+        .and_then(JsValue::as_object)
+        .ok_or_else(|| js_error!(TypeError: "expected a handle"))?;
+    let data = handle
+        .downcast_ref::<Resource<T>>()
+        .ok_or_else(|| js_error!(TypeError: "expected a handle"))?;
+    let mut inner = data.inner.borrow_mut();
+    if inner.is_none() {
+        return Err(js_error!(Error: "{}", closed));
+    }
+    Ok(f(&mut inner))
 }

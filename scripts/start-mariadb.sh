@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Starts a private MariaDB server for the tests and prints its URL on stdout.
+#   scripts/start-mariadb.sh DIR      -> data in DIR/mariadb, socket DIR/mariadb.sock
+# Stop it with: kill "$(cat DIR/mariadb.pid)" (scripts/test.sh does that on exit).
+# Installs Debian's mariadb-server package when the server is missing (CI machines lack it).
+set -euo pipefail
+dir=$(realpath "$1")
+here=$(dirname "$0")
+
+if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
+    echo "MariaDB is not installed; installing Debian's mariadb-server package" >&2
+    apt-get update -qq >&2
+    # The package's own service must not start: policy-rc.d says no to every init script.
+    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq mariadb-server >&2
+fi
+export PATH="/usr/sbin:$PATH"
+
+user=$(id -un)
+[ "$(id -u)" = 0 ] && user=mysql
+mkdir -p "$dir/mariadb"
+[ "$(id -u)" = 0 ] && chown "$user" "$dir" "$dir/mariadb"
+mariadb-install-db --no-defaults --user="$user" --datadir="$dir/mariadb" \
+    --auth-root-authentication-method=socket --skip-test-db >"$dir/mariadb-install.log" 2>&1 \
+    || { cat "$dir/mariadb-install.log" >&2; exit 1; }
+port=$("$here/free-port.sh")
+mariadbd --no-defaults --user="$user" --datadir="$dir/mariadb" --socket="$dir/mariadb.sock" \
+    --pid-file="$dir/mariadb.pid" --port="$port" --bind-address=127.0.0.1 \
+    --innodb-flush-log-at-trx-commit=0 --max-connections=300 \
+    --log-error="$dir/mariadb.log" >/dev/null 2>&1 &
+for _ in $(seq 1 120); do
+    if mariadb --no-defaults -S "$dir/mariadb.sock" -u root -e 'SELECT 1' >/dev/null 2>&1; then
+        break
+    fi
+    sleep 0.5
+done
+mariadb --no-defaults -S "$dir/mariadb.sock" -u root -e "
+    CREATE USER 'customdb'@'127.0.0.1' IDENTIFIED BY 'customdb';
+    GRANT ALL ON *.* TO 'customdb'@'127.0.0.1';" \
+    || { echo "MariaDB did not start:" >&2; cat "$dir/mariadb.log" >&2; exit 1; }
+echo "mysql://customdb:customdb@127.0.0.1:$port/mysql"

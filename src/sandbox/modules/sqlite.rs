@@ -1,0 +1,320 @@
+//! `sqlite3` (node-sqlite3) on rusqlite: open, exec, run, all and close as natives the glue in
+//! `js/sqlite3.js` shapes into the npm API. Files only inside the run's allowed data folders;
+//! `ATTACH` and `VACUUM INTO` are disabled so SQL cannot reach any other file.
+
+use boa_engine::{Context, JsResult, JsValue};
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OpenFlags, limits::Limit};
+use serde_json::{Map, Value, json};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::{Failure, Native, arg_string, defer, json, resource, with_resource};
+use crate::sandbox::bindings;
+use crate::script::Policy;
+
+pub const NATIVES: &[Native] = &[
+    ("open", 2, open),
+    ("exec", 2, exec),
+    ("run", 3, run),
+    ("all", 3, all),
+    ("close", 1, close),
+];
+
+/// How blobs cross the boundary in JSON; the glue turns them into Buffers and back.
+const BLOB_KEY: &str = "__customdb_blob";
+
+type Db = Arc<Mutex<Connection>>;
+
+const CLOSED: &str = "SQLITE_MISUSE: Database is closed";
+
+/// node-sqlite3's mode bits.
+const OPEN_READONLY: i32 = 1;
+const OPEN_CREATE: i32 = 4;
+
+fn open(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    let path = arg_string(args, 0, ctx)?;
+    let mode = args.get(1).map(|m| m.to_i32(ctx)).transpose()?.unwrap_or(6);
+    let target = resolve(&path, &bindings::state(ctx).policy);
+    defer(
+        ctx,
+        move || {
+            let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            flags |= if mode & OPEN_READONLY != 0 {
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+            } else {
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+            };
+            if mode & OPEN_CREATE != 0 && mode & OPEN_READONLY == 0 {
+                flags |= OpenFlags::SQLITE_OPEN_CREATE;
+            }
+            let conn = match target? {
+                None => Connection::open_in_memory_with_flags(flags),
+                Some(file) => Connection::open_with_flags(file, flags),
+            }
+            .map_err(failure)?;
+            // No second database can be attached, which also stops `VACUUM INTO 'file'`.
+            conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)
+                .map_err(failure)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(failure)?;
+            Ok::<_, Failure>(Arc::new(Mutex::new(conn)))
+        },
+        |db: Db, _| Ok(resource(db)),
+    )
+}
+
+/// Where `path` may be opened under `policy`: `None` for an in-memory database, the file
+/// otherwise. Relative paths name files in the first data folder; `..` is refused outright and
+/// symbolic links are resolved before the containment check.
+pub fn resolve(path: &str, policy: &Policy) -> Result<Option<PathBuf>, Failure> {
+    if path.is_empty() || path == ":memory:" {
+        return Ok(None);
+    }
+    let refuse = |why: &str| {
+        Failure::new(format!(
+            "SQLITE_CANTOPEN: unable to open database file '{path}': {why}"
+        ))
+        .with("code", "SQLITE_CANTOPEN")
+        .with("errno", 14)
+    };
+    if path.starts_with("file:") {
+        return Err(refuse("URI file names are not supported"));
+    }
+    let given = Path::new(path);
+    if given.components().any(|c| c == Component::ParentDir) {
+        return Err(refuse("'..' is not allowed in database paths"));
+    }
+    let Some(first) = policy.data_dirs.first() else {
+        return Err(refuse(
+            "no data folder is allowed for this connection (only ':memory:')",
+        ));
+    };
+    let full = if given.is_absolute() {
+        given.to_path_buf()
+    } else {
+        first.join(given)
+    };
+    let (Some(parent), Some(name)) = (full.parent(), full.file_name()) else {
+        return Err(refuse("not a file path"));
+    };
+    let parent = parent
+        .canonicalize()
+        .map_err(|_| refuse("its folder does not exist"))?;
+    let file = parent.join(name);
+    // A symbolic link at the file name itself could point anywhere: resolve it too.
+    let file = match file.canonicalize() {
+        Ok(real) => real,
+        Err(_) => file,
+    };
+    let inside = policy.data_dirs.iter().any(|dir| {
+        dir.canonicalize()
+            .is_ok_and(|dir| file.starts_with(&dir) && file != dir)
+    });
+    if inside {
+        Ok(Some(file))
+    } else {
+        Err(refuse("outside the connection's data folders"))
+    }
+}
+
+fn db(args: &[JsValue]) -> JsResult<Db> {
+    with_resource(args, 0, CLOSED, |db: &mut Option<Db>| {
+        db.clone().expect("checked open")
+    })
+}
+
+fn exec(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    let db = db(args)?;
+    let sql = arg_string(args, 1, ctx)?;
+    defer(
+        ctx,
+        move || {
+            lock(&db)?.execute_batch(&sql).map_err(failure)?;
+            Ok::<_, Failure>(Value::Null)
+        },
+        json,
+    )
+}
+
+fn run(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    let db = db(args)?;
+    let sql = arg_string(args, 1, ctx)?;
+    let params = args.get(2).cloned().unwrap_or_default().to_json(ctx)?;
+    defer(
+        ctx,
+        move || {
+            let conn = lock(&db)?;
+            let mut stmt = conn.prepare(&sql).map_err(failure)?;
+            bind(&mut stmt, params)?;
+            let changes = stmt.raw_execute().map_err(failure)?;
+            Ok::<_, Failure>(json!({
+                "lastID": conn.last_insert_rowid(),
+                "changes": changes,
+            }))
+        },
+        json,
+    )
+}
+
+fn all(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    let db = db(args)?;
+    let sql = arg_string(args, 1, ctx)?;
+    let params = args.get(2).cloned().unwrap_or_default().to_json(ctx)?;
+    defer(
+        ctx,
+        move || {
+            let conn = lock(&db)?;
+            let mut stmt = conn.prepare(&sql).map_err(failure)?;
+            bind(&mut stmt, params)?;
+            let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
+            let mut rows = stmt.raw_query();
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(failure)? {
+                let mut obj = Map::new();
+                for (i, name) in names.iter().enumerate() {
+                    let value: Sql = row.get(i).map_err(failure)?;
+                    obj.insert(name.clone(), to_json(value));
+                }
+                out.push(Value::Object(obj));
+            }
+            Ok::<_, Failure>(Value::Array(out))
+        },
+        json,
+    )
+}
+
+fn close(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    let db = with_resource(args, 0, CLOSED, |db: &mut Option<Db>| {
+        db.take().expect("checked open")
+    })?;
+    defer(
+        ctx,
+        move || {
+            drop(db);
+            Ok::<_, Failure>(Value::Null)
+        },
+        json,
+    )
+}
+
+fn lock(db: &Db) -> Result<std::sync::MutexGuard<'_, Connection>, Failure> {
+    db.lock()
+        .map_err(|_| Failure::new("SQLITE_MISUSE: a previous operation panicked"))
+}
+
+/// Binds node-sqlite3 parameters: an array binds `?` in order, an object binds names with
+/// their prefix (`$id`, `:id`, `@id`).
+fn bind(stmt: &mut rusqlite::Statement<'_>, params: Option<Value>) -> Result<(), Failure> {
+    let range = || {
+        Failure::new("SQLITE_RANGE: column index out of range")
+            .with("code", "SQLITE_RANGE")
+            .with("errno", 25)
+    };
+    match params {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(values)) => {
+            if values.len() > stmt.parameter_count() {
+                return Err(range());
+            }
+            for (i, v) in values.into_iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, to_sql(v)).map_err(failure)?;
+            }
+            Ok(())
+        }
+        Some(Value::Object(named)) => {
+            for (name, v) in named {
+                let index = stmt
+                    .parameter_index(&name)
+                    .map_err(failure)?
+                    .ok_or_else(range)?;
+                stmt.raw_bind_parameter(index, to_sql(v)).map_err(failure)?;
+            }
+            Ok(())
+        }
+        Some(other) => stmt.raw_bind_parameter(1, to_sql(other)).map_err(failure),
+    }
+}
+
+fn to_sql(v: Value) -> Sql {
+    match v {
+        Value::Null => Sql::Null,
+        Value::Bool(b) => Sql::Integer(b.into()),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Sql::Integer(i),
+            None => Sql::Real(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => Sql::Text(s),
+        Value::Object(ref o) => match o.get(BLOB_KEY).and_then(Value::as_str) {
+            Some(h) => Sql::Blob(hex::decode(h).unwrap_or_default()),
+            None => Sql::Text(v.to_string()),
+        },
+        Value::Array(_) => Sql::Text(v.to_string()),
+    }
+}
+
+fn to_json(v: Sql) -> Value {
+    match v {
+        Sql::Null => Value::Null,
+        Sql::Integer(i) => json!(i),
+        Sql::Real(f) => json!(f),
+        Sql::Text(s) => Value::String(s),
+        Sql::Blob(b) => json!({ BLOB_KEY: hex::encode(b) }),
+    }
+}
+
+/// node-sqlite3's error shape: `SQLITE_CONSTRAINT: UNIQUE constraint failed: users.email`
+/// with `code` and `errno` (the primary result code).
+fn failure(e: rusqlite::Error) -> Failure {
+    let (errno, detail) = match &e {
+        rusqlite::Error::SqliteFailure(err, msg) => (
+            err.extended_code & 0xff,
+            msg.clone().unwrap_or_else(|| err.to_string()),
+        ),
+        rusqlite::Error::SqlInputError { error, msg, .. } => {
+            (error.extended_code & 0xff, msg.clone())
+        }
+        other => (1, other.to_string()),
+    };
+    let code = format!("SQLITE_{}", code_name(errno));
+    Failure::new(format!("{code}: {detail}"))
+        .with("code", code)
+        .with("errno", errno)
+}
+
+fn code_name(errno: i32) -> &'static str {
+    const NAMES: [&str; 27] = [
+        "OK",
+        "ERROR",
+        "INTERNAL",
+        "PERM",
+        "ABORT",
+        "BUSY",
+        "LOCKED",
+        "NOMEM",
+        "READONLY",
+        "INTERRUPT",
+        "IOERR",
+        "CORRUPT",
+        "NOTFOUND",
+        "FULL",
+        "CANTOPEN",
+        "PROTOCOL",
+        "EMPTY",
+        "SCHEMA",
+        "TOOBIG",
+        "CONSTRAINT",
+        "MISMATCH",
+        "MISUSE",
+        "NOLFS",
+        "AUTH",
+        "FORMAT",
+        "RANGE",
+        "NOTADB",
+    ];
+    usize::try_from(errno)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+        .unwrap_or("ERROR")
+}
