@@ -34,7 +34,8 @@ for _ in $(seq 1 120); do
     sleep 0.5
 done
 mariadb --no-defaults -S "$dir/mariadb.sock" -u root -e "
+    CREATE DATABASE customdb;
     CREATE USER 'customdb'@'127.0.0.1' IDENTIFIED BY 'customdb';
     GRANT ALL ON *.* TO 'customdb'@'127.0.0.1';" \
     || { echo "MariaDB did not start:" >&2; cat "$dir/mariadb.log" >&2; exit 1; }
-echo "mysql://customdb:customdb@127.0.0.1:$port/mysql"
+echo "mysql://customdb:customdb@127.0.0.1:$port/customdb"

@@ -5,6 +5,7 @@ mod cli;
 mod contract;
 mod hostile;
 mod modules;
+mod mysql;
 mod pg;
 mod sqlite;
 mod util;

@@ -6,6 +6,7 @@ pub mod bcrypt;
 pub mod bytes;
 pub mod crypto;
 pub mod jwt;
+pub mod mysql;
 pub mod pg;
 pub mod sqlite;
 pub mod url;
@@ -51,6 +52,11 @@ const MODULES: &[Module] = &[
         name: "jsonwebtoken",
         natives: jwt::NATIVES,
         glue: Some(include_str!("../js/jsonwebtoken.js")),
+    },
+    Module {
+        name: "mysql",
+        natives: mysql::NATIVES,
+        glue: Some(include_str!("../js/mysql.js")),
     },
     Module {
         name: "pg",
