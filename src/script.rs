@@ -301,9 +301,10 @@ pub struct Invocation {
 pub struct Policy {
     /// Folders `sqlite3` may open database files in; a relative path names a file in the first.
     pub data_dirs: Vec<std::path::PathBuf>,
-    /// Hosts HTTP requests may reach: `example.com`, `*.example.com`, `host:port`, or an IP
-    /// address. Private and loopback addresses are reachable only through an entry that names
-    /// them (an IP literal, `localhost`, or a host that resolves there).
+    /// Hosts HTTP requests may reach: `api.example.com`, `*.example.com` (subdomains),
+    /// `host:port`, an IP address, or `localhost`. A name only ever reaches public addresses
+    /// (a tenant's DNS must not lead into the operator's network); private and loopback
+    /// addresses need an entry that is that IP address, or `localhost` for loopback.
     pub egress: Vec<String>,
 }
 

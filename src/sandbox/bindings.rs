@@ -125,6 +125,7 @@ pub fn install(ctx: &mut Context, configuration: &BTreeMap<String, String>) -> J
     let prelude_natives: Vec<Native> = modules::bytes::NATIVES
         .iter()
         .chain(modules::url::NATIVES)
+        .chain(modules::http::NATIVES)
         .chain(TIMERS)
         .copied()
         .collect();
@@ -190,11 +191,15 @@ const LAZY_GLOBALS: &[(&str, &str)] = &[
     ("btoa", "buffer"),
     ("URL", "url"),
     ("URLSearchParams", "url"),
+    ("fetch", "fetch"),
+    ("Headers", "fetch"),
+    ("Response", "fetch"),
 ];
 
 fn part_source(part: &str) -> &'static str {
     match part {
         "buffer" => include_str!("js/buffer.js"),
+        "fetch" => include_str!("js/fetch.js"),
         _ => include_str!("js/url.js"),
     }
 }

@@ -206,7 +206,7 @@ const PROBES: &[(&str, &str, &str)] = &[
     (
         "require('fs')",
         "try { require('fs'); cb(null, { user_id: 1, v: 'loaded' }); } catch (e) { cb(null, { user_id: 1, v: e.code + ' ' + e.message }); }",
-        "MODULE_NOT_FOUND Cannot find module 'fs'. Modules available in customdb scripts: bcrypt, bcryptjs, crypto, jsonwebtoken, mysql, pg, sqlite3, uuid",
+        "MODULE_NOT_FOUND Cannot find module 'fs'. Modules available in customdb scripts: axios, bcrypt, bcryptjs, crypto, jsonwebtoken, mysql, pg, request, sqlite3, uuid",
     ),
     (
         "require('child_process')",

@@ -4,6 +4,7 @@
 mod cli;
 mod contract;
 mod hostile;
+mod http;
 mod modules;
 mod mysql;
 mod pg;

@@ -5,6 +5,7 @@
 pub mod bcrypt;
 pub mod bytes;
 pub mod crypto;
+pub mod http;
 pub mod jwt;
 pub mod mysql;
 pub mod pg;
@@ -34,6 +35,11 @@ struct Module {
 
 const MODULES: &[Module] = &[
     Module {
+        name: "axios",
+        natives: http::NATIVES,
+        glue: Some(include_str!("../js/axios.js")),
+    },
+    Module {
         name: "bcrypt",
         natives: bcrypt::NATIVES,
         glue: Some(include_str!("../js/bcrypt.js")),
@@ -62,6 +68,11 @@ const MODULES: &[Module] = &[
         name: "pg",
         natives: pg::NATIVES,
         glue: Some(include_str!("../js/pg.js")),
+    },
+    Module {
+        name: "request",
+        natives: http::NATIVES,
+        glue: Some(include_str!("../js/request.js")),
     },
     Module {
         name: "sqlite3",
