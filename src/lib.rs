@@ -15,7 +15,9 @@
 //!   and errors before anything leaves the worker.
 
 pub mod cli;
+pub mod harness;
 pub mod isolation;
+pub mod layout;
 pub mod outcome;
 pub mod sandbox;
 pub mod script;

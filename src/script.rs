@@ -12,7 +12,7 @@ pub const MAX_SCRIPT_BYTES: usize = 100 * 1024;
 pub const MAX_NESTING_DEPTH: usize = 200;
 
 /// One of the seven custom-database actions, named as the `customScripts` keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Login,
@@ -306,6 +306,21 @@ pub struct Policy {
     /// (a tenant's DNS must not lead into the operator's network); private and loopback
     /// addresses need an entry that is that IP address, or `localhost` for loopback.
     pub egress: Vec<String>,
+}
+
+/// Fills in what Auth0 adds to the `user` a `create` script receives, when the caller left it
+/// out: `tenant`, `client_id` and `connection`.
+pub fn complete_create_user(user: &mut serde_json::Value, tenant: &str, connection: &str) {
+    if let Some(obj) = user.as_object_mut() {
+        let defaults = [
+            ("tenant", tenant),
+            ("client_id", "customdb"),
+            ("connection", connection),
+        ];
+        for (key, value) in defaults {
+            obj.entry(key).or_insert_with(|| value.into());
+        }
+    }
 }
 
 impl Invocation {

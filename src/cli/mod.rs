@@ -1,6 +1,7 @@
 //! Command-line front doors: argument parsing and dispatch. One file per subcommand; the work
 //! itself is library calls. `anyhow` is used here and nowhere below.
 
+mod test;
 mod r#try;
 mod worker;
 
@@ -18,6 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Try(Box<r#try::TryArgs>),
+    Test(test::TestArgs),
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
 }
@@ -35,6 +37,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Try(args) => r#try::run(*args),
+        Command::Test(args) => test::run(args),
         Command::Worker(args) => worker::run(args),
     };
     match result {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use super::{parse_duration, parse_size};
 use crate::isolation::{Pool, PoolConfig};
 use crate::outcome::{Execution, Outcome};
-use crate::script::{Action, Invocation, Limits, Policy};
+use crate::script::{Action, Invocation, Limits, Policy, complete_create_user};
 
 /// Run one script locally and see its console output and result.
 ///
@@ -102,10 +102,12 @@ fn invocation(args: &TryArgs) -> anyhow::Result<Invocation> {
         Action::Create => {
             let mut user: Value = serde_json::from_str(&args.args[0])
                 .map_err(|e| anyhow!("USER_JSON is not valid JSON: {e}"))?;
-            let obj = user.as_object_mut().ok_or_else(|| anyhow!("USER_JSON must be a JSON object such as {{\"email\":\"a@example.com\",\"password\":\"...\"}}"))?;
-            obj.entry("tenant").or_insert(json!("local"));
-            obj.entry("client_id").or_insert(json!("customdb-try"));
-            obj.entry("connection").or_insert(json!(connection));
+            if !user.is_object() {
+                bail!(
+                    "USER_JSON must be a JSON object such as {{\"email\":\"a@example.com\",\"password\":\"...\"}}"
+                );
+            }
+            complete_create_user(&mut user, "local", &connection);
             values[0] = user;
         }
         Action::ChangeEmail => {
@@ -224,10 +226,7 @@ fn json_report(e: &Execution) -> Value {
 fn human_report(e: &Execution) -> String {
     let mut out = String::new();
     for line in &e.console {
-        let level = serde_json::to_value(line.level)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let level = line.level;
         for (i, text) in line.message.lines().enumerate() {
             let tag = if i == 0 {
                 format!("[{level}]")

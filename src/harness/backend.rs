@@ -1,0 +1,156 @@
+//! Throwaway databases for test cases: every case gets a fresh database on the server its
+//! connection's configuration names (PostgreSQL, MySQL/MariaDB) or a fresh SQLite file, the
+//! case's fixtures run in it, and it is dropped afterwards. Cases therefore run in parallel
+//! and in any order, and a tenant's real data is never touched.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mysql_async::prelude::Queryable;
+
+/// Where a case's database lives, for fixtures and for dropping it.
+pub enum Database {
+    Sqlite(std::path::PathBuf),
+    Postgres { admin: String, name: String },
+    Mysql { admin: String, name: String },
+}
+
+/// Creates the case's database from the configuration value `value` (a `postgres://` or
+/// `mysql://` URL, or an SQLite file name inside `data_dir`). Returns the value the script
+/// must see instead, pointing at the fresh database.
+pub async fn create(value: &str, data_dir: &Path) -> Result<(String, Database), String> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "customdb_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+        let admin = pg_connect(value).await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .map_err(|e| format!("cannot create a test database on {}: {e}", redact(value)))?;
+        let url = with_database(value, &name)?;
+        Ok((
+            url,
+            Database::Postgres {
+                admin: value.to_string(),
+                name,
+            },
+        ))
+    } else if value.starts_with("mysql://") {
+        let mut admin = mysql_connect(value).await?;
+        admin
+            .query_drop(format!("CREATE DATABASE `{name}`"))
+            .await
+            .map_err(|e| format!("cannot create a test database on {}: {e}", redact(value)))?;
+        let _ = admin.disconnect().await;
+        let url = with_database(value, &name)?;
+        Ok((
+            url,
+            Database::Mysql {
+                admin: value.to_string(),
+                name,
+            },
+        ))
+    } else {
+        let file = Path::new(value);
+        if file.is_absolute() || file.components().count() != 1 {
+            return Err(format!(
+                "the SQLite database '{value}' must be a plain file name: the harness gives each case its own data folder"
+            ));
+        }
+        Ok((value.to_string(), Database::Sqlite(data_dir.join(file))))
+    }
+}
+
+impl Database {
+    /// The configuration value the script sees, to run fixtures against.
+    pub async fn run_sql(&self, url: &str, sql: &str) -> Result<(), String> {
+        match self {
+            Database::Sqlite(path) => {
+                let (path, sql) = (path.clone(), sql.to_string());
+                // rusqlite blocks: run it on the blocking pool, not on the async threads.
+                tokio::task::spawn_blocking(move || {
+                    let conn = rusqlite::Connection::open(&path).map_err(|e| e.to_string())?;
+                    conn.execute_batch(&sql).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            Database::Postgres { .. } => {
+                pg_connect(url)
+                    .await?
+                    .batch_execute(sql)
+                    .await
+                    .map_err(|e| match e.as_db_error() {
+                        Some(db) => db.message().to_string(),
+                        None => e.to_string(),
+                    })
+            }
+            Database::Mysql { .. } => {
+                let mut conn = mysql_connect(url).await?;
+                let result = conn.query_drop(sql).await.map_err(|e| e.to_string());
+                let _ = conn.disconnect().await;
+                result
+            }
+        }
+    }
+
+    /// Drops the database (the SQLite file goes with the case's data folder).
+    pub async fn drop(self) {
+        match self {
+            Database::Sqlite(_) => {}
+            Database::Postgres { admin, name } => {
+                if let Ok(c) = pg_connect(&admin).await {
+                    // FORCE: pooled connections of the worker may still be open on it.
+                    let _ = c
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .await;
+                }
+            }
+            Database::Mysql { admin, name } => {
+                if let Ok(mut c) = mysql_connect(&admin).await {
+                    let _ = c
+                        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+                        .await;
+                    let _ = c.disconnect().await;
+                }
+            }
+        }
+    }
+}
+
+async fn pg_connect(url: &str) -> Result<tokio_postgres::Client, String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+async fn mysql_connect(url: &str) -> Result<mysql_async::Conn, String> {
+    let opts = mysql_async::Opts::from_url(url).map_err(|e| format!("invalid MySQL URL: {e}"))?;
+    mysql_async::Conn::new(opts)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))
+}
+
+/// The URL with its database path replaced by `name`.
+fn with_database(url: &str, name: &str) -> Result<String, String> {
+    let mut parsed = url::Url::parse(url).map_err(|e| format!("invalid database URL: {e}"))?;
+    parsed.set_path(&format!("/{name}"));
+    Ok(parsed.to_string())
+}
+
+/// A URL as it may appear in messages: without its password.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,507 @@
+//! `customdb test`: proves a connection's scripts offline. Reads the cases of Deploy CLI
+//! connection folders, gives each case a fresh database (and an HTTP stub when it lists
+//! routes), runs it through the same worker pool as production, and checks the outcome,
+//! result, error, console lines or a golden transcript.
+
+pub mod backend;
+pub mod junit;
+pub mod stub;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::isolation::Pool;
+use crate::layout::{self, ConnectionFolder, LayoutError};
+use crate::outcome::{Execution, Outcome};
+use crate::script::{Invocation, Limits, Policy, complete_create_user};
+
+/// The folder of cases inside a connection folder.
+pub const CASES_DIR: &str = "cases";
+/// Settings shared by every case of a connection.
+pub const SETUP_FILE: &str = "setup.json";
+/// Golden transcripts, one file per case.
+pub const GOLDEN_DIR: &str = "golden";
+
+/// The tenant name test runs use (workers are never shared with other tenants).
+const TENANT: &str = "customdb-test";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("{path}: {what}")]
+    Case { path: PathBuf, what: String },
+}
+
+/// `cases/setup.json`: which configuration key names the case database, which fixtures every
+/// case starts from, which key receives the HTTP stub's base URL.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setup {
+    pub database: Option<String>,
+    #[serde(default)]
+    pub fixtures: Vec<Fixture>,
+    pub http: Option<String>,
+}
+
+/// SQL run in the case's database before the script: a file in `cases/` or inline text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Fixture {
+    File(String),
+    Sql { sql: String },
+}
+
+/// One case. See the README's "Test cases" section for the format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    pub action: crate::script::Action,
+    #[serde(default)]
+    pub args: Vec<Value>,
+    #[serde(default)]
+    pub configuration: BTreeMap<String, String>,
+    #[serde(default)]
+    pub fixtures: Vec<Fixture>,
+    #[serde(default)]
+    pub http: Vec<stub::Route>,
+    pub context: Option<Value>,
+    pub timeout_ms: Option<u64>,
+    pub expect: Option<Expect>,
+    #[serde(default)]
+    pub golden: bool,
+}
+
+/// What a case checks; every field present must hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub outcome: Option<Outcome>,
+    /// A subset of the callback value (strings starting with `~` match by containment).
+    pub result: Option<Value>,
+    /// A subset of the error (`name`, `message`, `code`, …).
+    pub error: Option<Value>,
+    /// Each entry must be contained in some console line.
+    #[serde(default)]
+    pub console: Vec<String>,
+}
+
+/// A connection folder with its cases, loaded and checked before anything runs.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub folder: ConnectionFolder,
+    pub setup: Setup,
+    /// (file the case came from, case)
+    pub cases: Vec<(PathBuf, Case)>,
+}
+
+impl Suite {
+    fn cases_dir(&self) -> PathBuf {
+        self.folder.dir.join(CASES_DIR)
+    }
+}
+
+/// Reads a connection folder and every `cases/*.json` in it.
+pub fn load(dir: &Path) -> Result<Suite, HarnessError> {
+    let folder = layout::read(dir)?;
+    let cases_dir = dir.join(CASES_DIR);
+    let setup_path = cases_dir.join(SETUP_FILE);
+    let setup = if setup_path.is_file() {
+        parse_json(&setup_path)?
+    } else {
+        Setup::default()
+    };
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&cases_dir) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json") && *p != setup_path)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    let mut cases = Vec::new();
+    for file in files {
+        let list: Vec<Case> = parse_json(&file)?;
+        for case in list {
+            check_case(&folder, &case).map_err(|what| HarnessError::Case {
+                path: file.clone(),
+                what: format!("case \"{}\": {what}", case.name),
+            })?;
+            cases.push((file.clone(), case));
+        }
+    }
+    let mut names = std::collections::HashSet::new();
+    for (file, case) in &cases {
+        if !names.insert(case.name.as_str()) {
+            return Err(HarnessError::Case {
+                path: file.clone(),
+                what: format!("two cases are named \"{}\"", case.name),
+            });
+        }
+    }
+    Ok(Suite {
+        folder,
+        setup,
+        cases,
+    })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, HarnessError> {
+    let text = std::fs::read_to_string(path).map_err(|e| HarnessError::Case {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| HarnessError::Case {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    })
+}
+
+fn check_case(folder: &ConnectionFolder, case: &Case) -> Result<(), String> {
+    let params = case.action.params();
+    if case.args.len() != params.len() {
+        return Err(format!(
+            "{} takes {} argument(s) ({}), {} given",
+            case.action,
+            params.len(),
+            params.join(", "),
+            case.args.len()
+        ));
+    }
+    if case.expect.is_none() && !case.golden {
+        return Err("has neither \"expect\" nor \"golden\": a case must check something".into());
+    }
+    if !folder.scripts.contains_key(&case.action) {
+        return Err(format!("the connection has no {} script", case.action));
+    }
+    Ok(())
+}
+
+/// How the harness runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Write golden transcripts instead of comparing them.
+    pub update: bool,
+    /// Cases in flight at once.
+    pub jobs: usize,
+}
+
+/// The verdict on one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseReport {
+    pub connection: String,
+    pub case: String,
+    pub file: String,
+    pub passed: bool,
+    pub failures: Vec<String>,
+    pub outcome: Option<Outcome>,
+    pub duration_ms: f64,
+    /// The golden transcript was written (`--update`).
+    pub updated: bool,
+}
+
+/// Runs every case of `suites`, `options.jobs` at a time, calling `progress` as each ends.
+pub async fn run(
+    suites: &[Suite],
+    pool: &Pool,
+    options: &RunOptions,
+    mut progress: impl FnMut(&CaseReport),
+) -> Vec<CaseReport> {
+    use futures::StreamExt;
+    let all = suites
+        .iter()
+        .flat_map(|s| s.cases.iter().map(move |(file, case)| (s, file, case)))
+        .enumerate();
+    let mut reports = Vec::new();
+    let mut stream = futures::stream::iter(all)
+        .map(|(i, (suite, file, case))| async move {
+            (i, run_case(suite, file, case, pool, options).await)
+        })
+        .buffer_unordered(options.jobs.max(1));
+    while let Some((i, report)) = stream.next().await {
+        progress(&report);
+        reports.push((i, report));
+    }
+    // Reports follow the order the cases are written in, whatever order they finished in.
+    reports.sort_by_key(|(i, _)| *i);
+    reports.into_iter().map(|(_, r)| r).collect()
+}
+
+async fn run_case(
+    suite: &Suite,
+    file: &Path,
+    case: &Case,
+    pool: &Pool,
+    options: &RunOptions,
+) -> CaseReport {
+    let started = Instant::now();
+    let mut report = CaseReport {
+        connection: suite.folder.name.clone(),
+        case: case.name.clone(),
+        file: file.display().to_string(),
+        passed: false,
+        failures: Vec::new(),
+        outcome: None,
+        duration_ms: 0.0,
+        updated: false,
+    };
+    match execute(suite, case, pool).await {
+        Ok(execution) => {
+            report.outcome = Some(execution.outcome);
+            report.failures = check(suite, case, &execution, options, &mut report.updated);
+        }
+        Err(e) => report.failures.push(e),
+    }
+    report.passed = report.failures.is_empty();
+    report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    report
+}
+
+/// Prepares the case's world (data folder, database, fixtures, HTTP stub), runs the script
+/// through the pool, and tears the world down.
+async fn execute(suite: &Suite, case: &Case, pool: &Pool) -> Result<Execution, String> {
+    let data = tempfile::tempdir().map_err(|e| format!("cannot make a data folder: {e}"))?;
+    let mut configuration = BTreeMap::new();
+    for (k, v) in suite.folder.configuration.iter().chain(&case.configuration) {
+        let v = layout::replace_keywords(v, |key| std::env::var(key).ok())
+            .map_err(|e| format!("configuration {k}: {e}"))?;
+        configuration.insert(k.clone(), v);
+    }
+    let mut egress = suite.folder.allowed_hosts.clone();
+    let _stub = match (&suite.setup.http, case.http.is_empty()) {
+        (Some(key), false) => {
+            let stub = stub::start(case.http.clone())
+                .await
+                .map_err(|e| format!("cannot start the HTTP stub: {e}"))?;
+            configuration.insert(key.clone(), format!("http://{}", stub.address));
+            egress.push(stub.address.to_string());
+            Some(stub)
+        }
+        (None, false) => {
+            return Err(
+                "the case lists http routes but setup.json names no \"http\" configuration key"
+                    .into(),
+            );
+        }
+        _ => None,
+    };
+    let fixtures: Vec<&Fixture> = suite.setup.fixtures.iter().chain(&case.fixtures).collect();
+    let database = match &suite.setup.database {
+        Some(key) => {
+            let value = configuration.get(key).cloned().ok_or_else(|| {
+                format!("setup.json names database key {key}, which the configuration lacks")
+            })?;
+            let (value, db) = backend::create(&value, data.path()).await?;
+            configuration.insert(key.clone(), value.clone());
+            Some((db, value))
+        }
+        None if !fixtures.is_empty() => {
+            return Err("the case has fixtures but setup.json names no \"database\" key".into());
+        }
+        None => None,
+    };
+    let result = async {
+        if let Some((db, url)) = &database {
+            for fixture in &fixtures {
+                let sql = match fixture {
+                    Fixture::Sql { sql } => sql.clone(),
+                    Fixture::File(name) => {
+                        let path = suite.cases_dir().join(name);
+                        std::fs::read_to_string(&path)
+                            .map_err(|e| format!("fixture {}: {e}", path.display()))?
+                    }
+                };
+                db.run_sql(url, &sql)
+                    .await
+                    .map_err(|e| format!("fixture failed: {e}"))?;
+            }
+        }
+        let mut args = case.args.clone();
+        if case.action == crate::script::Action::Create
+            && let Some(user) = args.first_mut()
+        {
+            complete_create_user(user, TENANT, &suite.folder.name);
+        }
+        let mut limits = Limits::default();
+        if let Some(ms) = case.timeout_ms {
+            limits.timeout_ms = ms;
+        }
+        let invocation = Invocation {
+            tenant: TENANT.into(),
+            connection: suite.folder.name.clone(),
+            action: case.action,
+            source: suite.folder.scripts[&case.action].clone(),
+            args,
+            context: case.context.clone(),
+            configuration,
+            limits,
+            policy: Policy {
+                data_dirs: vec![data.path().to_path_buf()],
+                egress,
+            },
+        };
+        pool.run(&invocation).await.map_err(|e| e.to_string())
+    }
+    .await;
+    if let Some((db, _)) = database {
+        db.drop().await;
+    }
+    result
+}
+
+/// The failures of `execution` against the case's expectations (empty when it passed).
+fn check(
+    suite: &Suite,
+    case: &Case,
+    execution: &Execution,
+    options: &RunOptions,
+    updated: &mut bool,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let actual = serde_json::to_value(execution).unwrap_or_default();
+    if let Some(expect) = &case.expect {
+        let mut expected = serde_json::Map::new();
+        if let Some(o) = expect.outcome {
+            expected.insert("outcome".into(), json!(o));
+        }
+        if let Some(r) = &expect.result {
+            expected.insert("result".into(), r.clone());
+        }
+        if let Some(e) = &expect.error {
+            expected.insert("error".into(), e.clone());
+        }
+        if let Err(m) = matches(&actual, &Value::Object(expected)) {
+            failures.push(m);
+        }
+        for line in &expect.console {
+            if !execution
+                .console
+                .iter()
+                .any(|c| c.message.contains(line.as_str()))
+            {
+                failures.push(format!("no console line contains {line:?}"));
+            }
+        }
+    }
+    if case.golden {
+        let path = suite
+            .cases_dir()
+            .join(GOLDEN_DIR)
+            .join(format!("{}.json", slug(&case.name)));
+        let transcript = transcript(execution);
+        if options.update {
+            let text = serde_json::to_string_pretty(&transcript).unwrap_or_default() + "\n";
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&path, text));
+            match written {
+                Ok(()) => *updated = true,
+                Err(e) => failures.push(format!("cannot write {}: {e}", path.display())),
+            }
+        } else {
+            match std::fs::read_to_string(&path) {
+                Err(_) => failures.push(format!(
+                    "no golden transcript at {}; run `customdb test --update` to record it",
+                    path.display()
+                )),
+                Ok(text) => match serde_json::from_str::<Value>(&text) {
+                    Err(e) => failures.push(format!("{} is not JSON: {e}", path.display())),
+                    Ok(golden) if golden != transcript => {
+                        failures.extend(differences(&golden, &transcript));
+                    }
+                    Ok(_) => {}
+                },
+            }
+        }
+    }
+    // A run that went wrong in an unexpected way says why, beside the failed checks.
+    if !failures.is_empty()
+        && let Some(error) = &execution.error
+    {
+        failures.push(format!("the script's error was {error}"));
+    }
+    failures
+}
+
+/// What a golden file holds: everything a person checks, nothing that varies between runs
+/// (no timings, no stack).
+pub fn transcript(execution: &Execution) -> Value {
+    let error = execution.error.as_ref().map(|e| {
+        let mut err = json!({"name": e.name, "message": e.message});
+        if let Some(code) = &e.code {
+            err["code"] = json!(code);
+        }
+        err
+    });
+    json!({
+        "outcome": execution.outcome,
+        "result": execution.result,
+        "error": error,
+        "console": execution
+            .console
+            .iter()
+            .map(|c| format!("[{}] {}", c.level, c.message))
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn differences(golden: &Value, actual: &Value) -> Vec<String> {
+    let keys = ["outcome", "result", "error", "console"];
+    keys.iter()
+        .filter(|k| golden.get(**k) != actual.get(**k))
+        .map(|k| {
+            format!(
+                "golden {k} differs:\n  recorded: {}\n  now:      {}",
+                golden.get(*k).unwrap_or(&Value::Null),
+                actual.get(*k).unwrap_or(&Value::Null)
+            )
+        })
+        .collect()
+}
+
+/// A case name as a file name.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// Every key of `expected` must be in `actual` with a matching value; objects match as
+/// subsets, strings starting with `~` match when the actual string contains the rest.
+pub fn matches(actual: &Value, expected: &Value) -> Result<(), String> {
+    match (actual, expected) {
+        (Value::Object(a), Value::Object(e)) => {
+            for (k, ev) in e {
+                let av = a.get(k).unwrap_or(&Value::Null);
+                matches(av, ev).map_err(|m| format!("{k}: {m}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(a), Value::Array(e)) if a.len() == e.len() => a
+            .iter()
+            .zip(e)
+            .enumerate()
+            .try_for_each(|(i, (a, e))| matches(a, e).map_err(|m| format!("[{i}]: {m}"))),
+        (Value::String(a), Value::String(e)) if e.starts_with('~') => {
+            if a.contains(&e[1..]) {
+                Ok(())
+            } else {
+                Err(format!("{a:?} does not contain {:?}", &e[1..]))
+            }
+        }
+        (a, e) if a == e => Ok(()),
+        (a, e) => Err(format!("expected {e}, got {a}")),
+    }
+}
