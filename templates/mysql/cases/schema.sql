@@ -1,0 +1,7 @@
+CREATE TABLE users (
+  id INT AUTO_INCREMENT PRIMARY KEY,
+  email VARCHAR(255) NOT NULL UNIQUE,
+  nickname VARCHAR(255),
+  email_verified BOOLEAN NOT NULL DEFAULT false,
+  password VARCHAR(255) NOT NULL
+);
