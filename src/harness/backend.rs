@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mysql_async::prelude::Queryable;
+use serde_json::{Value, json};
 
 /// Where a case's database lives, for fixtures and for dropping it.
 pub enum Database {
@@ -98,6 +99,71 @@ impl Database {
         }
     }
 
+    /// Runs a query after the script and returns its rows with every value as text (or
+    /// null), the same for every backend, so cases can check what a script wrote.
+    pub async fn query_text(&self, url: &str, sql: &str) -> Result<Vec<Value>, String> {
+        match self {
+            Database::Sqlite(path) => {
+                let (path, sql) = (path.clone(), sql.to_string());
+                // rusqlite blocks: run it on the blocking pool, not on the async threads.
+                tokio::task::spawn_blocking(move || sqlite_rows(&path, &sql))
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+            Database::Postgres { .. } => {
+                let client = pg_connect(url).await?;
+                let messages = client.simple_query(sql).await.map_err(|e| e.to_string())?;
+                Ok(messages
+                    .iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                            row.columns()
+                                .iter()
+                                .enumerate()
+                                .map(|(i, c)| (c.name().to_string(), json!(row.get(i))))
+                                .collect::<serde_json::Map<_, _>>()
+                                .into(),
+                        ),
+                        _ => None,
+                    })
+                    .collect())
+            }
+            Database::Mysql { .. } => {
+                let mut conn = mysql_connect(url).await?;
+                let rows: Vec<mysql_async::Row> =
+                    conn.query(sql).await.map_err(|e| e.to_string())?;
+                let _ = conn.disconnect().await;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| {
+                        let names: Vec<String> = row
+                            .columns_ref()
+                            .iter()
+                            .map(|c| c.name_str().into_owned())
+                            .collect();
+                        names
+                            .into_iter()
+                            .zip(row.unwrap())
+                            .map(|(n, v)| {
+                                let text = match v {
+                                    mysql_async::Value::NULL => Value::Null,
+                                    mysql_async::Value::Bytes(b) => {
+                                        json!(String::from_utf8_lossy(&b))
+                                    }
+                                    other => {
+                                        json!(other.as_sql(true).trim_matches('\'').to_string())
+                                    }
+                                };
+                                (n, text)
+                            })
+                            .collect::<serde_json::Map<_, _>>()
+                            .into()
+                    })
+                    .collect())
+            }
+        }
+    }
+
     /// Drops the database (the SQLite file goes with the case's data folder).
     pub async fn drop(self) {
         match self {
@@ -120,6 +186,30 @@ impl Database {
             }
         }
     }
+}
+
+fn sqlite_rows(path: &Path, sql: &str) -> Result<Vec<Value>, String> {
+    use rusqlite::types::ValueRef;
+    let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
+    let names: Vec<String> = stmt.column_names().map(str::to_string).collect();
+    let mut rows = stmt.query([]).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+        let mut obj = serde_json::Map::new();
+        for (i, name) in names.iter().enumerate() {
+            let text = match row.get_ref(i).map_err(|e| e.to_string())? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(n) => json!(n.to_string()),
+                ValueRef::Real(f) => json!(f.to_string()),
+                ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
+                ValueRef::Blob(b) => json!(hex::encode(b)),
+            };
+            obj.insert(name.clone(), text);
+        }
+        out.push(Value::Object(obj));
+    }
+    Ok(out)
 }
 
 async fn pg_connect(url: &str) -> Result<tokio_postgres::Client, String> {

@@ -74,6 +74,17 @@ pub struct Case {
     pub expect: Option<Expect>,
     #[serde(default)]
     pub golden: bool,
+    /// Queries run in the case's database after the script, with the rows they must return.
+    #[serde(default)]
+    pub after: Vec<After>,
+}
+
+/// A query run after the script; its rows (every value as text) must match `rows`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct After {
+    pub sql: String,
+    pub rows: Vec<Value>,
 }
 
 /// What a case checks; every field present must hold.
@@ -173,8 +184,10 @@ fn check_case(folder: &ConnectionFolder, case: &Case) -> Result<(), String> {
             case.args.len()
         ));
     }
-    if case.expect.is_none() && !case.golden {
-        return Err("has neither \"expect\" nor \"golden\": a case must check something".into());
+    if case.expect.is_none() && !case.golden && case.after.is_empty() {
+        return Err(
+            "has no \"expect\", \"golden\" or \"after\": a case must check something".into(),
+        );
     }
     if !folder.scripts.contains_key(&case.action) {
         return Err(format!("the connection has no {} script", case.action));
@@ -251,9 +264,21 @@ async fn run_case(
         updated: false,
     };
     match execute(suite, case, pool).await {
-        Ok(execution) => {
+        Ok((execution, after)) => {
             report.outcome = Some(execution.outcome);
             report.failures = check(suite, case, &execution, options, &mut report.updated);
+            for (query, rows) in case.after.iter().zip(after) {
+                if let Err(m) = matches(
+                    &Value::Array(rows.clone()),
+                    &Value::Array(query.rows.clone()),
+                ) {
+                    report.failures.push(format!(
+                        "after {:?}: {m}; rows were {}",
+                        query.sql,
+                        Value::Array(rows)
+                    ));
+                }
+            }
         }
         Err(e) => report.failures.push(e),
     }
@@ -264,7 +289,11 @@ async fn run_case(
 
 /// Prepares the case's world (data folder, database, fixtures, HTTP stub), runs the script
 /// through the pool, and tears the world down.
-async fn execute(suite: &Suite, case: &Case, pool: &Pool) -> Result<Execution, String> {
+async fn execute(
+    suite: &Suite,
+    case: &Case,
+    pool: &Pool,
+) -> Result<(Execution, Vec<Vec<Value>>), String> {
     let data = tempfile::tempdir().map_err(|e| format!("cannot make a data folder: {e}"))?;
     let mut configuration = BTreeMap::new();
     for (k, v) in suite.folder.configuration.iter().chain(&case.configuration) {
@@ -345,7 +374,19 @@ async fn execute(suite: &Suite, case: &Case, pool: &Pool) -> Result<Execution, S
                 egress,
             },
         };
-        pool.run(&invocation).await.map_err(|e| e.to_string())
+        let execution = pool.run(&invocation).await.map_err(|e| e.to_string())?;
+        let mut after = Vec::new();
+        for query in &case.after {
+            let (db, url) = database
+                .as_ref()
+                .ok_or("the case has \"after\" queries but setup.json names no \"database\" key")?;
+            let rows = db
+                .query_text(url, &query.sql)
+                .await
+                .map_err(|e| format!("after query {:?} failed: {e}", query.sql))?;
+            after.push(rows);
+        }
+        Ok((execution, after))
     }
     .await;
     if let Some((db, _)) = database {
