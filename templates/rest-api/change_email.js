@@ -1,0 +1,14 @@
+async function changeEmail(email, newEmail, verified, callback) {
+  const axios = require('axios');
+
+  try {
+    await axios.put(configuration.API_URL + '/users/email', { email, new_email: newEmail, email_verified: verified }, {
+      headers: { 'x-api-key': configuration.API_KEY },
+      timeout: 10000
+    });
+    return callback(null, true);
+  } catch (err) {
+    if (err.response && err.response.status === 404) return callback(null, false);
+    return callback(new Error('the user service failed: ' + err.message));
+  }
+}
