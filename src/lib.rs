@@ -21,3 +21,4 @@ pub mod layout;
 pub mod outcome;
 pub mod sandbox;
 pub mod script;
+pub mod templates;

@@ -1,6 +1,7 @@
 //! Command-line front doors: argument parsing and dispatch. One file per subcommand; the work
 //! itself is library calls. `anyhow` is used here and nowhere below.
 
+mod init;
 mod test;
 mod r#try;
 mod worker;
@@ -20,6 +21,7 @@ pub struct Cli {
 enum Command {
     Try(Box<r#try::TryArgs>),
     Test(test::TestArgs),
+    Init(init::InitArgs),
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
 }
@@ -38,6 +40,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Try(args) => r#try::run(*args),
         Command::Test(args) => test::run(args),
+        Command::Init(args) => init::run(args),
         Command::Worker(args) => worker::run(args),
     };
     match result {

@@ -3,6 +3,7 @@
 
 mod cli;
 mod contract;
+mod harness;
 mod hostile;
 mod http;
 mod modules;

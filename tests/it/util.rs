@@ -64,33 +64,7 @@ pub fn run_script(action: Action, source: &str, args: Value) -> Execution {
     run(&invocation(action, source, args))
 }
 
-/// Every key of `expected` must be in `actual` with a matching value; objects match as
-/// subsets, strings starting with `~` match when the actual string contains the rest.
-pub fn matches(actual: &Value, expected: &Value) -> Result<(), String> {
-    match (actual, expected) {
-        (Value::Object(a), Value::Object(e)) => {
-            for (k, ev) in e {
-                let av = a.get(k).unwrap_or(&Value::Null);
-                matches(av, ev).map_err(|m| format!("{k}: {m}"))?;
-            }
-            Ok(())
-        }
-        (Value::Array(a), Value::Array(e)) if a.len() == e.len() => a
-            .iter()
-            .zip(e)
-            .enumerate()
-            .try_for_each(|(i, (a, e))| matches(a, e).map_err(|m| format!("[{i}]: {m}"))),
-        (Value::String(a), Value::String(e)) if e.starts_with('~') => {
-            if a.contains(&e[1..]) {
-                Ok(())
-            } else {
-                Err(format!("{a:?} does not contain {:?}", &e[1..]))
-            }
-        }
-        (a, e) if a == e => Ok(()),
-        (a, e) => Err(format!("expected {e}, got {a}")),
-    }
-}
+pub use customdb::harness::matches;
 
 /// Asserts an Execution against a JSON subset, showing the whole Execution on failure.
 pub fn expect(name: &str, exec: &Execution, expected: &Value) {
