@@ -5,3 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --bin customdb
 cargo bench --bench overhead
+# The driver benchmarks need the database servers; start private ones as the tests do.
+source scripts/services.sh
+cargo bench --bench drivers

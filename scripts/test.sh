@@ -14,22 +14,7 @@ cargo fmt --all --check
 echo "==> cargo clippy (all targets, warnings are errors)"
 cargo clippy --release --all-targets -- -D warnings
 
-services=$(mktemp -d /tmp/customdb-services.XXXXXX)
-stop_services() {
-    if [ -f "$services/mariadb.pid" ]; then kill "$(cat "$services/mariadb.pid")" 2>/dev/null || true; fi
-    # SIGQUIT is PostgreSQL's immediate shutdown; the cluster is thrown away anyway.
-    if [ -f "$services/pg/postmaster.pid" ]; then kill -QUIT "$(head -1 "$services/pg/postmaster.pid")" 2>/dev/null || true; fi
-    sleep 1
-    rm -rf "$services"
-}
-trap stop_services EXIT
-
-echo "==> starting PostgreSQL and MariaDB on loopback (data in $services)"
-CUSTOMDB_TEST_PG=$(scripts/start-postgres.sh "$services")
-CUSTOMDB_TEST_MYSQL=$(scripts/start-mariadb.sh "$services")
-export CUSTOMDB_TEST_PG CUSTOMDB_TEST_MYSQL
-echo "    PostgreSQL: $CUSTOMDB_TEST_PG"
-echo "    MariaDB:    $CUSTOMDB_TEST_MYSQL"
+source scripts/services.sh
 
 echo "==> cargo test --release"
 cargo test --release

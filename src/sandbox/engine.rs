@@ -125,6 +125,28 @@ pub enum End {
     Thrown(JsError),
 }
 
+/// Most microtasks left when the callback has been called, run after it anyway.
+const DRAIN_JOBS: usize = 10_000;
+
+/// Runs the microtasks still queued once the run has its answer, as Node keeps running after a
+/// callback: scripts release connections after calling back (`client.end()`, `done()`,
+/// `db.close()`), and that cleanup must not wait for the context's next run. Errors are
+/// ignored: the run already has its answer.
+fn drain(cell: &RefCell<&mut Context>, executor: &Executor, deadline: Instant) {
+    for _ in 0..DRAIN_JOBS {
+        let next = executor.micro.borrow_mut().pop_front();
+        let Some(job) = next else { return };
+        let ctx = &mut cell.borrow_mut();
+        let _ = match job {
+            Micro::Promise(j) => j.call(ctx),
+            Micro::Generic(j) => j.call(ctx),
+        };
+        if Instant::now() >= deadline {
+            return;
+        }
+    }
+}
+
 /// Runs microtasks and asynchronous jobs until `settled` says the run has its answer, nothing
 /// is left, or the deadline passes. Synchronous script code cannot be interrupted here; the
 /// instruction budget and the supervisor's watchdog cover it.
@@ -156,10 +178,12 @@ pub async fn drive(
                 return End::Thrown(e);
             }
             if settled(&cell.borrow()) {
+                drain(cell, executor, deadline);
                 return End::Settled;
             }
         }
         if settled(&cell.borrow()) {
+            drain(cell, executor, deadline);
             return End::Settled;
         }
         let started: Vec<NativeAsyncJob> = std::mem::take(&mut *executor.asynchronous.borrow_mut());

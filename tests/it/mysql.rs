@@ -113,3 +113,21 @@ fn mysqljs_formatting() {
         }}),
     );
 }
+
+/// `connection.end()` after the callback (as Auth0's templates write it) still returns the
+/// connection: the pool holds 20 per settings, so a leak would hang the 21st run.
+#[test]
+fn connections_ended_after_the_callback_go_back_to_the_pool() {
+    let mut inv = login(
+        "const c = mysql.createConnection(url); c.query('SELECT 1 AS n', (err, rows) => { cb(err, { user_id: rows[0].n }); c.end(); });",
+        "unused",
+    );
+    inv.limits.timeout_ms = 5_000;
+    for i in 0..30 {
+        expect(
+            &format!("run {i}"),
+            &run(&inv),
+            &json!({"outcome": "success", "result": {"user_id": 1}}),
+        );
+    }
+}

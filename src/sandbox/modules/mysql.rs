@@ -172,23 +172,21 @@ fn query(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> 
     )
 }
 
-fn release(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+fn release(_: &JsValue, args: &[JsValue], _: &mut Context) -> JsResult<JsValue> {
     let destroy = args.get(1).is_some_and(JsValue::to_boolean);
     let held = with_resource(args, 0, CLOSED, |h: &mut Option<Held>| {
         h.take().expect("checked open")
     })?;
-    spawn_io(
-        ctx,
-        async move {
-            let conn = held.lock().await.take();
-            if let (Some(conn), true) = (conn, destroy) {
-                // Dropping a pooled connection returns it; `destroy()` closes it instead.
-                let _ = conn.disconnect().await;
-            }
-            Ok(Value::Null)
-        },
-        json,
-    )
+    // Started now, not when the script awaits it: the connection goes back to the pool even
+    // if the run ends right after `end()`.
+    super::io_runtime().spawn(async move {
+        let conn = held.lock().await.take();
+        if let (Some(conn), true) = (conn, destroy) {
+            // Dropping a pooled connection returns it; `destroy()` closes it instead.
+            let _ = conn.disconnect().await;
+        }
+    });
+    Ok(JsValue::undefined())
 }
 
 /// mysqljs's field packet, as much of it as scripts read.
