@@ -76,6 +76,10 @@ fn invocation(connection: &str, source: String, args: serde_json::Value) -> Invo
     }
 }
 
+fn address(url: &str) -> String {
+    customdb::harness::backend::address(url).expect("a server URL")
+}
+
 const QUERY_SCRIPT: &str = "function login(email, password, callback) { QUERY }";
 
 #[tokio::main]
@@ -143,6 +147,7 @@ async fn main() {
         json!(["u500@example.com", "x"]),
     );
     pg.configuration.insert("URL".into(), pg_url.clone());
+    pg.policy.egress = vec![address(&pg_url)];
     row(
         "pg query through the module (whole run)",
         time_runs(&pool, &pg, RUNS).await,
@@ -192,6 +197,7 @@ async fn main() {
         json!(["u500@example.com", "x"]),
     );
     my.configuration.insert("URL".into(), my_url.clone());
+    my.policy.egress = vec![address(&my_url)];
     row(
         "mysql query through the module (whole run)",
         time_runs(&pool, &my, RUNS).await,

@@ -227,6 +227,20 @@ async fn mysql_connect(url: &str) -> Result<mysql_async::Conn, String> {
         .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))
 }
 
+/// `host:port` of a database URL (None for SQLite files), for the case's allow-list.
+pub fn address(value: &str) -> Option<String> {
+    let url = url::Url::parse(value).ok()?;
+    let default = match url.scheme() {
+        "mysql" => 3306,
+        _ => 5432,
+    };
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port().unwrap_or(default)
+    ))
+}
+
 /// The URL with its database path replaced by `name`.
 fn with_database(url: &str, name: &str) -> Result<String, String> {
     let mut parsed = url::Url::parse(url).map_err(|e| format!("invalid database URL: {e}"))?;

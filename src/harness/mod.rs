@@ -326,6 +326,10 @@ async fn execute(
                 format!("setup.json names database key {key}, which the configuration lacks")
             })?;
             let (value, db) = backend::create(&value, data.path()).await?;
+            // The case's own database server is on the allow-list, as a tenant lists theirs.
+            if let Some(address) = backend::address(&value) {
+                egress.push(address);
+            }
             configuration.insert(key.clone(), value.clone());
             Some((db, value))
         }

@@ -1,7 +1,7 @@
 //! The `mysql` module against the real MariaDB server scripts/test.sh starts: mysqljs's
 //! placeholders and escaping, its result shapes (rows, OkPacket) and error shapes.
 
-use crate::util::{expect, invocation, run, server_url, unique};
+use crate::util::{expect, host_port, invocation, run, server_url, unique};
 use customdb::script::Action;
 use serde_json::{Value, json};
 
@@ -13,6 +13,11 @@ fn login(body: &str, table: &str) -> customdb::script::Invocation {
     inv.configuration
         .insert("MYSQL_URL".into(), server_url("CUSTOMDB_TEST_MYSQL"));
     inv.configuration.insert("TABLE".into(), table.into());
+    // The server, and port 1 of loopback (nothing listens there), are on the allow-list.
+    inv.policy.egress = vec![
+        host_port(&server_url("CUSTOMDB_TEST_MYSQL")),
+        "127.0.0.1:1".into(),
+    ];
     inv
 }
 
@@ -64,6 +69,11 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
             "a server that is not there is ECONNREFUSED",
             "const c = mysql.createConnection({ host: '127.0.0.1', port: 1, user: 'u', password: 'p' }); c.connect((err) => cb(null, { user_id: 1, code: err.code, message: err.message }));",
             json!({"outcome": "success", "result": {"code": "ECONNREFUSED", "message": "connect ECONNREFUSED 127.0.0.1:1"}}),
+        ),
+        (
+            "a server not on the allow-list is refused before connecting",
+            "const c = mysql.createConnection({ host: '192.168.7.7', user: 'u', password: 'p' }); c.connect((err) => cb(null, { user_id: 1, code: err.code, message: err.message }));",
+            json!({"outcome": "success", "result": {"code": "EGRESS_DENIED", "message": "~egress to 192.168.7.7:3306 is not allowed"}}),
         ),
         (
             "a wrong password is ER_ACCESS_DENIED_ERROR",

@@ -1,7 +1,7 @@
 //! The `pg` module against the real PostgreSQL server scripts/test.sh starts: node-postgres's
 //! three ways to connect, its type conventions, result and error shapes.
 
-use crate::util::{expect, invocation, run, server_url, unique};
+use crate::util::{expect, host_port, invocation, run, server_url, unique};
 use customdb::script::Action;
 use serde_json::{Value, json};
 
@@ -13,6 +13,11 @@ fn login(body: &str, table: &str) -> customdb::script::Invocation {
     inv.configuration
         .insert("PG_URL".into(), server_url("CUSTOMDB_TEST_PG"));
     inv.configuration.insert("TABLE".into(), table.into());
+    // The server, and port 1 of loopback (nothing listens there), are on the allow-list.
+    inv.policy.egress = vec![
+        host_port(&server_url("CUSTOMDB_TEST_PG")),
+        "127.0.0.1:1".into(),
+    ];
     inv
 }
 
@@ -61,6 +66,21 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
             "a server that is not there is ECONNREFUSED",
             "pg.connect('postgres://u:p@127.0.0.1:1/db', (err) => cb(null, { user_id: 1, code: err.code, message: err.message }));",
             json!({"outcome": "success", "result": {"code": "ECONNREFUSED", "message": "connect ECONNREFUSED 127.0.0.1:1"}}),
+        ),
+        (
+            "a server not on the allow-list is refused before connecting",
+            "pg.connect('postgres://u:p@10.1.2.3:5432/db', (err) => cb(null, { user_id: 1, code: err.code, message: err.message }));",
+            json!({"outcome": "success", "result": {"code": "EGRESS_DENIED", "message": "~egress to 10.1.2.3:5432 is not allowed"}}),
+        ),
+        (
+            "a name is not its loopback address",
+            "pg.connect(url.replace('127.0.0.1', 'localhost'), (err) => cb(null, { user_id: 1, code: err.code }));",
+            json!({"outcome": "success", "result": {"code": "EGRESS_DENIED"}}),
+        ),
+        (
+            "Unix sockets are refused",
+            "pg.connect({ host: '/var/run/postgresql', user: 'postgres' }, (err) => cb(null, { user_id: 1, code: err.code, message: err.message }));",
+            json!({"outcome": "success", "result": {"code": "EGRESS_DENIED", "message": "~Unix socket"}}),
         ),
         (
             "a wrong password is the server's error 28P01",

@@ -93,3 +93,8 @@ pub fn server_url(var: &str) -> String {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{}", std::process::id(), uuid_like())
 }
+
+/// `host:port` of a server URL, as an egress allow-list entry.
+pub fn host_port(url: &str) -> String {
+    customdb::harness::backend::address(url).expect("a server URL")
+}

@@ -5,6 +5,7 @@
 pub mod bcrypt;
 pub mod bytes;
 pub mod crypto;
+pub mod egress;
 pub mod http;
 pub mod jwt;
 pub mod mysql;

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::egress::{AllowList, denied};
 use super::{Failure, Native, arg_string, json, resource, spawn_io, with_resource};
+use crate::sandbox::bindings;
 
 pub const NATIVES: &[Native] = &[
     ("connect", 1, connect),
@@ -30,16 +32,36 @@ type Held = Arc<tokio::sync::Mutex<Option<Conn>>>;
 
 fn connect(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let settings = args.first().cloned().unwrap_or_default().to_json(ctx)?;
+    let allow = AllowList::parse(&bindings::state(ctx).policy.egress);
     spawn_io(
         ctx,
         async move {
             let (opts, address) = opts(settings.as_ref())?;
+            let opts = permit(opts, &allow).await?;
             let pool = pool(&settings.unwrap_or_default(), opts)?;
             let conn = pool.get_conn().await.map_err(|e| failure(e, &address))?;
             Ok(Arc::new(tokio::sync::Mutex::new(Some(conn))))
         },
         |held: Held, _| Ok(resource(held)),
     )
+}
+
+/// Applies the egress allow-list: the host must be listed, and the connection goes to an
+/// address the list permits (so the driver cannot resolve the name again to somewhere else).
+/// Unix sockets are files, which scripts never reach.
+async fn permit(opts: Opts, allow: &AllowList) -> Result<Opts, Failure> {
+    if opts.socket().is_some() {
+        return Err(Failure::new(
+            "mysql: Unix socket connections are not allowed; connect over TCP",
+        )
+        .with("code", "EGRESS_DENIED"));
+    }
+    let (host, port) = (opts.ip_or_hostname().to_string(), opts.tcp_port());
+    allow.check_host(&host, Some(port)).map_err(denied)?;
+    let addrs = allow.resolve(&host, port).await.map_err(denied)?;
+    Ok(OptsBuilder::from_opts(opts)
+        .ip_or_hostname(addrs[0].ip().to_string())
+        .into())
 }
 
 fn pool(settings: &Value, opts: Opts) -> Result<Pool, Failure> {

@@ -13,7 +13,9 @@ use std::time::Duration;
 use tokio_postgres::types::{Format, FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Config, NoTls};
 
+use super::egress::{AllowList, denied};
 use super::{Failure, Native, arg_string, json, resource, spawn_io, with_resource};
+use crate::sandbox::bindings;
 
 pub const NATIVES: &[Native] = &[
     ("connect", 2, connect),
@@ -39,10 +41,12 @@ struct Held {
 fn connect(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let settings = args.first().cloned().unwrap_or_default().to_json(ctx)?;
     let pooled = args.get(1).is_some_and(JsValue::to_boolean);
+    let allow = AllowList::parse(&bindings::state(ctx).policy.egress);
     spawn_io(
         ctx,
         async move {
-            let config = config(settings.as_ref())?;
+            let mut config = config(settings.as_ref())?;
+            permit(&mut config, &allow).await?;
             let key = pool_key(&config);
             let idle = pooled.then(|| take_idle(&key)).flatten();
             let client = match idle {
@@ -64,6 +68,27 @@ fn pool_key(config: &Config) -> String {
     use sha2::Digest;
     let password = sha2::Sha256::digest(config.get_password().unwrap_or_default());
     format!("{config:?} {}", hex::encode(password))
+}
+
+/// Applies the egress allow-list: every host must be listed, and the connection goes to the
+/// addresses the list permits (pinned with `hostaddr`, so the driver cannot resolve the name
+/// again to somewhere else). Unix sockets are files, which scripts never reach.
+async fn permit(config: &mut Config, allow: &AllowList) -> Result<(), Failure> {
+    let ports = config.get_ports().to_vec();
+    let hosts = config.get_hosts().to_vec();
+    for (i, host) in hosts.iter().enumerate() {
+        let tokio_postgres::config::Host::Tcp(name) = host else {
+            return Err(Failure::new(
+                "pg: Unix socket connections are not allowed; connect over TCP",
+            )
+            .with("code", "EGRESS_DENIED"));
+        };
+        let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        allow.check_host(name, Some(port)).map_err(denied)?;
+        let addrs = allow.resolve(name, port).await.map_err(denied)?;
+        config.hostaddr(addrs[0].ip());
+    }
+    Ok(())
 }
 
 fn take_idle(key: &str) -> Option<Client> {
