@@ -3,9 +3,9 @@
 # CUSTOMDB_TEST_MYSQL, and stops both when the calling script exits.
 services=$(mktemp -d /tmp/customdb-services.XXXXXX)
 stop_services() {
-    if [ -f "$services/mariadb.pid" ]; then kill "$(cat "$services/mariadb.pid")" 2>/dev/null || true; fi
+    if [ -f "$services/mariadb/mysqld.pid" ]; then kill "$(cat "$services/mariadb/mysqld.pid")" 2>/dev/null || true; fi
     # SIGQUIT is PostgreSQL's immediate shutdown; the cluster is thrown away anyway.
-    if [ -f "$services/pg/postmaster.pid" ]; then kill -QUIT "$(head -1 "$services/pg/postmaster.pid")" 2>/dev/null || true; fi
+    if [ -f "$services/postgres/data/postmaster.pid" ]; then kill -QUIT "$(head -1 "$services/postgres/data/postmaster.pid")" 2>/dev/null || true; fi
     sleep 1
     rm -rf "$services"
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a private MariaDB server for the tests and prints its URL on stdout.
-#   scripts/start-mariadb.sh DIR      -> data in DIR/mariadb, socket DIR/mariadb.sock
-# Stop it with: kill "$(cat DIR/mariadb.pid)" (scripts/test.sh does that on exit).
+#   scripts/start-mariadb.sh DIR      -> data in DIR/mariadb/data, socket DIR/mariadb/mysqld.sock
+# Stop it with: kill "$(cat DIR/mariadb/mysqld.pid)" (scripts/services.sh does that on exit).
 # Installs Debian's mariadb-server package when the server is missing (CI machines lack it).
 set -euo pipefail
 dir=$(realpath "$1")
@@ -17,25 +17,28 @@ export PATH="/usr/sbin:$PATH"
 
 user=$(id -un)
 [ "$(id -u)" = 0 ] && user=mysql
-mkdir -p "$dir/mariadb"
-[ "$(id -u)" = 0 ] && chown "$user" "$dir" "$dir/mariadb"
-mariadb-install-db --no-defaults --user="$user" --datadir="$dir/mariadb" \
+# Everything lives in DIR/mariadb, owned by the server's user; DIR itself only needs to be
+# traversable (other servers keep their own folders beside it).
+base="$dir/mariadb"
+mkdir -p "$base"
+if [ "$(id -u)" = 0 ]; then chmod 711 "$dir"; chown "$user" "$base"; fi
+mariadb-install-db --no-defaults --user="$user" --datadir="$base/data" \
     --auth-root-authentication-method=socket --skip-test-db >"$dir/mariadb-install.log" 2>&1 \
     || { cat "$dir/mariadb-install.log" >&2; exit 1; }
 port=$("$here/free-port.sh")
-mariadbd --no-defaults --user="$user" --datadir="$dir/mariadb" --socket="$dir/mariadb.sock" \
-    --pid-file="$dir/mariadb.pid" --port="$port" --bind-address=127.0.0.1 \
+mariadbd --no-defaults --user="$user" --datadir="$base/data" --socket="$base/mysqld.sock" \
+    --pid-file="$base/mysqld.pid" --port="$port" --bind-address=127.0.0.1 \
     --innodb-flush-log-at-trx-commit=0 --max-connections=300 \
-    --log-error="$dir/mariadb.log" >/dev/null 2>&1 &
+    --log-error="$base/server.log" >/dev/null 2>&1 &
 for _ in $(seq 1 120); do
-    if mariadb --no-defaults -S "$dir/mariadb.sock" -u root -e 'SELECT 1' >/dev/null 2>&1; then
+    if mariadb --no-defaults -S "$base/mysqld.sock" -u root -e 'SELECT 1' >/dev/null 2>&1; then
         break
     fi
     sleep 0.5
 done
-mariadb --no-defaults -S "$dir/mariadb.sock" -u root -e "
+mariadb --no-defaults -S "$base/mysqld.sock" -u root -e "
     CREATE DATABASE customdb;
     CREATE USER 'customdb'@'127.0.0.1' IDENTIFIED BY 'customdb';
     GRANT ALL ON *.* TO 'customdb'@'127.0.0.1';" \
-    || { echo "MariaDB did not start:" >&2; cat "$dir/mariadb.log" >&2; exit 1; }
+    || { echo "MariaDB did not start:" >&2; cat "$base/server.log" >&2; exit 1; }
 echo "mysql://customdb:customdb@127.0.0.1:$port/customdb"
