@@ -5,7 +5,10 @@
 //! - `outcome`: what a run produced (`Execution`), outcomes as an enum.
 //! - `sandbox`: the only module that knows the JavaScript engine (boa); runs one invocation.
 //! - `isolation`: worker processes, the only place the sandbox runs, and their supervisor.
-//! - `cli`: the front doors (`try`, and the hidden `worker`).
+//! - `layout`: the Deploy CLI connection folder (`database.json` and the scripts).
+//! - `harness`: `customdb test` — cases, throwaway databases, HTTP stubs, golden transcripts.
+//! - `templates`: the shipped connection templates, embedded at build time.
+//! - `cli`: the front doors (`try`, `test`, `init`, and the hidden `worker`).
 //!
 //! Invariants:
 //! - Only `sandbox` depends on boa; no engine value leaves it.
@@ -13,6 +16,8 @@
 //! - Script failures and limits are `Outcome`s; Rust errors mean customdb itself failed.
 //! - Passwords never reach a transcript: the sandbox redacts them from console output, results
 //!   and errors before anything leaves the worker.
+//! - A script reaches files only inside its data folders and hosts only on its allow-list
+//!   (`script::Policy`); a host name never leads to a private or loopback address.
 
 pub mod cli;
 pub mod harness;

@@ -35,7 +35,7 @@ pub struct RunState {
     pub started: Instant,
     pub limits: Limits,
     pub password: Option<String>,
-    /// What `sqlite3` and HTTP may reach during this run.
+    /// The files and hosts the modules may reach during this run.
     pub policy: Policy,
     pub console: Vec<ConsoleLine>,
     console_bytes: usize,
