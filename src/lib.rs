@@ -24,6 +24,7 @@ pub mod harness;
 pub mod isolation;
 pub mod layout;
 pub mod outcome;
+pub mod profile;
 pub mod sandbox;
 pub mod script;
 pub mod templates;

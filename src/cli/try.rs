@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use super::{parse_duration, parse_size};
 use crate::isolation::{Pool, PoolConfig};
 use crate::outcome::{Execution, Outcome};
+use crate::profile::{self, ProfileOptions};
 use crate::script::{Action, Invocation, Limits, Policy, complete_create_user};
 
 /// Run one script locally and see its console output and result.
@@ -64,15 +65,54 @@ pub fn run(args: TryArgs) -> anyhow::Result<ExitCode> {
         ..PoolConfig::new(program)
     });
     let execution = rt.block_on(pool.run(&invocation))?;
+    // What login/get_user return becomes a normalized profile, as the server would store it.
+    let profile = match (invocation.action, &execution.result) {
+        (Action::Login | Action::GetUser, Some(result))
+            if execution.outcome == Outcome::Success =>
+        {
+            Some(profile::normalize(
+                result,
+                &profile_options(&args, &invocation)?,
+            ))
+        }
+        _ => None,
+    };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json_report(&execution))?
-        );
+        let mut report = json_report(&execution);
+        match &profile {
+            Some(Ok(p)) => report["profile"] = Value::Object(p.value.clone()),
+            Some(Err(v)) => report["profile_errors"] = json!(v),
+            None => {}
+        }
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", human_report(&execution));
+        // The timing line stays last, below the profile.
+        let report = human_report(&execution);
+        let (body, time) = report
+            .trim_end()
+            .rsplit_once('\n')
+            .unwrap_or(("", report.trim_end()));
+        println!("{body}");
+        match &profile {
+            Some(Ok(p)) => {
+                let text = serde_json::to_string_pretty(&p.value)?;
+                out_block("profile:", &text);
+                for w in &p.warnings {
+                    println!("warning: {w}");
+                }
+            }
+            Some(Err(violations)) => {
+                println!("profile: rejected — the server would fail this login");
+                for v in violations {
+                    println!("         {v}");
+                }
+            }
+            None => {}
+        }
+        println!("{time}");
     }
-    Ok(if execution.outcome == Outcome::Success {
+    let profile_ok = !matches!(profile, Some(Err(_)));
+    Ok(if execution.outcome == Outcome::Success && profile_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -210,6 +250,42 @@ fn configuration(args: &TryArgs) -> anyhow::Result<BTreeMap<String, String>> {
         config.insert(k.to_string(), v.to_string());
     }
     Ok(config)
+}
+
+/// How the connection normalizes profiles: its name, and `import_mode` and
+/// `non_persistent_attrs` when `--config-file` is its database.json.
+fn profile_options(args: &TryArgs, inv: &Invocation) -> anyhow::Result<ProfileOptions> {
+    let mut options = ProfileOptions {
+        connection: inv.connection.clone(),
+        ..ProfileOptions::default()
+    };
+    if let Some(path) = &args.config_file {
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+        if let Some(opts) = doc.get("options") {
+            options.import_mode = opts
+                .get("import_mode")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if let Some(attrs) = opts.get("non_persistent_attrs").and_then(Value::as_array) {
+                options.non_persistent_attrs = attrs
+                    .iter()
+                    .filter_map(|a| a.as_str().map(str::to_string))
+                    .collect();
+            }
+        }
+        if let Some(name) = doc.get("name").and_then(Value::as_str) {
+            options.connection = name.to_string();
+        }
+    }
+    Ok(options)
+}
+
+/// Prints `label` and an indented multi-line text beside it, as the result is printed.
+fn out_block(label: &str, text: &str) {
+    for (i, line) in text.lines().enumerate() {
+        let tag = if i == 0 { label } else { "" };
+        println!("{tag:<9}{line}");
+    }
 }
 
 fn json_report(e: &Execution) -> Value {

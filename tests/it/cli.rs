@@ -147,3 +147,31 @@ fn timeout_option_applies() {
     assert_eq!(v["outcome"], "timeout", "{v}");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn try_shows_the_normalized_profile_or_why_it_is_rejected() {
+    let (out, _dir) = try_cmd(
+        &["login", "SCRIPT", "Ada@Example.com", "pw"],
+        "function login(email, password, callback) { callback(null, { id: 7, email: email, metadata: { plan: 'pro' } }); }",
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("profile: {"), "{text}");
+    assert!(text.contains("\"user_id\": \"auth0|7\""), "{text}");
+    assert!(text.contains("\"app_metadata\": {"), "{text}");
+    assert!(text.lines().last().unwrap().starts_with("time:"), "{text}");
+
+    let (out, _dir) = try_cmd(
+        &["login", "SCRIPT", "a", "pw", "--json"],
+        "function login(email, password, callback) { callback(null, { user_id: 1, email: 'nope', app_metadata: { blocked: true } }); }",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["profile_errors"],
+        serde_json::json!([
+            {"field": "email", "rule": "must be an email address"},
+            {"field": "app_metadata.blocked", "rule": "is a name Auth0 reserves"}
+        ])
+    );
+}
