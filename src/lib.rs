@@ -27,4 +27,5 @@ pub mod outcome;
 pub mod profile;
 pub mod sandbox;
 pub mod script;
+pub mod store;
 pub mod templates;

@@ -1,0 +1,760 @@
+//! The product's own store: one SQLite file (bundled SQLite, WAL, `synchronous=FULL`) holding
+//! tenants, connections (configuration sealed at rest), cached and migrated users, tenant log
+//! events and script runs. Numbered migrations under `PRAGMA user_version`; one transaction per
+//! logical change. Only this module runs SQL against the store. Every method blocks: call it
+//! from a blocking thread (`tokio::task::spawn_blocking`), never on an async worker.
+
+pub mod seal;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::profile::Profile;
+use crate::script::Action;
+use seal::{SealError, Sealer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error("the store was written by a newer customdb (schema {found}, this one knows {known})")]
+    TooNew { found: i64, known: i64 },
+    #[error("{0}")]
+    Corrupt(String),
+    /// Another user of the connection already has this email (SPEC: an error, never a merge).
+    #[error("the email {email} already belongs to {owner} in this connection")]
+    EmailTaken { email: String, owner: String },
+}
+
+/// Schema changes, in order; `PRAGMA user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE tenants (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE connections (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        options TEXT NOT NULL,
+        scripts TEXT NOT NULL,
+        configuration BLOB,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (tenant, name)
+    );
+    CREATE TABLE users (
+        tenant TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        connection TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        email TEXT,
+        email_key TEXT,
+        username TEXT,
+        profile TEXT NOT NULL,
+        app_metadata TEXT NOT NULL DEFAULT '{}',
+        app_metadata_managed INTEGER NOT NULL DEFAULT 0,
+        user_metadata TEXT NOT NULL DEFAULT '{}',
+        user_metadata_managed INTEGER NOT NULL DEFAULT 0,
+        blocked INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        cached_at TEXT NOT NULL,
+        last_login TEXT,
+        logins_count INTEGER NOT NULL DEFAULT 0,
+        migrated INTEGER NOT NULL DEFAULT 0,
+        password_hash TEXT,
+        PRIMARY KEY (tenant, user_id)
+    );
+    CREATE UNIQUE INDEX users_email ON users (tenant, connection, email_key)
+        WHERE email_key IS NOT NULL;
+    CREATE INDEX users_username ON users (tenant, connection, username);
+    CREATE TABLE log_events (
+        id INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        date TEXT NOT NULL,
+        type TEXT NOT NULL,
+        connection TEXT,
+        user_id TEXT,
+        description TEXT
+    );
+    CREATE INDEX log_events_tenant ON log_events (tenant, id);
+    CREATE TABLE script_runs (
+        id INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        connection TEXT NOT NULL,
+        action TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        console TEXT NOT NULL,
+        timings TEXT NOT NULL,
+        date TEXT NOT NULL
+    );",
+];
+
+/// The store. One connection behind a mutex: SQLite serializes writers anyway, and every
+/// logical change is one short transaction.
+pub struct Store {
+    conn: Mutex<Connection>,
+    sealer: Sealer,
+}
+
+/// A connection as stored: options (without `configuration` and `customScripts`, which live
+/// apart), scripts, and the configuration (sealed on disk, clear only in memory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    pub options: Map<String, Value>,
+    pub scripts: BTreeMap<Action, String>,
+    pub configuration: BTreeMap<String, String>,
+}
+
+/// A user in the store: the cached (or migrated) profile and what the store manages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub tenant: String,
+    pub connection: String,
+    pub user_id: String,
+    pub profile: Map<String, Value>,
+    pub app_metadata: Map<String, Value>,
+    pub user_metadata: Map<String, Value>,
+    pub blocked: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    /// When a script last returned this profile.
+    pub cached_at: String,
+    pub last_login: Option<String>,
+    pub logins_count: i64,
+    /// Import mode: the user lives here now; logins check `password_hash` locally.
+    pub migrated: bool,
+    #[serde(skip_serializing)]
+    pub password_hash: Option<String>,
+}
+
+impl User {
+    /// The user as Auth0's Management API shows it.
+    pub fn to_json(&self) -> Value {
+        let mut out = self.profile.clone();
+        out.insert(
+            "app_metadata".into(),
+            Value::Object(self.app_metadata.clone()),
+        );
+        out.insert(
+            "user_metadata".into(),
+            Value::Object(self.user_metadata.clone()),
+        );
+        out.insert("blocked".into(), json!(self.blocked));
+        out.insert("created_at".into(), json!(self.created_at));
+        out.insert("updated_at".into(), json!(self.updated_at));
+        if let Some(l) = &self.last_login {
+            out.insert("last_login".into(), json!(l));
+        }
+        out.insert("logins_count".into(), json!(self.logins_count));
+        Value::Object(out)
+    }
+
+    pub fn email(&self) -> Option<&str> {
+        self.profile.get("email").and_then(Value::as_str)
+    }
+}
+
+/// `set_user_root_attributes`: whether a login refreshes the root attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootAttributes {
+    #[default]
+    OnEachLogin,
+    OnFirstLogin,
+    NeverOnLogin,
+}
+
+/// Attributes `set_user_root_attributes` governs.
+pub const ROOT_ATTRIBUTES: &[&str] = &["name", "nickname", "given_name", "family_name", "picture"];
+
+/// A tenant log event (Auth0's type codes: `s`, `fp`, `fu`, `fs`, `ss`, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEvent {
+    pub id: i64,
+    pub date: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub connection: Option<String>,
+    pub user_id: Option<String>,
+    pub description: Option<String>,
+}
+
+/// The email as the uniqueness index compares it.
+fn email_key(email: Option<&str>) -> Option<String> {
+    email.map(str::to_lowercase)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path, sealer: Sealer) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        // WAL for concurrent readers; FULL so an acknowledged commit survives power loss too.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        migrate(&mut conn)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            sealer,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open (rusqlite rolls back
+        // on drop), so the connection is still usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn ensure_tenant(&self, tenant: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO tenants (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![tenant, now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Creates or replaces a connection (options are replaced whole, as Auth0's PATCH does).
+    pub fn put_connection(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
+        let configuration = serde_json::to_vec(&record.configuration)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let sealed = self.sealer.seal(&configuration, &record.id);
+        let scripts = serde_json::to_string(&record.scripts).unwrap_or_default();
+        let options = Value::Object(record.options.clone()).to_string();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO tenants (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![record.tenant, now()],
+            )?;
+            tx.execute(
+                "INSERT INTO connections (id, tenant, name, options, scripts, configuration, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                 ON CONFLICT (id) DO UPDATE SET name = ?3, options = ?4, scripts = ?5,
+                     configuration = ?6, updated_at = ?7",
+                params![record.id, record.tenant, record.name, options, scripts, sealed, now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn get_connection(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let conn = self.lock();
+        let row = conn
+            .query_row(
+                "SELECT id, name, options, scripts, configuration FROM connections WHERE tenant = ?1 AND (name = ?2 OR id = ?2)",
+                params![tenant, name],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, Option<Vec<u8>>>(4)?)),
+            )
+            .optional()?;
+        let Some((id, name, options, scripts, sealed)) = row else {
+            return Ok(None);
+        };
+        let configuration = match sealed {
+            Some(s) => serde_json::from_slice(&self.sealer.open(&s, &id)?)
+                .map_err(|e| StoreError::Corrupt(format!("configuration of {id}: {e}")))?,
+            None => BTreeMap::new(),
+        };
+        Ok(Some(ConnectionRecord {
+            id,
+            tenant: tenant.to_string(),
+            name,
+            options: serde_json::from_str(&options)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            scripts: serde_json::from_str(&scripts)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            configuration,
+        }))
+    }
+
+    /// Deletes a connection and every user it holds.
+    pub fn delete_connection(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let name: Option<String> = tx
+                .query_row(
+                    "SELECT name FROM connections WHERE tenant = ?1 AND id = ?2",
+                    params![tenant, id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(name) = name else { return Ok(false) };
+            tx.execute(
+                "DELETE FROM users WHERE tenant = ?1 AND connection = ?2",
+                params![tenant, name],
+            )?;
+            tx.execute(
+                "DELETE FROM connections WHERE tenant = ?1 AND id = ?2",
+                params![tenant, id],
+            )?;
+            Ok(true)
+        })
+    }
+
+    pub fn get_user(&self, tenant: &str, user_id: &str) -> Result<Option<User>, StoreError> {
+        let conn = self.lock();
+        read_user(
+            &conn,
+            "tenant = ?1 AND user_id = ?2",
+            params![tenant, user_id],
+        )
+    }
+
+    /// The user of `connection` with this email (compared without case) or username.
+    pub fn find_user(
+        &self,
+        tenant: &str,
+        connection: &str,
+        identifier: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let conn = self.lock();
+        read_user(
+            &conn,
+            "tenant = ?1 AND connection = ?2 AND (email_key = lower(?3) OR username = lower(?3))",
+            params![tenant, connection, identifier],
+        )
+    }
+
+    /// Caches what a login (or get_user, with `login == false`) script returned, in one
+    /// transaction: creates the user or refreshes the cached profile. Metadata the Management
+    /// API wrote is kept; root attributes follow `roots`. A profile whose email belongs to a
+    /// different user of the connection is refused, never merged.
+    pub fn cache_profile(
+        &self,
+        tenant: &str,
+        connection: &str,
+        profile: &Profile,
+        roots: RootAttributes,
+        login: bool,
+        migrated_hash: Option<&str>,
+    ) -> Result<User, StoreError> {
+        let at = now();
+        let mut fresh = profile.value.clone();
+        let app = take_object(&mut fresh, "app_metadata");
+        let user_meta = take_object(&mut fresh, "user_metadata");
+        self.write(|tx| {
+            let existing = read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, profile.user_id])?;
+            if let Some(owner) = email_owner(tx, tenant, connection, profile.email.as_deref())?
+                && owner != profile.user_id
+            {
+                return Err(StoreError::EmailTaken {
+                    email: profile.email.clone().unwrap_or_default(),
+                    owner,
+                });
+            }
+            let logins = i64::from(login);
+            match existing {
+                None => {
+                    tx.execute(
+                        "INSERT INTO users (tenant, connection, user_id, email, email_key, username, profile,
+                             app_metadata, user_metadata, created_at, updated_at, cached_at, last_login,
+                             logins_count, migrated, password_hash)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11, ?12, ?13, ?14)
+                         ON CONFLICT (tenant, user_id) DO NOTHING",
+                        params![
+                            tenant,
+                            connection,
+                            profile.user_id,
+                            profile.email,
+                            email_key(profile.email.as_deref()),
+                            profile.username,
+                            Value::Object(fresh.clone()).to_string(),
+                            Value::Object(app.clone()).to_string(),
+                            Value::Object(user_meta.clone()).to_string(),
+                            at,
+                            login.then_some(&at),
+                            logins,
+                            migrated_hash.is_some(),
+                            migrated_hash,
+                        ],
+                    )?;
+                }
+                Some(old) => {
+                    let mut merged = fresh.clone();
+                    let keep_roots = match roots {
+                        RootAttributes::OnEachLogin => false,
+                        RootAttributes::OnFirstLogin | RootAttributes::NeverOnLogin => true,
+                    };
+                    if keep_roots {
+                        for attr in ROOT_ATTRIBUTES {
+                            match old.profile.get(*attr) {
+                                Some(v) => merged.insert((*attr).to_string(), v.clone()),
+                                None => merged.remove(*attr),
+                            };
+                        }
+                    }
+                    tx.execute(
+                        "UPDATE users SET email = ?3, email_key = ?4, username = ?5, profile = ?6,
+                             app_metadata = CASE WHEN app_metadata_managed THEN app_metadata ELSE ?7 END,
+                             user_metadata = CASE WHEN user_metadata_managed THEN user_metadata ELSE ?8 END,
+                             updated_at = ?9, cached_at = ?9,
+                             last_login = CASE WHEN ?10 THEN ?9 ELSE last_login END,
+                             logins_count = logins_count + ?10,
+                             migrated = migrated OR ?11,
+                             password_hash = COALESCE(?12, password_hash)
+                         WHERE tenant = ?1 AND user_id = ?2",
+                        params![
+                            tenant,
+                            profile.user_id,
+                            profile.email,
+                            email_key(profile.email.as_deref()),
+                            profile.username,
+                            Value::Object(merged).to_string(),
+                            Value::Object(app.clone()).to_string(),
+                            Value::Object(user_meta.clone()).to_string(),
+                            at,
+                            logins,
+                            migrated_hash.is_some(),
+                            migrated_hash,
+                        ],
+                    )?;
+                }
+            }
+            read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, profile.user_id])?
+                .ok_or_else(|| StoreError::Corrupt("the user vanished inside its transaction".into()))
+        })
+    }
+
+    /// A local login of a migrated user: counts it.
+    pub fn record_local_login(&self, tenant: &str, user_id: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let at = now();
+            tx.execute(
+                "UPDATE users SET last_login = ?3, logins_count = logins_count + 1, updated_at = ?3 WHERE tenant = ?1 AND user_id = ?2",
+                params![tenant, user_id, at],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn set_password_hash(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE tenant = ?1 AND user_id = ?2",
+                params![tenant, user_id, hash, now()],
+            )? > 0)
+        })
+    }
+
+    /// Applies a Management API change in one transaction: `fields` are profile attributes
+    /// (a null removes one), metadata are replaced by the merged value the caller computed and
+    /// become managed (kept across logins), `blocked` is set when given.
+    pub fn update_user(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        change: &UserChange,
+    ) -> Result<Option<User>, StoreError> {
+        self.write(|tx| {
+            let Some(mut user) = read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, user_id])? else {
+                return Ok(None);
+            };
+            for (k, v) in &change.fields {
+                if v.is_null() {
+                    user.profile.remove(k);
+                } else {
+                    user.profile.insert(k.clone(), v.clone());
+                }
+            }
+            let email = user.email().map(str::to_string);
+            if let Some(owner) = email_owner(tx, tenant, &user.connection, email.as_deref())?
+                && owner != user.user_id
+            {
+                return Err(StoreError::EmailTaken { email: email.unwrap_or_default(), owner });
+            }
+            let username = user.profile.get("username").and_then(Value::as_str).map(str::to_string);
+            tx.execute(
+                "UPDATE users SET profile = ?3, email = ?4, email_key = ?5, username = ?6, updated_at = ?7,
+                     app_metadata = COALESCE(?8, app_metadata),
+                     app_metadata_managed = app_metadata_managed OR ?8 IS NOT NULL,
+                     user_metadata = COALESCE(?9, user_metadata),
+                     user_metadata_managed = user_metadata_managed OR ?9 IS NOT NULL,
+                     blocked = COALESCE(?10, blocked),
+                     password_hash = COALESCE(?11, password_hash)
+                 WHERE tenant = ?1 AND user_id = ?2",
+                params![
+                    tenant,
+                    user_id,
+                    Value::Object(user.profile.clone()).to_string(),
+                    email,
+                    email_key(email.as_deref()),
+                    username,
+                    now(),
+                    change.app_metadata.as_ref().map(|m| Value::Object(m.clone()).to_string()),
+                    change.user_metadata.as_ref().map(|m| Value::Object(m.clone()).to_string()),
+                    change.blocked,
+                    change.password_hash,
+                ],
+            )?;
+            read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, user_id])
+        })
+    }
+
+    pub fn delete_user(&self, tenant: &str, user_id: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "DELETE FROM users WHERE tenant = ?1 AND user_id = ?2",
+                params![tenant, user_id],
+            )? > 0)
+        })
+    }
+
+    /// Users of the tenant (optionally of one connection) matching `search` in the user id,
+    /// email, username or name, ordered by creation; with the total before paging.
+    pub fn list_users(
+        &self,
+        tenant: &str,
+        connection: Option<&str>,
+        search: Option<&str>,
+        page: usize,
+        per_page: usize,
+    ) -> Result<(Vec<User>, usize), StoreError> {
+        let conn = self.lock();
+        let pattern = search.map(|s| {
+            format!(
+                "%{}%",
+                s.to_lowercase().replace('%', "\\%").replace('_', "\\_")
+            )
+        });
+        let filter = "tenant = ?1 AND (?2 IS NULL OR connection = ?2)
+            AND (?3 IS NULL OR lower(user_id) LIKE ?3 ESCAPE '\\' OR email_key LIKE ?3 ESCAPE '\\'
+                 OR username LIKE ?3 ESCAPE '\\' OR lower(json_extract(profile, '$.name')) LIKE ?3 ESCAPE '\\')";
+        let total: i64 = conn.query_row(
+            &format!("SELECT count(*) FROM users WHERE {filter}"),
+            params![tenant, connection, pattern],
+            |r| r.get(0),
+        )?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE {filter} ORDER BY created_at, user_id LIMIT ?4 OFFSET ?5"
+        ))?;
+        let users = stmt
+            .query_map(
+                params![
+                    tenant,
+                    connection,
+                    pattern,
+                    per_page as i64,
+                    (page * per_page) as i64
+                ],
+                user_from_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((users, total as usize))
+    }
+
+    pub fn log(
+        &self,
+        tenant: &str,
+        kind: &str,
+        connection: Option<&str>,
+        user_id: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO log_events (tenant, date, type, connection, user_id, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![tenant, now(), kind, connection, user_id, description],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The tenant's log events, newest first.
+    pub fn events(&self, tenant: &str, limit: usize) -> Result<Vec<LogEvent>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, date, type, connection, user_id, description FROM log_events WHERE tenant = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let events = stmt
+            .query_map(params![tenant, limit as i64], |r| {
+                Ok(LogEvent {
+                    id: r.get(0)?,
+                    date: r.get(1)?,
+                    kind: r.get(2)?,
+                    connection: r.get(3)?,
+                    user_id: r.get(4)?,
+                    description: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(events)
+    }
+
+    /// Records one script run (console lines already redacted by the worker).
+    pub fn record_run(
+        &self,
+        tenant: &str,
+        connection: &str,
+        action: Action,
+        execution: &crate::outcome::Execution,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO script_runs (tenant, connection, action, outcome, console, timings, date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    tenant,
+                    connection,
+                    action.key(),
+                    execution.outcome.as_str(),
+                    serde_json::to_string(&execution.console).unwrap_or_default(),
+                    serde_json::to_string(&execution.timings).unwrap_or_default(),
+                    now()
+                ],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+/// A Management API change to one user (see `Store::update_user`).
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub fields: Map<String, Value>,
+    pub app_metadata: Option<Map<String, Value>>,
+    pub user_metadata: Option<Map<String, Value>>,
+    pub blocked: Option<bool>,
+    pub password_hash: Option<String>,
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew {
+            found: version,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+const USER_COLUMNS: &str =
+    "tenant, connection, user_id, profile, app_metadata, user_metadata, blocked,
+    created_at, updated_at, cached_at, last_login, logins_count, migrated, password_hash";
+
+fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let object = |i: usize| -> rusqlite::Result<Map<String, Value>> {
+        let text: String = r.get(i)?;
+        serde_json::from_str(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    };
+    Ok(User {
+        tenant: r.get(0)?,
+        connection: r.get(1)?,
+        user_id: r.get(2)?,
+        profile: object(3)?,
+        app_metadata: object(4)?,
+        user_metadata: object(5)?,
+        blocked: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+        cached_at: r.get(9)?,
+        last_login: r.get(10)?,
+        logins_count: r.get(11)?,
+        migrated: r.get(12)?,
+        password_hash: r.get(13)?,
+    })
+}
+
+fn read_user(
+    conn: &Connection,
+    filter: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<User>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE {filter}"),
+            params,
+            user_from_row,
+        )
+        .optional()?)
+}
+
+fn email_owner(
+    conn: &Connection,
+    tenant: &str,
+    connection: &str,
+    email: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let Some(key) = email_key(email) else {
+        return Ok(None);
+    };
+    Ok(conn
+        .query_row(
+            "SELECT user_id FROM users WHERE tenant = ?1 AND connection = ?2 AND email_key = ?3",
+            params![tenant, connection, key],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+fn take_object(map: &mut Map<String, Value>, key: &str) -> Map<String, Value> {
+    match map.remove(key) {
+        Some(Value::Object(o)) => o,
+        _ => Map::new(),
+    }
+}
+
+/// The current time as RFC 3339 UTC with milliseconds, as Auth0 writes dates.
+pub fn now() -> String {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
