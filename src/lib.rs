@@ -20,6 +20,7 @@
 //!   (`script::Policy`); a host name never leads to a private or loopback address.
 
 pub mod cli;
+pub mod flows;
 pub mod harness;
 pub mod isolation;
 pub mod layout;

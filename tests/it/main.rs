@@ -3,6 +3,7 @@
 
 mod cli;
 mod contract;
+mod flows;
 mod harness;
 mod hostile;
 mod http;

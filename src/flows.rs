@@ -1,0 +1,905 @@
+//! The custom-database flows of SPEC §4, in both modes: login, get user, signup, password
+//! change, verify, email change, delete. Each runs the scripts the matrix names through the
+//! worker pool, normalizes and caches what they return, enforces the cache rules (blocked
+//! users, one email per user, stable user ids) and, in import mode, migrates users into the
+//! store in one transaction. Store calls block and run on the blocking pool.
+
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::isolation::{Pool, PoolError};
+use crate::outcome::{Execution, Outcome, ScriptError};
+use crate::profile::{self, Profile, ProfileOptions, Violation};
+use crate::script::{Action, Invocation, Limits, Policy, complete_create_user};
+use crate::store::{ConnectionRecord, RootAttributes, Store, StoreError, User, UserChange};
+
+/// bcrypt cost of the hashes the store keeps (Auth0 uses 10).
+pub const BCRYPT_COST: u32 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error("no connection named '{0}'")]
+    UnknownConnection(String),
+    #[error("a blocking task failed: {0}")]
+    Task(String),
+}
+
+/// How a flow ended, as the API will answer it. Failures of the tenant's scripts or database
+/// are values here, not `Err`: they are expected, logged, and shown to the client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer<T> {
+    Done(T),
+    /// Wrong email or password (Auth0: 403 invalid_grant).
+    WrongCredentials,
+    /// The user is blocked (Auth0: 401 unauthorized, "user is blocked").
+    Blocked,
+    /// The script's `UnauthorizedError`: its message reaches the client.
+    Unauthorized(String),
+    /// A signup or change that conflicts: `user_exists`, or a script's `ValidationError`.
+    Conflict {
+        code: String,
+        message: String,
+    },
+    /// No such user.
+    NotFound,
+    /// The script answered `false` (verify, change_password, change_email).
+    Refused,
+    /// The returned profile breaks normalization rules.
+    InvalidProfile(Vec<Violation>),
+    /// The script failed: an error, a limit, or the tenant's database is down.
+    ScriptFailed {
+        outcome: Outcome,
+        error: Option<ScriptError>,
+    },
+    /// The connection lacks the script this flow needs (`change_email script does not exist`).
+    MissingScript(Action),
+}
+
+/// The core: the store, the worker pool, and where connections' data folders live.
+pub struct Core {
+    pub store: Arc<Store>,
+    pub pool: Arc<Pool>,
+    /// Each connection gets `<data_root>/<tenant>/<connection>` as its `sqlite3` data folder.
+    pub data_root: Option<PathBuf>,
+}
+
+/// A connection's settings as the flows read them.
+struct Settings<'a> {
+    record: &'a ConnectionRecord,
+    import_mode: bool,
+    roots: RootAttributes,
+    profile: ProfileOptions,
+}
+
+impl<'a> Settings<'a> {
+    fn of(record: &'a ConnectionRecord) -> Self {
+        let options = &record.options;
+        let import_mode = options
+            .get("import_mode")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let roots = options
+            .get("set_user_root_attributes")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let non_persistent_attrs = options
+            .get("non_persistent_attrs")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Settings {
+            record,
+            import_mode,
+            roots,
+            profile: ProfileOptions {
+                connection: record.name.clone(),
+                import_mode,
+                non_persistent_attrs,
+                ..ProfileOptions::default()
+            },
+        }
+    }
+}
+
+impl Core {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, FlowError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| FlowError::Task(e.to_string()))?
+            .map_err(FlowError::from)
+    }
+
+    async fn connection(&self, tenant: &str, name: &str) -> Result<ConnectionRecord, FlowError> {
+        let (t, n) = (tenant.to_string(), name.to_string());
+        self.blocking(move |s| s.get_connection(&t, &n))
+            .await?
+            .ok_or_else(|| FlowError::UnknownConnection(name.to_string()))
+    }
+
+    async fn log(
+        &self,
+        tenant: &str,
+        kind: &'static str,
+        connection: &str,
+        user_id: Option<&str>,
+        description: &str,
+    ) -> Result<(), FlowError> {
+        let (t, c, u, d) = (
+            tenant.to_string(),
+            connection.to_string(),
+            user_id.map(str::to_string),
+            description.to_string(),
+        );
+        self.blocking(move |s| s.log(&t, kind, Some(&c), u.as_deref(), Some(&d)))
+            .await
+    }
+
+    /// Runs one script of the connection and records the run.
+    async fn run(
+        &self,
+        settings: &Settings<'_>,
+        action: Action,
+        args: Vec<Value>,
+    ) -> Result<Option<Execution>, FlowError> {
+        let record = settings.record;
+        let Some(source) = record.scripts.get(&action) else {
+            return Ok(None);
+        };
+        let data_dirs = match &self.data_root {
+            Some(root) => {
+                let dir = root.join(&record.tenant).join(&record.name);
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    FlowError::Task(format!("cannot create {}: {e}", dir.display()))
+                })?;
+                vec![dir]
+            }
+            None => Vec::new(),
+        };
+        let egress = record
+            .options
+            .get("allowed_hosts")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let invocation = Invocation {
+            tenant: record.tenant.clone(),
+            connection: record.name.clone(),
+            action,
+            source: source.clone(),
+            args,
+            context: None,
+            configuration: record.configuration.clone(),
+            limits: Limits::default(),
+            policy: Policy { data_dirs, egress },
+        };
+        let execution = self.pool.run(&invocation).await?;
+        let (t, c, e) = (
+            record.tenant.clone(),
+            record.name.clone(),
+            execution.clone(),
+        );
+        self.blocking(move |s| s.record_run(&t, &c, action, &e))
+            .await?;
+        Ok(Some(execution))
+    }
+
+    /// Login (SPEC §4): the login script, or a local check for migrated users in import mode.
+    pub async fn login(
+        &self,
+        tenant: &str,
+        connection: &str,
+        identifier: &str,
+        password: &str,
+    ) -> Result<Answer<User>, FlowError> {
+        let record = self.connection(tenant, connection).await?;
+        let settings = Settings::of(&record);
+        if settings.import_mode {
+            let (t, c, i) = (
+                tenant.to_string(),
+                connection.to_string(),
+                identifier.to_string(),
+            );
+            let local = self.blocking(move |s| s.find_user(&t, &c, &i)).await?;
+            if let Some(user) = local.filter(|u| u.migrated) {
+                return self.local_login(user, password).await;
+            }
+        }
+        let Some(execution) = self
+            .run(
+                &settings,
+                Action::Login,
+                vec![json!(identifier), json!(password)],
+            )
+            .await?
+        else {
+            return Ok(Answer::MissingScript(Action::Login));
+        };
+        match execution.outcome {
+            Outcome::Success => {}
+            Outcome::NotFound => {
+                self.log(tenant, "fu", connection, None, "Wrong email or password.")
+                    .await?;
+                return Ok(Answer::WrongCredentials);
+            }
+            _ => return self.login_failed(tenant, connection, execution).await,
+        }
+        let profile = match profile::normalize(
+            execution.result.as_ref().unwrap_or(&Value::Null),
+            &settings.profile,
+        ) {
+            Ok(p) => p,
+            Err(v) => {
+                let why = v
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.log(
+                    tenant,
+                    "f",
+                    connection,
+                    None,
+                    &format!("invalid profile: {why}"),
+                )
+                .await?;
+                return Ok(Answer::InvalidProfile(v));
+            }
+        };
+        let (t, uid) = (tenant.to_string(), profile.user_id.clone());
+        if let Some(existing) = self.blocking(move |s| s.get_user(&t, &uid)).await?
+            && existing.blocked
+        {
+            self.log(
+                tenant,
+                "f",
+                connection,
+                Some(&existing.user_id),
+                "user is blocked",
+            )
+            .await?;
+            return Ok(Answer::Blocked);
+        }
+        // Import mode: the first successful login stores the user and a hash of the password
+        // together, in the same transaction as the profile.
+        let hash = if settings.import_mode {
+            let pw = password.to_string();
+            Some(
+                tokio::task::spawn_blocking(move || bcrypt::hash(pw, BCRYPT_COST))
+                    .await
+                    .map_err(|e| FlowError::Task(e.to_string()))?
+                    .map_err(|e| FlowError::Task(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        match self
+            .cache(tenant, connection, profile, settings.roots, true, hash)
+            .await?
+        {
+            Ok(user) => {
+                self.log(
+                    tenant,
+                    "s",
+                    connection,
+                    Some(&user.user_id),
+                    "Success Login",
+                )
+                .await?;
+                Ok(Answer::Done(user))
+            }
+            Err(conflict) => Ok(conflict),
+        }
+    }
+
+    async fn cache(
+        &self,
+        tenant: &str,
+        connection: &str,
+        profile: Profile,
+        roots: RootAttributes,
+        login: bool,
+        hash: Option<String>,
+    ) -> Result<Result<User, Answer<User>>, FlowError> {
+        let (t, c) = (tenant.to_string(), connection.to_string());
+        let result = self
+            .blocking(move |s| {
+                match s.cache_profile(&t, &c, &profile, roots, login, hash.as_deref()) {
+                    Err(StoreError::EmailTaken { email, owner }) => Ok(Err((email, owner))),
+                    other => other.map(Ok),
+                }
+            })
+            .await?;
+        match result {
+            Ok(user) => Ok(Ok(user)),
+            Err((email, owner)) => {
+                let message = format!(
+                    "the email {email} already belongs to {owner}; a script returned it for another user_id"
+                );
+                self.log(tenant, "f", connection, None, &message).await?;
+                Ok(Err(Answer::Conflict {
+                    code: "user_id_conflict".into(),
+                    message,
+                }))
+            }
+        }
+    }
+
+    async fn local_login(&self, user: User, password: &str) -> Result<Answer<User>, FlowError> {
+        let hash = user.password_hash.clone().unwrap_or_default();
+        let pw = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(pw, &hash).unwrap_or(false))
+            .await
+            .map_err(|e| FlowError::Task(e.to_string()))?;
+        let (tenant, connection) = (user.tenant.clone(), user.connection.clone());
+        if !ok {
+            self.log(
+                &tenant,
+                "fp",
+                &connection,
+                Some(&user.user_id),
+                "Wrong email or password.",
+            )
+            .await?;
+            return Ok(Answer::WrongCredentials);
+        }
+        if user.blocked {
+            self.log(
+                &tenant,
+                "f",
+                &connection,
+                Some(&user.user_id),
+                "user is blocked",
+            )
+            .await?;
+            return Ok(Answer::Blocked);
+        }
+        let (t, uid) = (tenant.clone(), user.user_id.clone());
+        self.blocking(move |s| s.record_local_login(&t, &uid))
+            .await?;
+        self.log(
+            &tenant,
+            "s",
+            &connection,
+            Some(&user.user_id),
+            "Success Login",
+        )
+        .await?;
+        let (t, uid) = (tenant, user.user_id);
+        Ok(self
+            .blocking(move |s| s.get_user(&t, &uid))
+            .await?
+            .map_or(Answer::NotFound, Answer::Done))
+    }
+
+    async fn login_failed(
+        &self,
+        tenant: &str,
+        connection: &str,
+        execution: Execution,
+    ) -> Result<Answer<User>, FlowError> {
+        let error = execution.error.clone();
+        let name = error
+            .as_ref()
+            .and_then(|e| e.name.as_deref())
+            .unwrap_or("Error");
+        let message = error
+            .as_ref()
+            .and_then(|e| e.message.clone())
+            .unwrap_or_default();
+        match name {
+            "WrongUsernameOrPasswordError" => {
+                let user = error
+                    .as_ref()
+                    .and_then(|e| e.user_id.clone())
+                    .filter(|u| !u.is_empty());
+                let (kind, uid) = match user {
+                    Some(u) => ("fp", Some(format!("auth0|{u}"))),
+                    None => ("fu", None),
+                };
+                let description = if message.is_empty() {
+                    "Wrong email or password.".to_string()
+                } else {
+                    message
+                };
+                self.log(tenant, kind, connection, uid.as_deref(), &description)
+                    .await?;
+                Ok(Answer::WrongCredentials)
+            }
+            "UnauthorizedError" => {
+                let text = error
+                    .as_ref()
+                    .and_then(|e| e.description.clone())
+                    .unwrap_or(message);
+                self.log(tenant, "f", connection, None, &text).await?;
+                Ok(Answer::Unauthorized(text))
+            }
+            _ => {
+                let text = match &error {
+                    Some(e) => format!("{} ({})", e, execution.outcome),
+                    None => execution.outcome.to_string(),
+                };
+                self.log(tenant, "f", connection, None, &text).await?;
+                Ok(Answer::ScriptFailed {
+                    outcome: execution.outcome,
+                    error,
+                })
+            }
+        }
+    }
+
+    /// Get user: runs get_user and caches what it returns; `NotFound` when it finds nobody.
+    pub async fn get_user(
+        &self,
+        tenant: &str,
+        connection: &str,
+        email: &str,
+    ) -> Result<Answer<User>, FlowError> {
+        let record = self.connection(tenant, connection).await?;
+        let settings = Settings::of(&record);
+        self.get_user_with(&settings, email).await
+    }
+
+    async fn get_user_with(
+        &self,
+        settings: &Settings<'_>,
+        email: &str,
+    ) -> Result<Answer<User>, FlowError> {
+        let (tenant, connection) = (settings.record.tenant.clone(), settings.record.name.clone());
+        let Some(execution) = self
+            .run(settings, Action::GetUser, vec![json!(email)])
+            .await?
+        else {
+            return Ok(Answer::MissingScript(Action::GetUser));
+        };
+        match execution.outcome {
+            Outcome::Success => {}
+            Outcome::NotFound => return Ok(Answer::NotFound),
+            outcome => {
+                return Ok(Answer::ScriptFailed {
+                    outcome,
+                    error: execution.error,
+                });
+            }
+        }
+        let profile = match profile::normalize(
+            execution.result.as_ref().unwrap_or(&Value::Null),
+            &settings.profile,
+        ) {
+            Ok(p) => p,
+            Err(v) => return Ok(Answer::InvalidProfile(v)),
+        };
+        Ok(
+            match self
+                .cache(&tenant, &connection, profile, settings.roots, false, None)
+                .await?
+            {
+                Ok(user) => Answer::Done(user),
+                Err(conflict) => conflict,
+            },
+        )
+    }
+
+    /// Signup: get_user → create → login without import; with import, get_user checks the
+    /// legacy database and the user is created locally.
+    pub async fn signup(
+        &self,
+        tenant: &str,
+        connection: &str,
+        user: Value,
+    ) -> Result<Answer<User>, FlowError> {
+        let record = self.connection(tenant, connection).await?;
+        let settings = Settings::of(&record);
+        let email = user
+            .get("email")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let password = user
+            .get("password")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let exists = || Answer::Conflict {
+            code: "user_exists".into(),
+            message: "The user already exists.".into(),
+        };
+        if settings.import_mode {
+            let (t, c, e) = (tenant.to_string(), connection.to_string(), email.clone());
+            if self
+                .blocking(move |s| s.find_user(&t, &c, &e))
+                .await?
+                .is_some()
+            {
+                self.log(tenant, "fs", connection, None, "The user already exists.")
+                    .await?;
+                return Ok(exists());
+            }
+        }
+        match self.get_user_with(&settings, &email).await? {
+            Answer::NotFound | Answer::MissingScript(_) => {}
+            Answer::Done(_) | Answer::Conflict { .. } => {
+                self.log(tenant, "fs", connection, None, "The user already exists.")
+                    .await?;
+                return Ok(exists());
+            }
+            other => return Ok(other),
+        }
+        if settings.import_mode {
+            let mut fields = user.clone();
+            if let Some(obj) = fields.as_object_mut() {
+                obj.remove("password");
+                obj.insert("user_id".into(), json!(new_id()));
+            }
+            let profile = match profile::normalize(&fields, &settings.profile) {
+                Ok(p) => p,
+                Err(v) => return Ok(Answer::InvalidProfile(v)),
+            };
+            let hash = tokio::task::spawn_blocking(move || bcrypt::hash(password, BCRYPT_COST))
+                .await
+                .map_err(|e| FlowError::Task(e.to_string()))?
+                .map_err(|e| FlowError::Task(e.to_string()))?;
+            return Ok(
+                match self
+                    .cache(
+                        tenant,
+                        connection,
+                        profile,
+                        settings.roots,
+                        false,
+                        Some(hash),
+                    )
+                    .await?
+                {
+                    Ok(u) => {
+                        self.log(tenant, "ss", connection, Some(&u.user_id), "Success Signup")
+                            .await?;
+                        Answer::Done(u)
+                    }
+                    Err(conflict) => conflict,
+                },
+            );
+        }
+        let mut arg = user.clone();
+        complete_create_user(&mut arg, tenant, connection);
+        let Some(created) = self.run(&settings, Action::Create, vec![arg]).await? else {
+            return Ok(Answer::MissingScript(Action::Create));
+        };
+        if created.outcome != Outcome::Success {
+            let error = created.error.clone();
+            let message = error
+                .as_ref()
+                .and_then(|e| e.description.clone().or(e.message.clone()))
+                .unwrap_or_default();
+            self.log(tenant, "fs", connection, None, &message).await?;
+            if let Some(e) = error
+                .as_ref()
+                .filter(|e| e.name.as_deref() == Some("ValidationError"))
+            {
+                return Ok(Answer::Conflict {
+                    code: e.code.clone().unwrap_or_else(|| "invalid_signup".into()),
+                    message,
+                });
+            }
+            return Ok(Answer::ScriptFailed {
+                outcome: created.outcome,
+                error,
+            });
+        }
+        // Auth0 runs login right after create to check the user exists.
+        let answer = self.login(tenant, connection, &email, &password).await?;
+        if let Answer::Done(u) = &answer {
+            self.log(tenant, "ss", connection, Some(&u.user_id), "Success Signup")
+                .await?;
+        }
+        Ok(answer)
+    }
+
+    /// Password change: the change_password script; with import, migrated users change locally
+    /// and others are fetched with get_user and created locally with the new password.
+    pub async fn change_password(
+        &self,
+        tenant: &str,
+        connection: &str,
+        email: &str,
+        new_password: &str,
+    ) -> Result<Answer<()>, FlowError> {
+        let record = self.connection(tenant, connection).await?;
+        let settings = Settings::of(&record);
+        if settings.import_mode {
+            let pw = new_password.to_string();
+            let hash = tokio::task::spawn_blocking(move || bcrypt::hash(pw, BCRYPT_COST))
+                .await
+                .map_err(|e| FlowError::Task(e.to_string()))?
+                .map_err(|e| FlowError::Task(e.to_string()))?;
+            let (t, c, e) = (
+                tenant.to_string(),
+                connection.to_string(),
+                email.to_string(),
+            );
+            if let Some(user) = self
+                .blocking(move |s| s.find_user(&t, &c, &e))
+                .await?
+                .filter(|u| u.migrated)
+            {
+                let (t, uid, h) = (tenant.to_string(), user.user_id.clone(), hash);
+                self.blocking(move |s| s.set_password_hash(&t, &uid, &h))
+                    .await?;
+                self.log(
+                    tenant,
+                    "scp",
+                    connection,
+                    Some(&user.user_id),
+                    "Success Change Password",
+                )
+                .await?;
+                return Ok(Answer::Done(()));
+            }
+            return Ok(
+                match self
+                    .run(&settings, Action::GetUser, vec![json!(email)])
+                    .await?
+                {
+                    None => Answer::MissingScript(Action::GetUser),
+                    Some(e) if e.outcome == Outcome::NotFound => Answer::NotFound,
+                    Some(e) if e.outcome != Outcome::Success => Answer::ScriptFailed {
+                        outcome: e.outcome,
+                        error: e.error,
+                    },
+                    Some(e) => match profile::normalize(
+                        e.result.as_ref().unwrap_or(&Value::Null),
+                        &settings.profile,
+                    ) {
+                        Err(v) => Answer::InvalidProfile(v),
+                        Ok(p) => match self
+                            .cache(tenant, connection, p, settings.roots, false, Some(hash))
+                            .await?
+                        {
+                            Ok(u) => {
+                                self.log(
+                                    tenant,
+                                    "scp",
+                                    connection,
+                                    Some(&u.user_id),
+                                    "Success Change Password",
+                                )
+                                .await?;
+                                Answer::Done(())
+                            }
+                            Err(conflict) => map_answer(conflict),
+                        },
+                    },
+                },
+            );
+        }
+        let answer = self
+            .boolean_script(
+                &settings,
+                Action::ChangePassword,
+                vec![json!(email), json!(new_password)],
+            )
+            .await?;
+        let (kind, text) = if answer == Answer::Done(()) {
+            ("scp", "Success Change Password")
+        } else {
+            ("fcp", "Failed Change Password")
+        };
+        self.log(tenant, kind, connection, None, text).await?;
+        Ok(answer)
+    }
+
+    /// Verify (import off): the verify script.
+    pub async fn verify(
+        &self,
+        tenant: &str,
+        connection: &str,
+        email: &str,
+    ) -> Result<Answer<()>, FlowError> {
+        let record = self.connection(tenant, connection).await?;
+        let settings = Settings::of(&record);
+        let answer = self
+            .boolean_script(&settings, Action::Verify, vec![json!(email)])
+            .await?;
+        let (kind, text) = if answer == Answer::Done(()) {
+            ("sv", "Success Verification Email")
+        } else {
+            ("fv", "Failed Verification Email")
+        };
+        self.log(tenant, kind, connection, None, text).await?;
+        Ok(answer)
+    }
+
+    /// Email change: migrated users change locally; otherwise get_user + change_email, then the
+    /// cached profile follows.
+    pub async fn change_email(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        new_email: &str,
+        verified: bool,
+    ) -> Result<Answer<User>, FlowError> {
+        let (t, uid) = (tenant.to_string(), user_id.to_string());
+        let Some(user) = self.blocking(move |s| s.get_user(&t, &uid)).await? else {
+            return Ok(Answer::NotFound);
+        };
+        if let Err(rule) = profile::check_email(new_email) {
+            return Ok(Answer::InvalidProfile(vec![Violation {
+                field: "email".into(),
+                rule,
+            }]));
+        }
+        let record = self.connection(tenant, &user.connection).await?;
+        let settings = Settings::of(&record);
+        if !user.migrated {
+            if !record.scripts.contains_key(&Action::ChangeEmail) {
+                return Ok(Answer::MissingScript(Action::ChangeEmail));
+            }
+            let old = user.email().unwrap_or_default().to_string();
+            if let Answer::NotFound = self.get_user_with(&settings, &old).await? {
+                return Ok(Answer::NotFound);
+            }
+            let answer = self
+                .boolean_script(
+                    &settings,
+                    Action::ChangeEmail,
+                    vec![json!(old), json!(new_email), json!(verified)],
+                )
+                .await?;
+            if answer != Answer::Done(()) {
+                self.log(
+                    tenant,
+                    "fce",
+                    &user.connection,
+                    Some(user_id),
+                    "Failed Change Email",
+                )
+                .await?;
+                return Ok(map_answer(answer));
+            }
+        }
+        let email = if settings.import_mode {
+            new_email.to_lowercase()
+        } else {
+            new_email.to_string()
+        };
+        let mut change = UserChange::default();
+        change.fields.insert("email".into(), json!(email));
+        change
+            .fields
+            .insert("email_verified".into(), json!(verified));
+        let (t, uid) = (tenant.to_string(), user_id.to_string());
+        let updated = self
+            .blocking(move |s| match s.update_user(&t, &uid, &change) {
+                Err(StoreError::EmailTaken { .. }) => Ok(Err(())),
+                other => other.map(Ok),
+            })
+            .await?;
+        match updated {
+            Ok(Some(u)) => {
+                self.log(
+                    tenant,
+                    "sce",
+                    &u.connection,
+                    Some(user_id),
+                    "Success Change Email",
+                )
+                .await?;
+                Ok(Answer::Done(u))
+            }
+            Ok(None) => Ok(Answer::NotFound),
+            Err(()) => Ok(Answer::Conflict {
+                code: "email_exists".into(),
+                message: "The email is already used by another user.".into(),
+            }),
+        }
+    }
+
+    /// Delete: the delete script (with the identity's id) for users the tenant's database
+    /// holds, then the cached profile; migrated users only locally.
+    pub async fn delete(&self, tenant: &str, user_id: &str) -> Result<Answer<()>, FlowError> {
+        let (t, uid) = (tenant.to_string(), user_id.to_string());
+        let Some(user) = self.blocking(move |s| s.get_user(&t, &uid)).await? else {
+            return Ok(Answer::NotFound);
+        };
+        let record = self.connection(tenant, &user.connection).await?;
+        let settings = Settings::of(&record);
+        if !settings.import_mode {
+            let id = user
+                .user_id
+                .strip_prefix("auth0|")
+                .unwrap_or(&user.user_id)
+                .to_string();
+            match self.run(&settings, Action::Delete, vec![json!(id)]).await? {
+                None => return Ok(Answer::MissingScript(Action::Delete)),
+                Some(e) if e.outcome != Outcome::Success => {
+                    self.log(
+                        tenant,
+                        "fdu",
+                        &user.connection,
+                        Some(user_id),
+                        "Failed User Deletion",
+                    )
+                    .await?;
+                    return Ok(Answer::ScriptFailed {
+                        outcome: e.outcome,
+                        error: e.error,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        let (t, uid) = (tenant.to_string(), user_id.to_string());
+        self.blocking(move |s| s.delete_user(&t, &uid)).await?;
+        self.log(
+            tenant,
+            "sdu",
+            &user.connection,
+            Some(user_id),
+            "Success User Deletion",
+        )
+        .await?;
+        Ok(Answer::Done(()))
+    }
+
+    async fn boolean_script(
+        &self,
+        settings: &Settings<'_>,
+        action: Action,
+        args: Vec<Value>,
+    ) -> Result<Answer<()>, FlowError> {
+        Ok(match self.run(settings, action, args).await? {
+            None => Answer::MissingScript(action),
+            Some(e) => match e.outcome {
+                Outcome::Success => Answer::Done(()),
+                Outcome::False => Answer::Refused,
+                outcome => Answer::ScriptFailed {
+                    outcome,
+                    error: e.error,
+                },
+            },
+        })
+    }
+}
+
+/// The same answer for another payload type (only variants without a payload carry over).
+fn map_answer<A, B>(answer: Answer<A>) -> Answer<B> {
+    match answer {
+        Answer::Done(_) => Answer::ScriptFailed {
+            outcome: Outcome::Crashed,
+            error: None,
+        },
+        Answer::WrongCredentials => Answer::WrongCredentials,
+        Answer::Blocked => Answer::Blocked,
+        Answer::Unauthorized(m) => Answer::Unauthorized(m),
+        Answer::Conflict { code, message } => Answer::Conflict { code, message },
+        Answer::NotFound => Answer::NotFound,
+        Answer::Refused => Answer::Refused,
+        Answer::InvalidProfile(v) => Answer::InvalidProfile(v),
+        Answer::ScriptFailed { outcome, error } => Answer::ScriptFailed { outcome, error },
+        Answer::MissingScript(a) => Answer::MissingScript(a),
+    }
+}
+
+/// A new user id for users created locally (import mode), 24 hex digits as Auth0's.
+fn new_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

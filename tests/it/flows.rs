@@ -1,0 +1,537 @@
+//! The flows of SPEC §4 with real scripts (templates/sqlite), a real store file, real bcrypt
+//! and real worker processes: every cell of the matrix in both modes, the cache rules, a
+//! concurrent first login, a writer killed with SIGKILL, and secrets never on disk in clear.
+
+use crate::util::block_on;
+use customdb::flows::{Answer, Core};
+use customdb::script::Action;
+use customdb::store::seal::Sealer;
+use customdb::store::{ConnectionRecord, Store, UserChange};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const TENANT: &str = "acme";
+const ALICE_PW: &str = "correct horse battery staple";
+
+fn template(file: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("templates/sqlite")
+            .join(file),
+    )
+    .unwrap()
+}
+
+/// A store in a temporary folder, a connection on the sqlite template and its seeded legacy
+/// database in the connection's data folder.
+struct World {
+    _dir: tempfile::TempDir,
+    store_path: PathBuf,
+    legacy: PathBuf,
+    core: Core,
+}
+
+fn world(import_mode: bool, options: Value) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("store.db");
+    let store = Store::open(
+        &store_path,
+        Sealer::from_text(&Sealer::generate_key()).unwrap(),
+    )
+    .unwrap();
+    let mut scripts = BTreeMap::new();
+    for action in Action::ALL {
+        scripts.insert(action, template(&format!("{action}.js")));
+    }
+    let mut opts: Map<String, Value> = options.as_object().cloned().unwrap_or_default();
+    opts.insert("import_mode".into(), json!(import_mode));
+    store
+        .put_connection(&ConnectionRecord {
+            id: "con_1".into(),
+            tenant: TENANT.into(),
+            name: "users".into(),
+            options: opts,
+            scripts,
+            configuration: BTreeMap::from([("DB_FILE".to_string(), "users.db".to_string())]),
+        })
+        .unwrap();
+    let data_root = dir.path().join("data");
+    let legacy_dir = data_root.join(TENANT).join("users");
+    std::fs::create_dir_all(&legacy_dir).unwrap();
+    let legacy = legacy_dir.join("users.db");
+    let db = rusqlite::Connection::open(&legacy).unwrap();
+    db.execute_batch(&template("cases/schema.sql")).unwrap();
+    db.execute_batch(&template("cases/seed.sql")).unwrap();
+    let core = Core {
+        store: Arc::new(store),
+        pool: shared_pool(),
+        data_root: Some(data_root),
+    };
+    World {
+        _dir: dir,
+        store_path,
+        legacy,
+        core,
+    }
+}
+
+/// One pool for the flow tests (the core holds its pool in an `Arc`).
+fn shared_pool() -> Arc<customdb::isolation::Pool> {
+    static POOL: std::sync::OnceLock<Arc<customdb::isolation::Pool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        Arc::new(customdb::isolation::Pool::new(
+            customdb::isolation::PoolConfig {
+                max_workers: 4,
+                ..customdb::isolation::PoolConfig::new(crate::util::customdb_exe())
+            },
+        ))
+    })
+    .clone()
+}
+
+impl World {
+    fn legacy_sql(&self, sql: &str) {
+        rusqlite::Connection::open(&self.legacy)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    }
+    fn events(&self) -> Vec<String> {
+        let mut e: Vec<String> = self
+            .core
+            .store
+            .events(TENANT, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        e.reverse();
+        e
+    }
+    fn login(&self, who: &str, pw: &str) -> Answer<customdb::store::User> {
+        block_on(self.core.login(TENANT, "users", who, pw)).unwrap()
+    }
+}
+
+fn done<T: std::fmt::Debug>(a: Answer<T>) -> T {
+    match a {
+        Answer::Done(v) => v,
+        other => panic!("expected Done, got {other:?}"),
+    }
+}
+
+#[test]
+fn legacy_mode_login_get_user_signup() {
+    let w = world(false, json!({}));
+    let alice = done(w.login("alice@example.com", ALICE_PW));
+    assert_eq!(alice.user_id, "auth0|1");
+    assert_eq!(alice.logins_count, 1);
+    assert!(
+        !alice.migrated && alice.password_hash.is_none(),
+        "no password is kept without import"
+    );
+    assert_eq!(alice.profile["identities"][0]["connection"], "users");
+    assert_eq!(done(w.login("alice@example.com", ALICE_PW)).logins_count, 2);
+    assert_eq!(
+        w.login("alice@example.com", "wrong"),
+        Answer::WrongCredentials
+    );
+    assert_eq!(w.login("nobody@example.com", "x"), Answer::WrongCredentials);
+
+    let bob = done(block_on(w.core.get_user(TENANT, "users", "bob@example.com")).unwrap());
+    assert_eq!((bob.user_id.as_str(), bob.logins_count), ("auth0|2", 0));
+    assert_eq!(
+        block_on(w.core.get_user(TENANT, "users", "nobody@example.com")).unwrap(),
+        Answer::NotFound
+    );
+
+    let carol = done(
+        block_on(w.core.signup(
+            TENANT,
+            "users",
+            json!({"email": "carol@example.com", "password": "carol's password"}),
+        ))
+        .unwrap(),
+    );
+    assert_eq!(carol.profile["nickname"], "carol");
+    match block_on(w.core.signup(
+        TENANT,
+        "users",
+        json!({"email": "alice@example.com", "password": "x"}),
+    ))
+    .unwrap()
+    {
+        Answer::Conflict { code, .. } => assert_eq!(code, "user_exists"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.events(), ["s", "s", "fp", "fp", "s", "ss", "fs"]);
+}
+
+#[test]
+fn legacy_mode_password_verify_email_delete() {
+    let w = world(false, json!({}));
+    done(
+        block_on(
+            w.core
+                .change_password(TENANT, "users", "alice@example.com", "a new one"),
+        )
+        .unwrap(),
+    );
+    done(w.login("alice@example.com", "a new one"));
+    assert_eq!(
+        block_on(
+            w.core
+                .change_password(TENANT, "users", "nobody@example.com", "x")
+        )
+        .unwrap(),
+        Answer::Refused
+    );
+    done(block_on(w.core.verify(TENANT, "users", "bob@example.com")).unwrap());
+    assert_eq!(
+        block_on(w.core.verify(TENANT, "users", "bob@example.com")).unwrap(),
+        Answer::Refused
+    );
+
+    let changed = done(
+        block_on(
+            w.core
+                .change_email(TENANT, "auth0|1", "Alice@Example.org", true),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        changed.email(),
+        Some("Alice@Example.org"),
+        "case kept without import"
+    );
+    done(w.login("Alice@Example.org", "a new one"));
+
+    done(block_on(w.core.delete(TENANT, "auth0|1")).unwrap());
+    assert!(w.core.store.get_user(TENANT, "auth0|1").unwrap().is_none());
+    assert_eq!(
+        w.login("Alice@Example.org", "a new one"),
+        Answer::WrongCredentials,
+        "the script deleted the row"
+    );
+    assert_eq!(
+        block_on(w.core.delete(TENANT, "auth0|1")).unwrap(),
+        Answer::NotFound
+    );
+    let kinds = w.events();
+    for k in ["scp", "fcp", "sv", "fv", "sce", "sdu"] {
+        assert!(kinds.contains(&k.to_string()), "{k} in {kinds:?}");
+    }
+}
+
+#[test]
+fn change_email_without_its_script_says_so() {
+    let w = world(false, json!({}));
+    done(w.login("alice@example.com", ALICE_PW));
+    let mut record = w
+        .core
+        .store
+        .get_connection(TENANT, "users")
+        .unwrap()
+        .unwrap();
+    record.scripts.remove(&Action::ChangeEmail);
+    w.core.store.put_connection(&record).unwrap();
+    assert_eq!(
+        block_on(
+            w.core
+                .change_email(TENANT, "auth0|1", "a2@example.com", false)
+        )
+        .unwrap(),
+        Answer::MissingScript(Action::ChangeEmail)
+    );
+}
+
+#[test]
+fn cache_rules() {
+    // Blocked users cannot log in.
+    let w = world(false, json!({"set_user_root_attributes": "on_first_login"}));
+    done(w.login("alice@example.com", ALICE_PW));
+    let block = UserChange {
+        blocked: Some(true),
+        ..UserChange::default()
+    };
+    w.core.store.update_user(TENANT, "auth0|1", &block).unwrap();
+    assert_eq!(w.login("alice@example.com", ALICE_PW), Answer::Blocked);
+    let unblock = UserChange {
+        blocked: Some(false),
+        ..UserChange::default()
+    };
+    w.core
+        .store
+        .update_user(TENANT, "auth0|1", &unblock)
+        .unwrap();
+
+    // on_first_login: the nickname stays what the first login returned.
+    w.legacy_sql("UPDATE users SET nickname = 'ally' WHERE id = 1");
+    assert_eq!(
+        done(w.login("alice@example.com", ALICE_PW)).profile["nickname"],
+        "alice"
+    );
+
+    // Metadata written through management survives logins.
+    let meta = UserChange {
+        app_metadata: Some(json!({"plan": "pro"}).as_object().unwrap().clone()),
+        ..UserChange::default()
+    };
+    w.core.store.update_user(TENANT, "auth0|1", &meta).unwrap();
+    assert_eq!(
+        done(w.login("alice@example.com", ALICE_PW)).app_metadata["plan"],
+        "pro"
+    );
+
+    // A script that now returns another user_id for a cached email is refused, not merged.
+    w.legacy_sql("UPDATE users SET id = 9 WHERE id = 1");
+    match w.login("alice@example.com", ALICE_PW) {
+        Answer::Conflict { code, message } => {
+            assert_eq!(code, "user_id_conflict");
+            assert!(message.contains("auth0|1"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        w.core
+            .store
+            .list_users(TENANT, None, None, 0, 50)
+            .unwrap()
+            .1,
+        1
+    );
+
+    // When the tenant's database is down, logins fail clearly and cached reads still answer.
+    w.legacy_sql("DROP TABLE users");
+    match w.login("alice@example.com", ALICE_PW) {
+        Answer::ScriptFailed { error, .. } => assert!(
+            error.unwrap().message.unwrap().contains("no such table"),
+            "database error"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.events().last().unwrap(), "f");
+    assert_eq!(
+        w.core
+            .store
+            .get_user(TENANT, "auth0|1")
+            .unwrap()
+            .unwrap()
+            .profile["nickname"],
+        "alice"
+    );
+}
+
+#[test]
+fn import_mode_migrates_on_first_login() {
+    let w = world(true, json!({}));
+    w.legacy_sql("UPDATE users SET email = 'Alice@Example.com' WHERE id = 1");
+    let alice = done(w.login("Alice@Example.com", ALICE_PW));
+    assert!(alice.migrated);
+    assert!(
+        alice
+            .password_hash
+            .as_deref()
+            .unwrap()
+            .starts_with("$2b$10$")
+    );
+    assert_eq!(
+        alice.email(),
+        Some("alice@example.com"),
+        "lowercased in import mode"
+    );
+    // The legacy database is gone: migrated users log in locally, no script runs.
+    w.legacy_sql("DROP TABLE users");
+    assert_eq!(done(w.login("alice@example.com", ALICE_PW)).logins_count, 2);
+    assert_eq!(
+        w.login("alice@example.com", "wrong"),
+        Answer::WrongCredentials
+    );
+    assert_eq!(w.events(), ["s", "s", "fp"]);
+}
+
+#[test]
+fn import_mode_signup_and_password_change() {
+    let w = world(true, json!({}));
+    match block_on(w.core.signup(
+        TENANT,
+        "users",
+        json!({"email": "bob@example.com", "password": "x"}),
+    ))
+    .unwrap()
+    {
+        Answer::Conflict { code, .. } => assert_eq!(
+            code, "user_exists",
+            "get_user found bob in the legacy database"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let dave = done(
+        block_on(w.core.signup(
+            TENANT,
+            "users",
+            json!({"email": "dave@example.com", "password": "dave's password"}),
+        ))
+        .unwrap(),
+    );
+    assert!(dave.migrated && dave.user_id.starts_with("auth0|") && dave.user_id.len() == 30);
+    // Bob resets his password before ever logging in: get_user, then created locally.
+    done(
+        block_on(
+            w.core
+                .change_password(TENANT, "users", "bob@example.com", "bob's new password"),
+        )
+        .unwrap(),
+    );
+    w.legacy_sql("DROP TABLE users");
+    done(w.login("bob@example.com", "bob's new password"));
+    done(w.login("dave@example.com", "dave's password"));
+}
+
+#[test]
+fn two_first_logins_at_once_make_one_user() {
+    let w = world(true, json!({}));
+    let (a, b) = block_on(async {
+        tokio::join!(
+            w.core.login(TENANT, "users", "bob@example.com", "hunter22"),
+            w.core.login(TENANT, "users", "bob@example.com", "hunter22")
+        )
+    });
+    let (a, b) = (done(a.unwrap()), done(b.unwrap()));
+    assert_eq!(a.user_id, b.user_id);
+    let (users, total) = w
+        .core
+        .store
+        .list_users(TENANT, Some("users"), None, 0, 10)
+        .unwrap();
+    assert_eq!(total, 1, "{users:?}");
+    assert!(users[0].migrated);
+}
+
+#[test]
+fn connection_secrets_are_never_on_disk_in_clear() {
+    let w = world(false, json!({}));
+    let secret = "s3cr3t-db-password-0xC0FFEE";
+    let mut record = w
+        .core
+        .store
+        .get_connection(TENANT, "users")
+        .unwrap()
+        .unwrap();
+    record
+        .configuration
+        .insert("DB_PASSWORD".into(), secret.into());
+    w.core.store.put_connection(&record).unwrap();
+    let back = w
+        .core
+        .store
+        .get_connection(TENANT, "users")
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.configuration["DB_PASSWORD"], secret);
+    done(w.login("alice@example.com", ALICE_PW));
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", w.store_path.display()));
+        if let Ok(bytes) = std::fs::read(&path) {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds the secret",
+                path.display()
+            );
+            assert!(
+                !bytes
+                    .windows(ALICE_PW.len())
+                    .any(|w| w == ALICE_PW.as_bytes()),
+                "{} holds a password",
+                path.display()
+            );
+        }
+    }
+    // Another key cannot open it.
+    drop(w.core);
+    let other = Store::open(
+        &w.store_path,
+        Sealer::from_text(&Sealer::generate_key()).unwrap(),
+    )
+    .unwrap();
+    assert!(other.get_connection(TENANT, "users").is_err());
+}
+
+/// The writer half of the SIGKILL test: when `CUSTOMDB_WRITER_STORE` names a store, this test
+/// writes users forever, printing each id after its commit returned.
+#[test]
+fn a_killed_writer_loses_no_acknowledged_write() {
+    use std::io::{BufRead, BufReader, Write};
+    if let Ok(path) = std::env::var("CUSTOMDB_WRITER_STORE") {
+        let key = std::env::var("CUSTOMDB_WRITER_KEY").unwrap();
+        let store = Store::open(Path::new(&path), Sealer::from_text(&key).unwrap()).unwrap();
+        let options = customdb::profile::ProfileOptions {
+            connection: "users".into(),
+            ..Default::default()
+        };
+        let mut out = std::io::stdout().lock();
+        for i in 0.. {
+            let raw = json!({"user_id": i, "email": format!("u{i}@example.com"), "user_metadata": {"pad": "x".repeat(2000)}});
+            let profile = customdb::profile::normalize(&raw, &options).unwrap();
+            store
+                .cache_profile(TENANT, "users", &profile, Default::default(), true, None)
+                .unwrap();
+            writeln!(out, "{i}").unwrap();
+            out.flush().unwrap();
+        }
+        unreachable!();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let key = Sealer::generate_key();
+    Store::open(&path, Sealer::from_text(&key).unwrap())
+        .unwrap()
+        .ensure_tenant(TENANT)
+        .unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "flows::a_killed_writer_loses_no_acknowledged_write",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("CUSTOMDB_WRITER_STORE", &path)
+        .env("CUSTOMDB_WRITER_KEY", &key)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut acknowledged = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let Ok(n) = line.unwrap().trim().parse::<u64>() else {
+            continue;
+        };
+        acknowledged.push(n);
+        if acknowledged.len() == 300 {
+            rustix::process::kill_process(
+                rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+                rustix::process::Signal::KILL,
+            )
+            .unwrap();
+            break;
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the writer was killed");
+    let check = rusqlite::Connection::open(&path).unwrap();
+    let integrity: String = check
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    let store = Store::open(&path, Sealer::from_text(&key).unwrap()).unwrap();
+    for n in acknowledged {
+        assert!(
+            store
+                .get_user(TENANT, &format!("auth0|{n}"))
+                .unwrap()
+                .is_some(),
+            "acknowledged user {n} is missing"
+        );
+    }
+}
