@@ -58,6 +58,8 @@ pub enum Answer<T> {
     },
     /// The connection lacks the script this flow needs (`change_email script does not exist`).
     MissingScript(Action),
+    /// The request itself is wrong (a 400): each refused or invalid field and why.
+    BadRequest(Vec<Violation>),
 }
 
 /// The core: the store, the worker pool, and where connections' data folders live.
@@ -877,8 +879,9 @@ impl Core {
     }
 }
 
-/// The same answer for another payload type (only variants without a payload carry over).
-fn map_answer<A, B>(answer: Answer<A>) -> Answer<B> {
+/// The same answer for another payload type. Callers pass answers other than `Done`, whose
+/// payload cannot carry over.
+pub fn map_answer<A, B>(answer: Answer<A>) -> Answer<B> {
     match answer {
         Answer::Done(_) => Answer::ScriptFailed {
             outcome: Outcome::Crashed,
@@ -893,6 +896,7 @@ fn map_answer<A, B>(answer: Answer<A>) -> Answer<B> {
         Answer::InvalidProfile(v) => Answer::InvalidProfile(v),
         Answer::ScriptFailed { outcome, error } => Answer::ScriptFailed { outcome, error },
         Answer::MissingScript(a) => Answer::MissingScript(a),
+        Answer::BadRequest(v) => Answer::BadRequest(v),
     }
 }
 

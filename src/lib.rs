@@ -24,6 +24,7 @@ pub mod flows;
 pub mod harness;
 pub mod isolation;
 pub mod layout;
+pub mod management;
 pub mod outcome;
 pub mod profile;
 pub mod sandbox;

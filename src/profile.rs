@@ -220,28 +220,8 @@ pub fn normalize(raw: &Value, options: &ProfileOptions) -> Result<Profile, Vec<V
         let Some(value) = value.filter(|v| !v.is_null()) else {
             continue;
         };
-        let Some(map) = value.as_object() else {
-            bad(&mut errors, field, "must be an object");
-            continue;
-        };
-        if let Some(key) = bad_key(map) {
-            bad(
-                &mut errors,
-                &format!("{field}.{key}"),
-                "is not a valid key (no '.' or '$')",
-            );
-            continue;
-        }
-        if field == "app_metadata"
-            && let Some(key) = map
-                .keys()
-                .find(|k| RESERVED_APP_METADATA.contains(&k.as_str()))
-        {
-            bad(
-                &mut errors,
-                &format!("app_metadata.{key}"),
-                "is a name Auth0 reserves",
-            );
+        if let Err(v) = check_metadata(field, &value) {
+            errors.push(v);
             continue;
         }
         out.insert(field.into(), value);
@@ -319,6 +299,46 @@ pub fn normalize(raw: &Value, options: &ProfileOptions) -> Result<Profile, Vec<V
         value: out,
         warnings,
     })
+}
+
+/// Checks one root attribute as normalization does (`None` when `field` is not a root
+/// attribute); returns the value as it would be stored.
+pub fn check_root(field: &str, value: &Value, import_mode: bool) -> Option<Result<Value, String>> {
+    let (_, kind) = ROOT.iter().find(|(f, _)| *f == field)?;
+    let options = ProfileOptions {
+        import_mode,
+        ..ProfileOptions::default()
+    };
+    Some(check(*kind, value, &options))
+}
+
+/// Checks a metadata object as normalization does: an object whose keys (at any depth) hold
+/// no `.` or `$`, and for `app_metadata` no reserved name.
+pub fn check_metadata(field: &str, value: &Value) -> Result<(), Violation> {
+    let bad = |f: String, rule: &str| Violation {
+        field: f,
+        rule: rule.to_string(),
+    };
+    let map = value
+        .as_object()
+        .ok_or_else(|| bad(field.to_string(), "must be an object"))?;
+    if let Some(key) = bad_key(map) {
+        return Err(bad(
+            format!("{field}.{key}"),
+            "is not a valid key (no '.' or '$')",
+        ));
+    }
+    if field == "app_metadata"
+        && let Some(key) = map
+            .keys()
+            .find(|k| RESERVED_APP_METADATA.contains(&k.as_str()))
+    {
+        return Err(bad(
+            format!("app_metadata.{key}"),
+            "is a name Auth0 reserves",
+        ));
+    }
+    Ok(())
 }
 
 fn check(kind: Kind, value: &Value, options: &ProfileOptions) -> Result<Value, String> {

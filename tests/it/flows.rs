@@ -535,3 +535,251 @@ fn a_killed_writer_loses_no_acknowledged_write() {
         );
     }
 }
+
+type PatchRow = (&'static str, Value, Result<Value, Vec<String>>);
+
+/// (case, PATCH body, expected: Ok(subset of the user) or Err(the 400's violations))
+fn patch_rules(migrated: bool) -> Vec<PatchRow> {
+    let err = |rules: &[&str]| Err(rules.iter().map(|r| r.to_string()).collect());
+    let owned = "cannot be changed for a user of a custom database without import mode; the script's profile owns it (allowed: app_metadata, user_metadata, blocked, email, password)";
+    let mut rows: Vec<PatchRow> = vec![
+        (
+            "metadata merges at the top level",
+            json!({"user_metadata": {"theme": "dark", "lang": "fr"}}),
+            Ok(json!({"user_metadata": {"theme": "dark", "lang": "fr"}})),
+        ),
+        (
+            "null deletes one key",
+            json!({"user_metadata": {"lang": null}}),
+            Ok(json!({"user_metadata": {"theme": "dark"}})),
+        ),
+        (
+            "{} clears",
+            json!({"user_metadata": {}}),
+            Ok(json!({"user_metadata": {}})),
+        ),
+        (
+            "app_metadata reserved names",
+            json!({"app_metadata": {"email": "x"}}),
+            err(&["app_metadata.email is a name Auth0 reserves"]),
+        ),
+        (
+            "metadata keys",
+            json!({"app_metadata": {"a$b": 1}}),
+            err(&["app_metadata.a$b is not a valid key (no '.' or '$')"]),
+        ),
+        (
+            "blocked",
+            json!({"blocked": true}),
+            Ok(json!({"blocked": true})),
+        ),
+        (
+            "unblocked",
+            json!({"blocked": false}),
+            Ok(json!({"blocked": false})),
+        ),
+        (
+            "blocked must be boolean",
+            json!({"blocked": "yes"}),
+            err(&["blocked must be true or false"]),
+        ),
+        (
+            "unknown fields",
+            json!({"logins_count": 5, "identities": []}),
+            err(&[
+                "logins_count cannot be changed",
+                "identities cannot be changed",
+            ]),
+        ),
+        (
+            "another connection",
+            json!({"connection": "other", "blocked": false}),
+            err(&["connection must be the user's connection, users"]),
+        ),
+        (
+            "a bad email",
+            json!({"email": "nope"}),
+            err(&["email must be an email address"]),
+        ),
+        (
+            "a too long password",
+            json!({"password": "x".repeat(73)}),
+            err(&["password must be a string of 1 to 72 bytes"]),
+        ),
+    ];
+    if migrated {
+        rows.extend([
+            (
+                "root attributes once migrated",
+                json!({"name": "Alice L.", "nickname": "al", "phone_number": "+14155550100"}),
+                Ok(json!({"name": "Alice L.", "nickname": "al", "phone_number": "+14155550100"})),
+            ),
+            (
+                "root attribute rules",
+                json!({"phone_number": "12", "picture": "ftp://x"}),
+                err(&[
+                    "phone_number must be an E.164 number such as +14155550100",
+                    "picture must be an http(s) URL",
+                ]),
+            ),
+            (
+                "email_verified alone once migrated",
+                json!({"email_verified": false}),
+                Ok(json!({"email_verified": false})),
+            ),
+        ]);
+    } else {
+        rows.extend([
+            ("root attributes without import", json!({"name": "Alice L.", "nickname": "al"}), Err(vec![format!("name {owned}"), format!("nickname {owned}")])),
+            ("email_verified alone without import", json!({"email_verified": true}), err(&["email_verified can only be changed together with email for a user of a custom database without import mode"])),
+        ]);
+    }
+    rows
+}
+
+fn check_patches(w: &World, migrated: bool) {
+    for (name, body, expected) in patch_rules(migrated) {
+        match (
+            block_on(w.core.patch_user(TENANT, "auth0|1", &body)).unwrap(),
+            expected,
+        ) {
+            (Answer::Done(user), Ok(subset)) => {
+                crate::util::matches(&user, &subset)
+                    .unwrap_or_else(|m| panic!("{name}: {m}\n{user}"));
+            }
+            (Answer::BadRequest(v), Err(rules)) => {
+                let got: Vec<String> = v.iter().map(ToString::to_string).collect();
+                assert_eq!(got, rules, "{name}");
+            }
+            (other, want) => panic!("{name}: got {other:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn patch_rules_without_import() {
+    let w = world(false, json!({}));
+    done(w.login("alice@example.com", ALICE_PW));
+    check_patches(&w, false);
+    // email and password go through their scripts, then the cache follows.
+    let user = done(block_on(w.core.patch_user(TENANT, "auth0|1", &json!({"email": "alice@example.net", "email_verified": true, "password": "patched password"}))).unwrap());
+    assert_eq!(
+        (user["email"].as_str(), user["email_verified"].as_bool()),
+        (Some("alice@example.net"), Some(true))
+    );
+    done(w.login("alice@example.net", "patched password"));
+}
+
+#[test]
+fn patch_rules_once_migrated() {
+    let w = world(true, json!({}));
+    done(w.login("alice@example.com", ALICE_PW));
+    check_patches(&w, true);
+    let user = done(
+        block_on(w.core.patch_user(
+            TENANT,
+            "auth0|1",
+            &json!({"email": "Alice@Example.net", "password": "patched password"}),
+        ))
+        .unwrap(),
+    );
+    assert_eq!(
+        user["email"], "alice@example.net",
+        "lowercased in import mode"
+    );
+    w.legacy_sql("DROP TABLE users");
+    done(w.login("alice@example.net", "patched password"));
+}
+
+#[test]
+fn cache_policies_and_listing() {
+    let w = world(
+        false,
+        json!({"cache_invalidate_before": "2999-01-01T00:00:00.000Z"}),
+    );
+    done(w.login("alice@example.com", ALICE_PW));
+    done(block_on(w.core.get_user(TENANT, "users", "bob@example.com")).unwrap());
+    let alice = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
+    assert_eq!(
+        alice["stale"], true,
+        "cached before invalidate_before: served, marked stale"
+    );
+
+    let mut record = w
+        .core
+        .store
+        .get_connection(TENANT, "users")
+        .unwrap()
+        .unwrap();
+    record
+        .options
+        .insert("cache_expired".into(), json!("evict"));
+    w.core.store.put_connection(&record).unwrap();
+    assert_eq!(
+        block_on(w.core.read_user(TENANT, "auth0|1")).unwrap(),
+        Answer::NotFound,
+        "evicted"
+    );
+    done(w.login("alice@example.com", ALICE_PW));
+    assert!(block_on(w.core.evict(TENANT, "auth0|2")).unwrap());
+
+    let page = block_on(
+        w.core
+            .list_users(TENANT, Some("users"), Some("ALICE"), 0, 50),
+    )
+    .unwrap();
+    assert_eq!(
+        (page["total"].as_u64(), page["users"][0]["user_id"].as_str()),
+        (Some(1), Some("auth0|1"))
+    );
+    let all = block_on(w.core.list_users(TENANT, None, None, 0, 50)).unwrap();
+    assert_eq!(all["total"], 1, "bob was evicted");
+}
+
+#[test]
+fn connections_import_and_export_as_deploy_cli_folders() {
+    let w = world(false, json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("pg-users");
+    let out = std::process::Command::new(crate::util::customdb_exe())
+        .args(["init", folder.to_str().unwrap(), "--template", "postgres"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lookup = |k: &str| {
+        (k == "CUSTOMDB_TEST_PG").then(|| "postgres://u:p@db.example.com/users".to_string())
+    };
+    let record = block_on(w.core.import_connection(TENANT, &folder, lookup))
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.scripts.len(), 7);
+    assert!(
+        !record.options.contains_key("configuration")
+            && !record.options.contains_key("customScripts")
+    );
+    let stored = w
+        .core
+        .store
+        .get_connection(TENANT, "pg-users")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.configuration["DB_URL"],
+        "postgres://u:p@db.example.com/users"
+    );
+    let missing = block_on(w.core.import_connection(TENANT, &folder, |_| None))
+        .unwrap()
+        .unwrap_err();
+    assert!(missing.contains("##CUSTOMDB_TEST_PG##"), "{missing}");
+
+    let exported = dir.path().join("exported");
+    customdb::management::export_connection(&stored, &exported).unwrap();
+    let text = std::fs::read_to_string(exported.join("database.json")).unwrap();
+    assert!(text.contains("\"DB_URL\": \"##DB_URL##\""), "{text}");
+    assert!(
+        !text.contains("u:p@db.example.com"),
+        "no secret is exported: {text}"
+    );
+    let again = customdb::layout::read(&exported).unwrap();
+    assert_eq!(again.scripts, stored.scripts);
+}

@@ -1,0 +1,483 @@
+//! Management operations the HTTP API calls (SPEC §5): reading, listing and searching cached
+//! users, PATCH with the seed's field rules, create and delete through the flows, connection
+//! import from and export to Deploy CLI folders, and the cache policies (max age, invalidate
+//! before, evict one user).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::path::Path;
+
+use crate::flows::{Answer, BCRYPT_COST, Core, FlowError, map_answer};
+use crate::layout::{self, ConnectionFolder};
+use crate::profile::{self, Violation};
+use crate::store::{ConnectionRecord, User, UserChange};
+
+/// Fields any user's PATCH may carry (metadata, blocked; email and password run their scripts).
+const ALWAYS: &[&str] = &[
+    "app_metadata",
+    "user_metadata",
+    "blocked",
+    "email",
+    "email_verified",
+    "password",
+    "connection",
+    "verify_email",
+    "verify_password",
+    "client_id",
+];
+/// Fields only a migrated (import mode) user's PATCH may carry: the store owns those users.
+const MIGRATED: &[&str] = &[
+    "name",
+    "nickname",
+    "given_name",
+    "family_name",
+    "picture",
+    "username",
+    "phone_number",
+    "phone_verified",
+];
+
+/// A connection's cache policy (customdb's addition, after Keycloak's user cache): options
+/// `cache_max_age` (seconds), `cache_expired` (`serve_stale` or `evict`) and
+/// `cache_invalidate_before` (an RFC 3339 time).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CachePolicy {
+    pub max_age_secs: Option<u64>,
+    pub evict: bool,
+    pub invalidate_before: Option<String>,
+}
+
+impl CachePolicy {
+    pub fn of(record: &ConnectionRecord) -> Self {
+        let o = &record.options;
+        CachePolicy {
+            max_age_secs: o.get("cache_max_age").and_then(Value::as_u64),
+            evict: o.get("cache_expired").and_then(Value::as_str) == Some("evict"),
+            invalidate_before: o
+                .get("cache_invalidate_before")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }
+    }
+
+    /// Whether a cached profile taken at `cached_at` is past its policy at `now` (RFC 3339
+    /// strings of one format compare in time order).
+    pub fn expired(&self, cached_at: &str, now: &str) -> bool {
+        let too_old = self
+            .max_age_secs
+            .is_some_and(|max| age_secs(cached_at, now) > max as i64);
+        let invalidated = self
+            .invalidate_before
+            .as_deref()
+            .is_some_and(|t| cached_at < t);
+        too_old || invalidated
+    }
+}
+
+/// Seconds between two RFC 3339 UTC times written by `store::now`.
+fn age_secs(earlier: &str, later: &str) -> i64 {
+    fn secs(t: &str) -> Option<i64> {
+        let (date, time) = t.split_once('T')?;
+        let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+        let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+        let mut hms = time.trim_end_matches('Z').split(':');
+        let (h, mi) = (
+            hms.next()?.parse::<i64>().ok()?,
+            hms.next()?.parse::<i64>().ok()?,
+        );
+        let s = hms.next()?.split('.').next()?.parse::<i64>().ok()?;
+        // Days from civil (Howard Hinnant), the inverse of store::now's conversion.
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        Some((era * 146_097 + doe - 719_468) * 86_400 + h * 3600 + mi * 60 + s)
+    }
+    match (secs(earlier), secs(later)) {
+        (Some(a), Some(b)) => b - a,
+        _ => i64::MAX,
+    }
+}
+
+impl Core {
+    /// GET /users/{id}: the cached profile, marked `"stale": true` or evicted when the
+    /// connection's cache policy says so. Migrated users live here and never expire.
+    pub async fn read_user(&self, tenant: &str, user_id: &str) -> Result<Answer<Value>, FlowError> {
+        let Some(user) = self.user(tenant, user_id).await? else {
+            return Ok(Answer::NotFound);
+        };
+        let record = self.record(tenant, &user.connection).await?;
+        let policy = CachePolicy::of(&record);
+        if !user.migrated && policy.expired(&user.cached_at, &crate::store::now()) {
+            if policy.evict {
+                self.evict(tenant, user_id).await?;
+                return Ok(Answer::NotFound);
+            }
+            let mut value = user.to_json();
+            value["stale"] = json!(true);
+            return Ok(Answer::Done(value));
+        }
+        Ok(Answer::Done(user.to_json()))
+    }
+
+    /// Drops one cached profile without running any script (the next login caches it again).
+    pub async fn evict(&self, tenant: &str, user_id: &str) -> Result<bool, FlowError> {
+        let (t, u) = (tenant.to_string(), user_id.to_string());
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.delete_user(&t, &u))
+            .await
+            .map_err(|e| FlowError::Task(e.to_string()))?
+            .map_err(FlowError::from)
+    }
+
+    async fn user(&self, tenant: &str, user_id: &str) -> Result<Option<User>, FlowError> {
+        let (t, u) = (tenant.to_string(), user_id.to_string());
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.get_user(&t, &u))
+            .await
+            .map_err(|e| FlowError::Task(e.to_string()))?
+            .map_err(FlowError::from)
+    }
+
+    async fn record(&self, tenant: &str, name: &str) -> Result<ConnectionRecord, FlowError> {
+        let (t, n) = (tenant.to_string(), name.to_string());
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.get_connection(&t, &n))
+            .await
+            .map_err(|e| FlowError::Task(e.to_string()))??
+            .ok_or_else(|| FlowError::UnknownConnection(name.to_string()))
+    }
+
+    /// PATCH /users/{id} with the seed's rules. Without import (the tenant's database owns the
+    /// user) only `app_metadata`, `user_metadata`, `blocked`, and `email`/`password` through
+    /// their scripts; once migrated also the root attributes. Each refused field is named.
+    /// Metadata merges at the top level: `null` deletes a key, `{}` clears.
+    pub async fn patch_user(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        body: &Value,
+    ) -> Result<Answer<Value>, FlowError> {
+        let Some(patch) = body.as_object() else {
+            return Ok(Answer::BadRequest(vec![violation(
+                "body",
+                "must be a JSON object",
+            )]));
+        };
+        let Some(user) = self.user(tenant, user_id).await? else {
+            return Ok(Answer::NotFound);
+        };
+        let import = user.migrated;
+        let mut problems = Vec::new();
+        for key in patch.keys() {
+            let allowed =
+                ALWAYS.contains(&key.as_str()) || (import && MIGRATED.contains(&key.as_str()));
+            if !allowed {
+                let rule = if MIGRATED.contains(&key.as_str()) {
+                    "cannot be changed for a user of a custom database without import mode; the script's profile owns it (allowed: app_metadata, user_metadata, blocked, email, password)"
+                } else {
+                    "cannot be changed"
+                };
+                problems.push(violation(key, rule));
+            }
+        }
+        if let Some(c) = patch.get("connection").and_then(Value::as_str)
+            && c != user.connection
+        {
+            problems.push(violation(
+                "connection",
+                &format!("must be the user's connection, {}", user.connection),
+            ));
+        }
+        if patch.contains_key("email_verified") && !import && !patch.contains_key("email") {
+            problems.push(violation("email_verified", "can only be changed together with email for a user of a custom database without import mode"));
+        }
+        let mut change = UserChange::default();
+        for (key, value) in patch {
+            match key.as_str() {
+                "app_metadata" | "user_metadata" => {
+                    let current = if key == "app_metadata" {
+                        &user.app_metadata
+                    } else {
+                        &user.user_metadata
+                    };
+                    match merge_metadata(key, current, value) {
+                        Ok(merged) if key == "app_metadata" => change.app_metadata = Some(merged),
+                        Ok(merged) => change.user_metadata = Some(merged),
+                        Err(v) => problems.push(v),
+                    }
+                }
+                "blocked" => match value.as_bool() {
+                    Some(b) => change.blocked = Some(b),
+                    None => problems.push(violation("blocked", "must be true or false")),
+                },
+                "password" => {
+                    let ok = value
+                        .as_str()
+                        .is_some_and(|p| !p.is_empty() && p.len() <= 72);
+                    if !ok {
+                        problems.push(violation("password", "must be a string of 1 to 72 bytes"));
+                    }
+                }
+                "email" => {
+                    if let Err(rule) = value
+                        .as_str()
+                        .ok_or("must be a string".to_string())
+                        .and_then(profile::check_email)
+                    {
+                        problems.push(violation("email", &rule));
+                    }
+                }
+                field if MIGRATED.contains(&field) && import => {
+                    match profile::check_root(field, value, true) {
+                        Some(Ok(v)) => {
+                            change.fields.insert(field.to_string(), v);
+                        }
+                        Some(Err(rule)) => problems.push(violation(field, &rule)),
+                        None => {
+                            change.fields.insert(field.to_string(), value.clone());
+                        }
+                    }
+                }
+                "email_verified" if import && !patch.contains_key("email") => match value.as_bool()
+                {
+                    Some(b) => {
+                        change.fields.insert("email_verified".into(), json!(b));
+                    }
+                    None => problems.push(violation("email_verified", "must be true or false")),
+                },
+                _ => {}
+            }
+        }
+        if !problems.is_empty() {
+            return Ok(Answer::BadRequest(problems));
+        }
+        // Changes the tenant's database must make first, through its scripts.
+        if let Some(email) = patch.get("email").and_then(Value::as_str) {
+            let verified = patch
+                .get("email_verified")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            match self.change_email(tenant, user_id, email, verified).await? {
+                Answer::Done(_) => {}
+                other => return Ok(map_answer(other)),
+            }
+        }
+        if let Some(password) = patch.get("password").and_then(Value::as_str) {
+            if import {
+                let pw = password.to_string();
+                let hash = tokio::task::spawn_blocking(move || bcrypt::hash(pw, BCRYPT_COST))
+                    .await
+                    .map_err(|e| FlowError::Task(e.to_string()))?
+                    .map_err(|e| FlowError::Task(e.to_string()))?;
+                change.password_hash = Some(hash);
+            } else {
+                let email = self
+                    .user(tenant, user_id)
+                    .await?
+                    .and_then(|u| u.email().map(str::to_string))
+                    .unwrap_or_default();
+                match self
+                    .change_password(tenant, &user.connection, &email, password)
+                    .await?
+                {
+                    Answer::Done(()) => {}
+                    other => return Ok(map_answer(other)),
+                }
+            }
+        }
+        let (t, u) = (tenant.to_string(), user_id.to_string());
+        let store = self.store.clone();
+        let updated = tokio::task::spawn_blocking(move || store.update_user(&t, &u, &change))
+            .await
+            .map_err(|e| FlowError::Task(e.to_string()))?;
+        match updated {
+            Ok(Some(u)) => Ok(Answer::Done(u.to_json())),
+            Ok(None) => Ok(Answer::NotFound),
+            Err(crate::store::StoreError::EmailTaken { email, owner }) => Ok(Answer::Conflict {
+                code: "email_exists".into(),
+                message: format!("{email} is already used by {owner}"),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// GET /users: the tenant's users (of one connection, matching `search`), Auth0's paging.
+    pub async fn list_users(
+        &self,
+        tenant: &str,
+        connection: Option<&str>,
+        search: Option<&str>,
+        page: usize,
+        per_page: usize,
+    ) -> Result<Value, FlowError> {
+        let (t, c, q) = (
+            tenant.to_string(),
+            connection.map(str::to_string),
+            search.map(str::to_string),
+        );
+        let per_page = per_page.clamp(1, 100);
+        let store = self.store.clone();
+        let (users, total) = tokio::task::spawn_blocking(move || {
+            store.list_users(&t, c.as_deref(), q.as_deref(), page, per_page)
+        })
+        .await
+        .map_err(|e| FlowError::Task(e.to_string()))??;
+        Ok(json!({
+            "start": page * per_page,
+            "limit": per_page,
+            "length": users.len(),
+            "total": total,
+            "users": users.iter().map(User::to_json).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// Imports a Deploy CLI connection folder: options replaced whole, scripts and
+    /// configuration (keywords replaced from `lookup`) stored, configuration sealed.
+    pub async fn import_connection(
+        &self,
+        tenant: &str,
+        dir: &Path,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Result<ConnectionRecord, String>, FlowError> {
+        let folder = match layout::read(dir) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let mut configuration = std::collections::BTreeMap::new();
+        for (k, v) in &folder.configuration {
+            match layout::replace_keywords(v, &lookup) {
+                Ok(v) => configuration.insert(k.clone(), v),
+                Err(e) => return Ok(Err(format!("configuration {k}: {e}"))),
+            };
+        }
+        let existing = self.record(tenant, &folder.name).await.ok();
+        let record = ConnectionRecord {
+            id: existing
+                .map(|r| r.id)
+                .unwrap_or_else(|| format!("con_{}", uuid::Uuid::new_v4().simple())),
+            tenant: tenant.to_string(),
+            name: folder.name.clone(),
+            options: stored_options(&folder),
+            scripts: folder.scripts.clone(),
+            configuration,
+        };
+        let (store, r) = (self.store.clone(), record.clone());
+        tokio::task::spawn_blocking(move || store.put_connection(&r))
+            .await
+            .map_err(|e| FlowError::Task(e.to_string()))??;
+        Ok(Ok(record))
+    }
+}
+
+/// Writes a connection as a Deploy CLI folder. Configuration values are never written: each
+/// becomes a `##KEY##` keyword for the deploying environment to fill in.
+pub fn export_connection(record: &ConnectionRecord, dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut options = record.options.clone();
+    let mut scripts = Map::new();
+    for (action, source) in &record.scripts {
+        let file = format!("{action}.js");
+        std::fs::write(dir.join(&file), source)?;
+        scripts.insert(action.key().to_string(), json!(format!("./{file}")));
+    }
+    options.insert("customScripts".into(), Value::Object(scripts));
+    let configuration: Map<String, Value> = record
+        .configuration
+        .keys()
+        .map(|k| (k.clone(), json!(format!("##{k}##"))))
+        .collect();
+    options.insert("configuration".into(), Value::Object(configuration));
+    let doc = json!({"name": record.name, "strategy": "auth0", "options": options});
+    std::fs::write(
+        dir.join(layout::DATABASE_JSON),
+        serde_json::to_string_pretty(&doc)? + "\n",
+    )
+}
+
+/// Options as stored: everything but the scripts and the configuration, which live apart.
+fn stored_options(folder: &ConnectionFolder) -> Map<String, Value> {
+    let mut options = folder.options.clone();
+    options.remove("customScripts");
+    options.remove("configuration");
+    options
+}
+
+fn violation(field: &str, rule: &str) -> Violation {
+    Violation {
+        field: field.to_string(),
+        rule: rule.to_string(),
+    }
+}
+
+/// Auth0's metadata PATCH: a top-level merge where `null` deletes a key, and `{}` clears all.
+fn merge_metadata(
+    field: &str,
+    current: &Map<String, Value>,
+    patch: &Value,
+) -> Result<Map<String, Value>, Violation> {
+    profile::check_metadata(field, patch)?;
+    let patch = patch.as_object().expect("checked above");
+    if patch.is_empty() {
+        return Ok(Map::new());
+    }
+    let mut merged = current.clone();
+    for (k, v) in patch {
+        if v.is_null() {
+            merged.remove(k);
+        } else {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_merge_rules() {
+        let current = json!({"a": 1, "b": {"x": 1}}).as_object().unwrap().clone();
+        let table = [
+            (json!({"b": {"y": 2}}), Ok(json!({"a": 1, "b": {"y": 2}}))),
+            (json!({"a": null}), Ok(json!({"b": {"x": 1}}))),
+            (json!({}), Ok(json!({}))),
+            (
+                json!({"c.d": 1}),
+                Err("app_metadata.c.d is not a valid key (no '.' or '$')"),
+            ),
+            (
+                json!({"blocked": true}),
+                Err("app_metadata.blocked is a name Auth0 reserves"),
+            ),
+            (json!([1]), Err("app_metadata must be an object")),
+        ];
+        for (patch, expected) in table {
+            let got = merge_metadata("app_metadata", &current, &patch)
+                .map(Value::Object)
+                .map_err(|v| v.to_string());
+            assert_eq!(got, expected.map_err(str::to_string), "{patch}");
+        }
+    }
+
+    #[test]
+    fn cache_ages() {
+        let p = CachePolicy {
+            max_age_secs: Some(60),
+            evict: false,
+            invalidate_before: Some("2026-01-01T00:00:00.000Z".into()),
+        };
+        assert!(!p.expired("2026-03-01T10:00:00.000Z", "2026-03-01T10:00:59.000Z"));
+        assert!(p.expired("2026-03-01T10:00:00.000Z", "2026-03-01T10:01:01.000Z"));
+        assert!(
+            p.expired("2026-02-28T23:59:30.000Z", "2026-03-01T00:00:31.000Z"),
+            "across a month"
+        );
+        assert!(
+            p.expired("2025-12-31T23:00:00.000Z", "2025-12-31T23:00:01.000Z"),
+            "invalidated"
+        );
+    }
+}
