@@ -26,7 +26,12 @@ pub enum SealError {
     KeyFormat,
     #[error("a sealed value is corrupt or was sealed with another key")]
     Open,
+    #[error("cannot read the store key file {0}: {1} (or set {KEY_ENV})")]
+    KeyFile(String, String),
 }
+
+/// The environment variable that carries the store key (64 hex digits or base64).
+pub const KEY_ENV: &str = "CUSTOMDB_STORE_KEY";
 
 impl Sealer {
     /// A key written as 64 hex digits or as base64 (whitespace around it is ignored).
@@ -40,6 +45,39 @@ impl Sealer {
             .ok_or(SealError::KeyFormat)?;
         let cipher = ChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| SealError::KeyFormat)?;
         Ok(Sealer { cipher })
+    }
+
+    /// The operator's key: the `CUSTOMDB_STORE_KEY` environment variable when set, else the
+    /// key file (created with a fresh key, readable by its owner only, when `create` is true
+    /// and it does not exist).
+    pub fn load(key_file: &std::path::Path, create: bool) -> Result<Self, SealError> {
+        if let Ok(text) = std::env::var(KEY_ENV) {
+            return Sealer::from_text(&text);
+        }
+        match std::fs::read_to_string(key_file) {
+            Ok(text) => Sealer::from_text(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                use std::io::Write as _;
+                use std::os::unix::fs::OpenOptionsExt as _;
+                let key = Sealer::generate_key();
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(key_file)
+                    .map_err(|e| {
+                        SealError::KeyFile(key_file.display().to_string(), e.to_string())
+                    })?;
+                writeln!(file, "{key}").map_err(|e| {
+                    SealError::KeyFile(key_file.display().to_string(), e.to_string())
+                })?;
+                Sealer::from_text(&key)
+            }
+            Err(e) => Err(SealError::KeyFile(
+                key_file.display().to_string(),
+                e.to_string(),
+            )),
+        }
     }
 
     /// A fresh random key, as the hex text `from_text` reads.
@@ -98,5 +136,26 @@ mod tests {
         let other = Sealer::from_text(&Sealer::generate_key()).unwrap();
         assert!(other.open(&sealed, "con_1").is_err(), "bound to its key");
         assert!(Sealer::from_text("too short").is_err());
+    }
+
+    #[test]
+    fn a_key_file_is_created_once_and_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.key");
+        assert!(
+            Sealer::load(&path, false).is_err(),
+            "not created unless asked"
+        );
+        let first = Sealer::load(&path, true).unwrap();
+        let sealed = first.seal(b"x", "row");
+        let again = Sealer::load(&path, true).unwrap();
+        assert_eq!(
+            again.open(&sealed, "row").unwrap(),
+            b"x",
+            "the same key is read back"
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

@@ -349,7 +349,15 @@ fn import_mode_migrates_on_first_login() {
         w.login("alice@example.com", "wrong"),
         Answer::WrongCredentials
     );
-    assert_eq!(w.events(), ["s", "s", "fp"]);
+    // Deleting a migrated user is local: no script runs (its table is gone anyway).
+    done(block_on(w.core.delete(TENANT, "auth0|1")).unwrap());
+    assert!(w.core.store.get_user(TENANT, "auth0|1").unwrap().is_none());
+    let again = w.login("alice@example.com", ALICE_PW);
+    assert!(
+        matches!(again, Answer::ScriptFailed { .. }),
+        "back to the legacy script: {again:?}"
+    );
+    assert_eq!(w.events(), ["s", "s", "fp", "sdu", "f"]);
 }
 
 #[test]
