@@ -113,7 +113,8 @@ impl<'a> Settings<'a> {
 }
 
 impl Core {
-    async fn blocking<T: Send + 'static>(
+    /// Runs store work on the blocking pool (rusqlite blocks; the async threads must not).
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, FlowError> {
@@ -282,12 +283,7 @@ impl Core {
         // together, in the same transaction as the profile.
         let hash = if settings.import_mode {
             let pw = password.to_string();
-            Some(
-                tokio::task::spawn_blocking(move || bcrypt::hash(pw, BCRYPT_COST))
-                    .await
-                    .map_err(|e| FlowError::Task(e.to_string()))?
-                    .map_err(|e| FlowError::Task(e.to_string()))?,
-            )
+            Some(hash_password(pw).await?)
         } else {
             None
         };
@@ -553,10 +549,7 @@ impl Core {
                 Ok(p) => p,
                 Err(v) => return Ok(Answer::InvalidProfile(v)),
             };
-            let hash = tokio::task::spawn_blocking(move || bcrypt::hash(password, BCRYPT_COST))
-                .await
-                .map_err(|e| FlowError::Task(e.to_string()))?
-                .map_err(|e| FlowError::Task(e.to_string()))?;
+            let hash = hash_password(password).await?;
             return Ok(
                 match self
                     .cache(
@@ -626,10 +619,7 @@ impl Core {
         let settings = Settings::of(&record);
         if settings.import_mode {
             let pw = new_password.to_string();
-            let hash = tokio::task::spawn_blocking(move || bcrypt::hash(pw, BCRYPT_COST))
-                .await
-                .map_err(|e| FlowError::Task(e.to_string()))?
-                .map_err(|e| FlowError::Task(e.to_string()))?;
+            let hash = hash_password(pw).await?;
             let (t, c, e) = (
                 tenant.to_string(),
                 connection.to_string(),
@@ -898,6 +888,14 @@ pub fn map_answer<A, B>(answer: Answer<A>) -> Answer<B> {
         Answer::MissingScript(a) => Answer::MissingScript(a),
         Answer::BadRequest(v) => Answer::BadRequest(v),
     }
+}
+
+/// A bcrypt hash (cost 10) of `password`, computed on the blocking pool.
+pub async fn hash_password(password: String) -> Result<String, FlowError> {
+    tokio::task::spawn_blocking(move || bcrypt::hash(password, BCRYPT_COST))
+        .await
+        .map_err(|e| FlowError::Task(e.to_string()))?
+        .map_err(|e| FlowError::Task(e.to_string()))
 }
 
 /// A new user id for users created locally (import mode), 24 hex digits as Auth0's.

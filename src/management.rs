@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::path::Path;
 
-use crate::flows::{Answer, BCRYPT_COST, Core, FlowError, map_answer};
+use crate::flows::{Answer, Core, FlowError, hash_password, map_answer};
 use crate::layout::{self, ConnectionFolder};
 use crate::profile::{self, Violation};
 use crate::store::{ConnectionRecord, User, UserChange};
@@ -124,28 +124,18 @@ impl Core {
     /// Drops one cached profile without running any script (the next login caches it again).
     pub async fn evict(&self, tenant: &str, user_id: &str) -> Result<bool, FlowError> {
         let (t, u) = (tenant.to_string(), user_id.to_string());
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.delete_user(&t, &u))
-            .await
-            .map_err(|e| FlowError::Task(e.to_string()))?
-            .map_err(FlowError::from)
+        self.blocking(move |s| s.delete_user(&t, &u)).await
     }
 
     async fn user(&self, tenant: &str, user_id: &str) -> Result<Option<User>, FlowError> {
         let (t, u) = (tenant.to_string(), user_id.to_string());
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.get_user(&t, &u))
-            .await
-            .map_err(|e| FlowError::Task(e.to_string()))?
-            .map_err(FlowError::from)
+        self.blocking(move |s| s.get_user(&t, &u)).await
     }
 
     async fn record(&self, tenant: &str, name: &str) -> Result<ConnectionRecord, FlowError> {
         let (t, n) = (tenant.to_string(), name.to_string());
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.get_connection(&t, &n))
-            .await
-            .map_err(|e| FlowError::Task(e.to_string()))??
+        self.blocking(move |s| s.get_connection(&t, &n))
+            .await?
             .ok_or_else(|| FlowError::UnknownConnection(name.to_string()))
     }
 
@@ -267,10 +257,7 @@ impl Core {
         if let Some(password) = patch.get("password").and_then(Value::as_str) {
             if import {
                 let pw = password.to_string();
-                let hash = tokio::task::spawn_blocking(move || bcrypt::hash(pw, BCRYPT_COST))
-                    .await
-                    .map_err(|e| FlowError::Task(e.to_string()))?
-                    .map_err(|e| FlowError::Task(e.to_string()))?;
+                let hash = hash_password(pw).await?;
                 change.password_hash = Some(hash);
             } else {
                 let email = self
@@ -288,19 +275,22 @@ impl Core {
             }
         }
         let (t, u) = (tenant.to_string(), user_id.to_string());
-        let store = self.store.clone();
-        let updated = tokio::task::spawn_blocking(move || store.update_user(&t, &u, &change))
-            .await
-            .map_err(|e| FlowError::Task(e.to_string()))?;
-        match updated {
-            Ok(Some(u)) => Ok(Answer::Done(u.to_json())),
-            Ok(None) => Ok(Answer::NotFound),
-            Err(crate::store::StoreError::EmailTaken { email, owner }) => Ok(Answer::Conflict {
+        let updated = self
+            .blocking(move |s| match s.update_user(&t, &u, &change) {
+                Err(crate::store::StoreError::EmailTaken { email, owner }) => {
+                    Ok(Err((email, owner)))
+                }
+                other => other.map(Ok),
+            })
+            .await?;
+        Ok(match updated {
+            Ok(Some(u)) => Answer::Done(u.to_json()),
+            Ok(None) => Answer::NotFound,
+            Err((email, owner)) => Answer::Conflict {
                 code: "email_exists".into(),
                 message: format!("{email} is already used by {owner}"),
-            }),
-            Err(e) => Err(e.into()),
-        }
+            },
+        })
     }
 
     /// GET /users: the tenant's users (of one connection, matching `search`), Auth0's paging.
@@ -318,12 +308,9 @@ impl Core {
             search.map(str::to_string),
         );
         let per_page = per_page.clamp(1, 100);
-        let store = self.store.clone();
-        let (users, total) = tokio::task::spawn_blocking(move || {
-            store.list_users(&t, c.as_deref(), q.as_deref(), page, per_page)
-        })
-        .await
-        .map_err(|e| FlowError::Task(e.to_string()))??;
+        let (users, total) = self
+            .blocking(move |s| s.list_users(&t, c.as_deref(), q.as_deref(), page, per_page))
+            .await?;
         Ok(json!({
             "start": page * per_page,
             "limit": per_page,
@@ -363,10 +350,8 @@ impl Core {
             scripts: folder.scripts.clone(),
             configuration,
         };
-        let (store, r) = (self.store.clone(), record.clone());
-        tokio::task::spawn_blocking(move || store.put_connection(&r))
-            .await
-            .map_err(|e| FlowError::Task(e.to_string()))??;
+        let r = record.clone();
+        self.blocking(move |s| s.put_connection(&r)).await?;
         Ok(Ok(record))
     }
 }
