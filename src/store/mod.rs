@@ -294,6 +294,24 @@ impl Store {
         }))
     }
 
+    /// The tenant's connections, by name.
+    pub fn list_connections(&self, tenant: &str) -> Result<Vec<ConnectionRecord>, StoreError> {
+        let names: Vec<String> = {
+            let conn = self.lock();
+            let mut stmt =
+                conn.prepare("SELECT name FROM connections WHERE tenant = ?1 ORDER BY name")?;
+            stmt.query_map(params![tenant], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(record) = self.get_connection(tenant, &name)? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes a connection and every user it holds.
     pub fn delete_connection(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
         self.write(|tx| {

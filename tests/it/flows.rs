@@ -788,6 +788,23 @@ fn connections_import_and_export_as_deploy_cli_folders() {
         !text.contains("u:p@db.example.com"),
         "no secret is exported: {text}"
     );
+    let names: Vec<String> = w
+        .core
+        .store
+        .list_connections(TENANT)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["pg-users", "users"]);
+    assert!(w.core.store.delete_connection(TENANT, &stored.id).unwrap());
+    assert!(
+        w.core
+            .store
+            .get_connection(TENANT, "pg-users")
+            .unwrap()
+            .is_none()
+    );
     let again = customdb::layout::read(&exported).unwrap();
     assert_eq!(again.scripts, stored.scripts);
 }
