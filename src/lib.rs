@@ -19,7 +19,9 @@
 //! - A script reaches files only inside its data folders and hosts only on its allow-list
 //!   (`script::Policy`); a host name never leads to a private or loopback address.
 
+pub mod api;
 pub mod cli;
+pub mod demo;
 pub mod flows;
 pub mod harness;
 pub mod isolation;

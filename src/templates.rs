@@ -21,6 +21,14 @@ pub enum TemplateError {
     },
 }
 
+/// One file of a template, by its path inside it.
+pub fn file(template: &str, path: &str) -> Option<&'static [u8]> {
+    embedded::FILES
+        .iter()
+        .find(|(t, p, _)| *t == template && *p == path)
+        .map(|(_, _, bytes)| *bytes)
+}
+
 /// The template names, sorted.
 pub fn available() -> Vec<&'static str> {
     let names: BTreeSet<&str> = embedded::FILES.iter().map(|(t, _, _)| *t).collect();

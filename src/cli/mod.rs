@@ -2,6 +2,7 @@
 //! itself is library calls. `anyhow` is used here and nowhere below.
 
 mod init;
+mod serve;
 mod test;
 mod r#try;
 mod worker;
@@ -22,6 +23,7 @@ enum Command {
     Try(Box<r#try::TryArgs>),
     Test(test::TestArgs),
     Init(init::InitArgs),
+    Serve(serve::ServeArgs),
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
 }
@@ -41,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Try(args) => r#try::run(*args),
         Command::Test(args) => test::run(args),
         Command::Init(args) => init::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Worker(args) => worker::run(args),
     };
     match result {

@@ -95,6 +95,25 @@ const MIGRATIONS: &[&str] = &[
         timings TEXT NOT NULL,
         date TEXT NOT NULL
     );",
+    // 2: serving — host names, API clients, token signing keys.
+    "ALTER TABLE tenants ADD COLUMN is_default INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE tenant_domains (
+        domain TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE
+    );
+    CREATE TABLE clients (
+        client_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        private_key BLOB NOT NULL,
+        created_at TEXT NOT NULL
+    );",
 ];
 
 /// The store. One connection behind a mutex: SQLite serializes writers anyway, and every
@@ -652,6 +671,118 @@ impl Store {
             )?;
             Ok(())
         })
+    }
+}
+
+/// An API client of a tenant (Management API access with client_credentials, and the
+/// client of password grants). Only a SHA-256 of its secret is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Client {
+    pub client_id: String,
+    pub tenant: String,
+    pub name: String,
+    #[serde(skip_serializing)]
+    pub secret_hash: String,
+    pub scopes: Vec<String>,
+}
+
+impl Store {
+    /// Makes `tenant` answer for `domain` (a Host header value, port included when not 80/443).
+    pub fn add_domain(&self, tenant: &str, domain: &str, default: bool) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute("INSERT INTO tenants (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![tenant, now()])?;
+            tx.execute(
+                "INSERT INTO tenant_domains (domain, tenant) VALUES (lower(?1), ?2) ON CONFLICT (domain) DO UPDATE SET tenant = ?2",
+                params![domain, tenant],
+            )?;
+            if default {
+                tx.execute("UPDATE tenants SET is_default = (id = ?1)", params![tenant])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The tenant a request's Host belongs to, or the default tenant.
+    pub fn tenant_for_host(&self, host: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.lock();
+        let by_host: Option<String> = conn
+            .query_row(
+                "SELECT tenant FROM tenant_domains WHERE domain = lower(?1)",
+                params![host],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if by_host.is_some() {
+            return Ok(by_host);
+        }
+        Ok(conn
+            .query_row("SELECT id FROM tenants WHERE is_default = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn put_client(&self, client: &Client) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO clients (client_id, tenant, name, secret_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (client_id) DO UPDATE SET name = ?3, secret_hash = ?4, scopes = ?5",
+                params![client.client_id, client.tenant, client.name, client.secret_hash, client.scopes.join(" "), now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn get_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let conn = self.lock();
+        Ok(conn
+            .query_row(
+                "SELECT client_id, tenant, name, secret_hash, scopes FROM clients WHERE client_id = ?1",
+                params![client_id],
+                |r| {
+                    let scopes: String = r.get(4)?;
+                    Ok(Client {
+                        client_id: r.get(0)?,
+                        tenant: r.get(1)?,
+                        name: r.get(2)?,
+                        secret_hash: r.get(3)?,
+                        scopes: scopes.split_whitespace().map(str::to_string).collect(),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// The token signing key (kid, PKCS#8 PEM), made by `generate` on first use and kept
+    /// sealed.
+    pub fn signing_key(
+        &self,
+        generate: impl FnOnce() -> (String, String),
+    ) -> Result<(String, String), StoreError> {
+        let existing: Option<(String, Vec<u8>)> = {
+            let conn = self.lock();
+            conn.query_row(
+                "SELECT kid, private_key FROM signing_keys ORDER BY created_at LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+        };
+        if let Some((kid, sealed)) = existing {
+            let pem = String::from_utf8(self.sealer.open(&sealed, &kid)?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            return Ok((kid, pem));
+        }
+        let (kid, pem) = generate();
+        let sealed = self.sealer.seal(pem.as_bytes(), &kid);
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO signing_keys (kid, private_key, created_at) VALUES (?1, ?2, ?3)",
+                params![kid, sealed, now()],
+            )?;
+            Ok(())
+        })?;
+        Ok((kid, pem))
     }
 }
 

@@ -10,5 +10,6 @@ mod http;
 mod modules;
 mod mysql;
 mod pg;
+mod serve;
 mod sqlite;
 mod util;

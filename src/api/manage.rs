@@ -1,0 +1,296 @@
+//! Auth0's Management API (`/api/v2`): users (get, list with paging and a subset of `q`,
+//! by email, patch, delete), logs and connections, behind bearer tokens whose scopes are
+//! checked and whose tenant must be the request's.
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use super::{ApiError, AppState, Tenant, body};
+use crate::flows::Answer;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v2/users", get(list_users))
+        .route(
+            "/api/v2/users/{id}",
+            get(get_user).patch(patch_user).delete(delete_user),
+        )
+        .route("/api/v2/users-by-email", get(users_by_email))
+        .route("/api/v2/logs", get(logs))
+        .route("/api/v2/connections", get(connections))
+}
+
+/// The claims of the request's bearer token, signed by us for this tenant.
+pub fn bearer(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let unauthorized = || {
+        ApiError::management(
+            StatusCode::UNAUTHORIZED,
+            "Missing or invalid bearer token",
+            "invalid_token",
+        )
+    };
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(unauthorized)?;
+    let claims = state.keys.verify(token).ok_or_else(unauthorized)?;
+    let claims = claims.as_object().cloned().ok_or_else(unauthorized)?;
+    // A token of one tenant never reads or changes another.
+    if claims
+        .get("https://customdb.dev/tenant")
+        .and_then(Value::as_str)
+        != Some(tenant.id.as_str())
+    {
+        return Err(unauthorized());
+    }
+    Ok(claims)
+}
+
+fn require(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    scope: &str,
+) -> Result<(), ApiError> {
+    let claims = bearer(state, tenant, headers)?;
+    let has = claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.split_whitespace().any(|x| x == scope));
+    if has {
+        Ok(())
+    } else {
+        Err(ApiError::management(
+            StatusCode::FORBIDDEN,
+            format!("Insufficient scope, expected any of: {scope}"),
+            "insufficient_scope",
+        ))
+    }
+}
+
+/// The answer of a flow as the Management API gives it.
+fn answer(a: Answer<Value>) -> Result<Json<Value>, ApiError> {
+    match a {
+        Answer::Done(v) => Ok(Json(v)),
+        Answer::NotFound => Err(ApiError::management(
+            StatusCode::NOT_FOUND,
+            "The user does not exist.",
+            "inexistent_user",
+        )),
+        Answer::BadRequest(v) | Answer::InvalidProfile(v) => Err(ApiError::management(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Payload validation error: {}",
+                v.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            "invalid_body",
+        )),
+        Answer::Conflict { message, code } => {
+            Err(ApiError::management(StatusCode::CONFLICT, message, &code))
+        }
+        Answer::MissingScript(action) => Err(ApiError::management(
+            StatusCode::BAD_REQUEST,
+            format!("{action} script does not exist"),
+            "operation_not_supported",
+        )),
+        Answer::Refused => Err(ApiError::management(
+            StatusCode::BAD_REQUEST,
+            "The connection's script refused the change.",
+            "operation_not_supported",
+        )),
+        Answer::ScriptFailed { outcome, error } => Err(ApiError::management(
+            StatusCode::BAD_GATEWAY,
+            match error {
+                Some(e) => format!("the connection's script failed: {e}"),
+                None => format!("the connection's script failed: {outcome}"),
+            },
+            "script_error",
+        )),
+        Answer::Blocked | Answer::WrongCredentials | Answer::Unauthorized(_) => {
+            Err(ApiError::management(
+                StatusCode::FORBIDDEN,
+                "The operation is not allowed for this user.",
+                "operation_not_allowed",
+            ))
+        }
+    }
+}
+
+async fn get_user(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require(&state, &tenant, &headers, "read:users")?;
+    answer(state.core.read_user(&tenant.id, &id).await?)
+}
+
+async fn patch_user(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    require(&state, &tenant, &headers, "update:users")?;
+    let body = body(&headers, request).await?;
+    answer(state.core.patch_user(&tenant.id, &id, &body).await?)
+}
+
+async fn delete_user(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require(&state, &tenant, &headers, "delete:users")?;
+    match state.core.delete(&tenant.id, &id).await? {
+        Answer::Done(()) => Ok(StatusCode::NO_CONTENT),
+        other => answer(crate::flows::map_answer(other)).map(|_| StatusCode::NO_CONTENT),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    page: usize,
+    per_page: Option<usize>,
+    #[serde(default)]
+    include_totals: bool,
+    q: Option<String>,
+    connection: Option<String>,
+}
+
+/// Auth0's `q` subset: free text, or `field:value` / `field:"value"` for `email`, `user_id`,
+/// `name`, `username` and `identities.connection`.
+fn parse_q(q: &str) -> (Option<String>, Option<String>) {
+    let mut text = None;
+    let mut connection = None;
+    for term in q.split(" AND ") {
+        let term = term.trim();
+        match term.split_once(':') {
+            Some(("identities.connection", v)) => {
+                connection = Some(v.trim_matches('"').to_string())
+            }
+            Some((_, v)) => text = Some(v.trim_matches('"').trim_matches('*').to_string()),
+            None => text = Some(term.trim_matches('"').trim_matches('*').to_string()),
+        }
+    }
+    (text.filter(|t| !t.is_empty()), connection)
+}
+
+async fn list_users(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    require(&state, &tenant, &headers, "read:users")?;
+    let (text, conn) = q.q.as_deref().map(parse_q).unwrap_or_default();
+    let connection = q.connection.or(conn);
+    let page = state
+        .core
+        .list_users(
+            &tenant.id,
+            connection.as_deref(),
+            text.as_deref(),
+            q.page,
+            q.per_page.unwrap_or(50),
+        )
+        .await?;
+    Ok(Json(if q.include_totals {
+        page
+    } else {
+        page["users"].clone()
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct EmailQuery {
+    email: String,
+}
+
+async fn users_by_email(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    Query(q): Query<EmailQuery>,
+) -> Result<Json<Value>, ApiError> {
+    require(&state, &tenant, &headers, "read:users")?;
+    let page = state
+        .core
+        .list_users(&tenant.id, None, Some(&q.email), 0, 100)
+        .await?;
+    let exact: Vec<Value> = page["users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|u| {
+            u["email"]
+                .as_str()
+                .is_some_and(|e| e.eq_ignore_ascii_case(&q.email))
+        })
+        .cloned()
+        .collect();
+    Ok(Json(Value::Array(exact)))
+}
+
+async fn logs(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require(&state, &tenant, &headers, "read:logs")?;
+    let (store, t) = (state.core.store.clone(), tenant.id.clone());
+    let events = tokio::task::spawn_blocking(move || store.events(&t, 100))
+        .await
+        .map_err(|e| ApiError::internal(crate::flows::FlowError::Task(e.to_string())))?
+        .map_err(|e| ApiError::internal(e.into()))?;
+    Ok(Json(json!(events)))
+}
+
+async fn connections(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require(&state, &tenant, &headers, "read:connections")?;
+    let (store, t) = (state.core.store.clone(), tenant.id.clone());
+    let records = tokio::task::spawn_blocking(move || store.list_connections(&t))
+        .await
+        .map_err(|e| ApiError::internal(crate::flows::FlowError::Task(e.to_string())))?
+        .map_err(|e| ApiError::internal(e.into()))?;
+    // Configuration never leaves in clear: only its keys are shown.
+    Ok(Json(Value::Array(
+        records
+            .into_iter()
+            .map(|r| {
+                let mut options = r.options.clone();
+                options.insert(
+                    "configuration".into(),
+                    json!(
+                        r.configuration
+                            .keys()
+                            .map(|k| (k.clone(), json!("[encrypted]")))
+                            .collect::<serde_json::Map<_, _>>()
+                    ),
+                );
+                json!({"id": r.id, "name": r.name, "strategy": "auth0", "options": options})
+            })
+            .collect(),
+    )))
+}

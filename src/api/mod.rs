@@ -1,0 +1,166 @@
+//! The HTTP front door (axum): Auth0's Authentication API (`/oauth/token`, `/userinfo`,
+//! `/dbconnections/signup`, JWKS, OpenID configuration) and Management API (`/api/v2/...`) over
+//! the core. Tenants are chosen by Host. The only module that knows HTTP: one error type, one
+//! mapping of flow answers to Auth0's status codes and bodies.
+
+mod auth;
+mod manage;
+pub mod tokens;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::{HeaderMap, StatusCode, request::Parts};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use crate::flows::{Core, FlowError};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler shares.
+pub struct AppState {
+    pub core: Core,
+    pub keys: tokens::Keys,
+}
+
+/// The router, ready for `axum::serve` or for tests without a socket.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .merge(auth::routes())
+        .merge(manage::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The request's tenant and the domain it was reached at (the token issuer).
+pub struct Tenant {
+    pub id: String,
+    pub domain: String,
+}
+
+impl FromRequestParts<Arc<AppState>> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let domain = parts
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost")
+            .to_ascii_lowercase();
+        let store = state.core.store.clone();
+        let host = domain.clone();
+        let tenant = tokio::task::spawn_blocking(move || store.tenant_for_host(&host))
+            .await
+            .map_err(|e| ApiError::internal(FlowError::Task(e.to_string())))?
+            .map_err(|e| ApiError::internal(e.into()))?;
+        match tenant {
+            Some(id) => Ok(Tenant { id, domain }),
+            None => Err(ApiError::management(
+                StatusCode::NOT_FOUND,
+                format!("no tenant answers for host {domain}"),
+                "unknown_tenant",
+            )),
+        }
+    }
+}
+
+/// A request body as JSON, from `application/json` or a form; a bad body is a 400 that says
+/// what is wrong.
+pub async fn body(headers: &HeaderMap, request: Request) -> Result<Value, ApiError> {
+    let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "the request body must be at most {MAX_BODY_BYTES} bytes"
+            ))
+        })?;
+    let form = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        let pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(&bytes).into_owned().collect();
+        return Ok(Value::Object(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
+        ));
+    }
+    if bytes.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+/// An error answer in one of Auth0's two shapes.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl ApiError {
+    /// The Authentication API's shape: `{error, error_description}`.
+    pub fn auth(status: StatusCode, error: &str, description: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: json!({"error": error, "error_description": description.into()}),
+        }
+    }
+
+    /// The Management API's shape: `{statusCode, error, message, errorCode}`.
+    pub fn management(status: StatusCode, message: impl Into<String>, code: &str) -> Self {
+        ApiError {
+            status,
+            body: json!({
+                "statusCode": status.as_u16(),
+                "error": status.canonical_reason().unwrap_or(""),
+                "message": message.into(),
+                "errorCode": code,
+            }),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::management(StatusCode::BAD_REQUEST, message, "invalid_body")
+    }
+
+    /// customdb itself failed: logged in full with a request id; the client gets the id only.
+    pub fn internal(error: FlowError) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        tracing::error!(request_id = %id, error = %error, "request failed");
+        Self::management(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error (request id {id})"),
+            "internal_error",
+        )
+    }
+}
+
+impl From<FlowError> for ApiError {
+    fn from(e: FlowError) -> Self {
+        match e {
+            FlowError::UnknownConnection(name) => ApiError::management(
+                StatusCode::BAD_REQUEST,
+                format!("no connection named '{name}'"),
+                "invalid_connection",
+            ),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}

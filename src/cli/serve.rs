@@ -1,0 +1,87 @@
+//! `customdb serve`: the multi-tenant server on the embedded default (a data folder with the
+//! store, its key, the signing key and a demo tenant), with structured logs and graceful
+//! shutdown.
+
+use anyhow::Context as _;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::api::{self, AppState, tokens::Keys};
+use crate::flows::Core;
+use crate::isolation::{Pool, PoolConfig};
+use crate::store::{Store, seal::Sealer};
+
+/// Run the server: Auth0's Authentication and Management APIs over your connections.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Data folder: the store, its key, connections' data folders.
+    #[arg(long, default_value = "customdb-data")]
+    data: PathBuf,
+    /// Log lines as `text` or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTOMDB_LOG")
+        .unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("cannot create the data folder {}", args.data.display()))?;
+    let sealer = Sealer::load(&args.data.join("store.key"), true)?;
+    let store = Store::open(&args.data.join("store.db"), sealer)?;
+    let demo = crate::demo::ensure(&store, &args.data)?;
+    let keys = Keys::load(&store)?;
+    let program = std::env::current_exe()
+        .context("cannot locate the customdb executable to start workers")?;
+    let state = Arc::new(AppState {
+        core: Core {
+            store: Arc::new(store),
+            pool: Arc::new(Pool::new(PoolConfig::new(program))),
+            data_root: Some(args.data.join("connections")),
+        },
+        keys,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let address = listener.local_addr()?;
+        println!("customdb listening on http://{address}");
+        if let Some(client) = demo {
+            println!("demo tenant: connection \"{}\", users alice@example.com / \"correct horse battery staple\", bob@example.com / \"hunter22\"", crate::demo::CONNECTION);
+            println!("management client: client_id {} client_secret {}", client.client_id, client.client_secret);
+            println!(
+                "try: curl -s http://{address}/oauth/token -H 'content-type: application/json' -d '{{\"grant_type\":\"http://auth0.com/oauth/grant-type/password-realm\",\"realm\":\"{}\",\"client_id\":\"{}\",\"username\":\"alice@example.com\",\"password\":\"correct horse battery staple\"}}'",
+                crate::demo::CONNECTION,
+                client.client_id
+            );
+        }
+        use std::io::Write as _;
+        std::io::stdout().flush()?;
+        axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("shutting down");
+            })
+            .await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

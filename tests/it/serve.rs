@@ -1,0 +1,317 @@
+//! `customdb serve` end to end on a real listener (127.0.0.1:0): the demo tenant, Auth0's
+//! password-realm login with tokens verified against the JWKS, error bodies, userinfo,
+//! signup, Management API tokens, scopes, PATCH rules over HTTP, logs, graceful shutdown.
+
+use crate::util::{block_on, customdb_exe};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    base: String,
+    client_id: String,
+    client_secret: String,
+    _data: tempfile::TempDir,
+}
+
+fn start() -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(customdb_exe())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first
+        .strip_prefix("customdb listening on ")
+        .expect(&first)
+        .to_string();
+    let creds: Value = serde_json::from_str(
+        &std::fs::read_to_string(data.path().join("data/demo-client.json")).unwrap(),
+    )
+    .unwrap();
+    let printed: Vec<String> = lines.take(3).map(Result::unwrap).collect();
+    assert!(
+        printed[1].contains(creds["client_id"].as_str().unwrap()),
+        "{printed:?}"
+    );
+    assert!(printed[2].starts_with("try: curl"), "{printed:?}");
+    Server {
+        child,
+        base,
+        client_id: creds["client_id"].as_str().unwrap().into(),
+        client_secret: creds["client_secret"].as_str().unwrap().into(),
+        _data: data,
+    }
+}
+
+async fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.request(method.parse().unwrap(), url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[test]
+fn the_demo_server_speaks_auth0() {
+    let mut server = start();
+    let s = &server;
+    let login = |user: &str, pw: &str| {
+        json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Username-Password-Authentication",
+               "client_id": s.client_id, "username": user, "password": pw})
+    };
+    block_on(async {
+        let (status, tokens) = call(
+            "POST",
+            &format!("{}/oauth/token", s.base),
+            None,
+            Some(login("alice@example.com", "correct horse battery staple")),
+        )
+        .await;
+        assert_eq!(status, 200, "{tokens}");
+        // The id_token verifies against the published JWKS.
+        let (_, jwks) = call(
+            "GET",
+            &format!("{}/.well-known/jwks.json", s.base),
+            None,
+            None,
+        )
+        .await;
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&[s.client_id.as_str()]);
+        let id = jsonwebtoken::decode::<Value>(
+            tokens["id_token"].as_str().unwrap(),
+            &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+            &validation,
+        )
+        .unwrap();
+        assert_eq!(
+            (id.claims["sub"].as_str(), id.claims["email"].as_str()),
+            (Some("auth0|1"), Some("alice@example.com"))
+        );
+        assert_eq!(
+            id.header.kid,
+            jwks["keys"][0]["kid"].as_str().map(str::to_string)
+        );
+
+        let (status, info) = call(
+            "GET",
+            &format!("{}/userinfo", s.base),
+            tokens["access_token"].as_str(),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, info["email"].as_str()),
+            (200, Some("alice@example.com"))
+        );
+
+        let (status, body) = call(
+            "POST",
+            &format!("{}/oauth/token", s.base),
+            None,
+            Some(login("alice@example.com", "nope")),
+        )
+        .await;
+        assert_eq!(
+            (status, body),
+            (
+                403,
+                json!({"error": "invalid_grant", "error_description": "Wrong email or password."})
+            )
+        );
+
+        let (status, body) = call("POST", &format!("{}/dbconnections/signup", s.base), None,
+            Some(json!({"client_id": s.client_id, "connection": "Username-Password-Authentication", "email": "carol@example.com", "password": "carol's password"}))).await;
+        assert_eq!(
+            (status, body["email"].as_str()),
+            (200, Some("carol@example.com")),
+            "{body}"
+        );
+        let carol = format!("auth0%7C{}", body["_id"].as_str().unwrap());
+        let (status, body) = call("POST", &format!("{}/dbconnections/signup", s.base), None,
+            Some(json!({"client_id": s.client_id, "connection": "Username-Password-Authentication", "email": "alice@example.com", "password": "x"}))).await;
+        assert_eq!(
+            (status, body["code"].as_str(), body["statusCode"].as_u64()),
+            (400, Some("user_exists"), Some(400)),
+            "{body}"
+        );
+
+        // Management API.
+        let (status, body) = call(
+            "GET",
+            &format!("{}/api/v2/users/auth0%7C1", s.base),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, body["errorCode"].as_str()),
+            (401, Some("invalid_token"))
+        );
+        let (status, body) = call(
+            "GET",
+            &format!("{}/api/v2/users/auth0%7C1", s.base),
+            tokens["access_token"].as_str(),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, body["errorCode"].as_str()),
+            (403, Some("insufficient_scope")),
+            "a user's token is not a management token"
+        );
+        let (status, mgmt) = call("POST", &format!("{}/oauth/token", s.base), None, Some(json!({
+            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret,
+            "audience": format!("https://{}/api/v2/", s.base.trim_start_matches("http://"))}))).await;
+        assert_eq!(status, 200, "{mgmt}");
+        let token = mgmt["access_token"].as_str();
+        let (status, wrong) = call("POST", &format!("{}/oauth/token", s.base), None, Some(json!({
+            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": "not it"}))).await;
+        assert_eq!(
+            (status, wrong["error"].as_str()),
+            (401, Some("access_denied"))
+        );
+
+        let user_url = format!("{}/api/v2/users/auth0%7C1", s.base);
+        let (status, user) = call("GET", &user_url, token, None).await;
+        assert_eq!(
+            (status, user["logins_count"].as_i64()),
+            (200, Some(1)),
+            "{user}"
+        );
+        let (status, body) = call(
+            "PATCH",
+            &user_url,
+            token,
+            Some(json!({"name": "Alice", "user_metadata": {"theme": "dark"}})),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("name cannot be changed"),
+            "{body}"
+        );
+        let (status, body) = call(
+            "PATCH",
+            &user_url,
+            token,
+            Some(json!({"user_metadata": {"theme": "dark"}})),
+        )
+        .await;
+        assert_eq!(
+            (status, &body["user_metadata"]),
+            (200, &json!({"theme": "dark"})),
+            "{body}"
+        );
+        let (status, body) = call(
+            "PATCH",
+            &user_url,
+            token,
+            Some(Value::String("{not json".into())),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        // Metadata written here survives the next login.
+        call(
+            "POST",
+            &format!("{}/oauth/token", s.base),
+            None,
+            Some(login("alice@example.com", "correct horse battery staple")),
+        )
+        .await;
+        let (_, user) = call("GET", &user_url, token, None).await;
+        assert_eq!(
+            (user["logins_count"].as_i64(), &user["user_metadata"]),
+            (Some(2), &json!({"theme": "dark"}))
+        );
+
+        let (status, page) = call(
+            "GET",
+            &format!(
+                "{}/api/v2/users?include_totals=true&q=email:%22carol@example.com%22",
+                s.base
+            ),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!((status, page["total"].as_u64()), (200, Some(1)), "{page}");
+        let (_, by_email) = call(
+            "GET",
+            &format!("{}/api/v2/users-by-email?email=ALICE@example.com", s.base),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!(by_email.as_array().map(Vec::len), Some(1));
+        let (_, logs) = call("GET", &format!("{}/api/v2/logs", s.base), token, None).await;
+        let kinds: Vec<&str> = logs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["type"].as_str())
+            .collect();
+        for k in ["s", "fp", "ss", "fs"] {
+            assert!(kinds.contains(&k), "{k} in {kinds:?}");
+        }
+        let (_, connections) = call(
+            "GET",
+            &format!("{}/api/v2/connections", s.base),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!(
+            connections[0]["options"]["configuration"]["DB_FILE"],
+            "[encrypted]"
+        );
+        let (status, _) = call(
+            "DELETE",
+            &format!("{}/api/v2/users/{carol}", s.base),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 204);
+        let (status, body) = call(
+            "GET",
+            &format!("{}/api/v2/users/{carol}", s.base),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, body["errorCode"].as_str()),
+            (404, Some("inexistent_user"))
+        );
+    });
+    // Graceful shutdown on SIGINT.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(server.child.id() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    assert!(server.child.wait().unwrap().success());
+}
