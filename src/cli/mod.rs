@@ -3,6 +3,7 @@
 
 mod init;
 mod serve;
+mod tenant;
 mod test;
 mod r#try;
 mod worker;
@@ -24,6 +25,7 @@ enum Command {
     Test(test::TestArgs),
     Init(init::InitArgs),
     Serve(serve::ServeArgs),
+    Tenant(tenant::TenantArgs),
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
 }
@@ -44,6 +46,7 @@ pub fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Init(args) => init::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Tenant(args) => tenant::run(args),
         Command::Worker(args) => worker::run(args),
     };
     match result {

@@ -16,7 +16,10 @@ struct Server {
 }
 
 fn start() -> Server {
-    let data = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap())
+}
+
+fn start_in(data: tempfile::TempDir) -> Server {
     let mut child = Command::new(customdb_exe())
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data.path().join("data"))
@@ -50,8 +53,22 @@ fn start() -> Server {
 }
 
 async fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    call_as(None, method, url, token, body).await
+}
+
+/// A request with an explicit Host header (the tenant is chosen by it).
+async fn call_as(
+    host: Option<&str>,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let client = reqwest::Client::new();
     let mut req = client.request(method.parse().unwrap(), url);
+    if let Some(h) = host {
+        req = req.header("host", h);
+    }
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -314,4 +331,128 @@ fn the_demo_server_speaks_auth0() {
     )
     .unwrap();
     assert!(server.child.wait().unwrap().success());
+}
+
+fn admin(data: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(customdb_exe())
+        .arg("tenant")
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn a_token_of_one_tenant_never_reaches_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    admin(&data, &["create", "acme", "--domain", "acme.test"]);
+    let printed = admin(&data, &["client", "acme"]);
+    let field = |name: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (acme_id, acme_secret) = (field("client_id "), field("client_secret "));
+    let folder = dir.path().join("acme-users");
+    assert!(
+        Command::new(customdb_exe())
+            .args(["init", folder.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        admin(&data, &["connection", "acme", folder.to_str().unwrap()])
+            .contains("imported into acme")
+    );
+
+    let s = start_in(dir);
+    block_on(async {
+        let token_for = |host: &'static str, id: String, secret: String| {
+            let url = format!("{}/oauth/token", s.base);
+            async move {
+                let (status, body) = call_as(
+                    Some(host),
+                    "POST",
+                    &url,
+                    None,
+                    Some(json!({
+                    "grant_type": "client_credentials", "client_id": id, "client_secret": secret,
+                    "audience": format!("https://{host}/api/v2/")})),
+                )
+                .await;
+                (status, body["access_token"].as_str().map(str::to_string))
+            }
+        };
+        let (status, acme) = token_for("acme.test", acme_id.clone(), acme_secret.clone()).await;
+        assert_eq!(status, 200);
+        let (status, demo) =
+            token_for("localhost", s.client_id.clone(), s.client_secret.clone()).await;
+        assert_eq!(status, 200);
+        // A client of acme cannot get a token at the demo tenant's host, and the other way round.
+        assert_eq!(token_for("localhost", acme_id, acme_secret).await.0, 401);
+        assert_eq!(
+            token_for("acme.test", s.client_id.clone(), s.client_secret.clone())
+                .await
+                .0,
+            401
+        );
+
+        let connections = format!("{}/api/v2/connections", s.base);
+        let (status, list) = call_as(
+            Some("acme.test"),
+            "GET",
+            &connections,
+            acme.as_deref(),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, list[0]["name"].as_str()),
+            (200, Some("acme-users")),
+            "{list}"
+        );
+        let (status, list) = call_as(
+            Some("localhost"),
+            "GET",
+            &connections,
+            demo.as_deref(),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, list[0]["name"].as_str()),
+            (200, Some("Username-Password-Authentication"))
+        );
+        let (status, _) = call_as(
+            Some("localhost"),
+            "GET",
+            &connections,
+            acme.as_deref(),
+            None,
+        )
+        .await;
+        assert_eq!(status, 401, "acme's token at the demo tenant");
+        let (status, _) = call_as(
+            Some("acme.test"),
+            "GET",
+            &format!("{}/api/v2/users/auth0%7C1", s.base),
+            demo.as_deref(),
+            None,
+        )
+        .await;
+        assert_eq!(status, 401, "the demo's token at acme");
+    });
 }
