@@ -175,6 +175,7 @@ async fn password(
             ));
         }
     };
+    let _slot = state.admit(&tenant.id)?;
     let answer = state
         .core
         .login(&tenant.id, &connection, username, pw)
@@ -354,6 +355,7 @@ async fn signup(
             user.insert(key.into(), v.clone());
         }
     }
+    let _slot = state.admit(&tenant.id)?;
     match state
         .core
         .signup(&tenant.id, &connection, Value::Object(user))
@@ -367,10 +369,12 @@ async fn signup(
         Answer::Conflict { code, message } => Err(ApiError {
             status: StatusCode::BAD_REQUEST,
             body: json!({"name": "BadRequestError", "code": code, "description": message, "statusCode": 400}),
+            retry_after: None,
         }),
         Answer::InvalidProfile(v) | Answer::BadRequest(v) => Err(ApiError {
             status: StatusCode::BAD_REQUEST,
             body: json!({"name": "ValidationError", "code": "invalid_signup", "description": v.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "statusCode": 400}),
+            retry_after: None,
         }),
         other => Err(login_error(other)),
     }

@@ -148,6 +148,7 @@ async fn patch_user(
 ) -> Result<Json<Value>, ApiError> {
     require(&state, &tenant, &headers, "update:users")?;
     let body = body(&headers, request).await?;
+    let _slot = state.admit(&tenant.id)?;
     answer(state.core.patch_user(&tenant.id, &id, &body).await?)
 }
 
@@ -158,6 +159,7 @@ async fn delete_user(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require(&state, &tenant, &headers, "delete:users")?;
+    let _slot = state.admit(&tenant.id)?;
     match state.core.delete(&tenant.id, &id).await? {
         Answer::Done(()) => Ok(StatusCode::NO_CONTENT),
         other => answer(crate::flows::map_answer(other)).map(|_| StatusCode::NO_CONTENT),

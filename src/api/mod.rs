@@ -23,6 +23,43 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub core: Core,
     pub keys: tokens::Keys,
+    /// Script runs one tenant may have in flight; beyond it requests get 429.
+    pub max_runs_per_tenant: usize,
+    pub in_flight: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl AppState {
+    pub fn new(core: Core, keys: tokens::Keys, max_runs_per_tenant: usize) -> Self {
+        AppState {
+            core,
+            keys,
+            max_runs_per_tenant,
+            in_flight: Default::default(),
+        }
+    }
+
+    /// A slot for one request that runs the tenant's scripts, or a 429 with Retry-After: a
+    /// tenant that floods the server waits its turn without taking other tenants' capacity.
+    pub fn admit(&self, tenant: &str) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        let semaphore = {
+            let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(tenant.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.max_runs_per_tenant)))
+                .clone()
+        };
+        semaphore.try_acquire_owned().map_err(|_| {
+            let mut e = ApiError::management(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many requests in flight for this tenant (at most {})",
+                    self.max_runs_per_tenant
+                ),
+                "too_many_requests",
+            );
+            e.retry_after = Some(1);
+            e
+        })
+    }
 }
 
 /// The router, ready for `axum::serve` or for tests without a socket.
@@ -106,6 +143,8 @@ pub async fn body(headers: &HeaderMap, request: Request) -> Result<Value, ApiErr
 pub struct ApiError {
     pub status: StatusCode,
     pub body: Value,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -114,12 +153,14 @@ impl ApiError {
         ApiError {
             status,
             body: json!({"error": error, "error_description": description.into()}),
+            retry_after: None,
         }
     }
 
     /// The Management API's shape: `{statusCode, error, message, errorCode}`.
     pub fn management(status: StatusCode, message: impl Into<String>, code: &str) -> Self {
         ApiError {
+            retry_after: None,
             status,
             body: json!({
                 "statusCode": status.as_u16(),
@@ -161,6 +202,12 @@ impl From<FlowError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body)).into_response()
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

@@ -23,6 +23,9 @@ pub struct ServeArgs {
     /// Data folder: the store, its key, connections' data folders.
     #[arg(long, default_value = "customdb-data")]
     data: PathBuf,
+    /// Requests running scripts that one tenant may have in flight (beyond: 429).
+    #[arg(long, default_value_t = 64)]
+    max_runs_per_tenant: usize,
     /// Log lines as `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -47,14 +50,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let keys = Keys::load(&store)?;
     let program = std::env::current_exe()
         .context("cannot locate the customdb executable to start workers")?;
-    let state = Arc::new(AppState {
-        core: Core {
-            store: Arc::new(store),
-            pool: Arc::new(Pool::new(PoolConfig::new(program))),
-            data_root: Some(args.data.join("connections")),
-        },
-        keys,
-    });
+    let core = Core {
+        store: Arc::new(store),
+        pool: Arc::new(Pool::new(PoolConfig::new(program))),
+        data_root: Some(args.data.join("connections")),
+    };
+    let state = Arc::new(AppState::new(core, keys, args.max_runs_per_tenant.max(1)));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -20,9 +20,14 @@ fn start() -> Server {
 }
 
 fn start_in(data: tempfile::TempDir) -> Server {
+    start_with(data, &[])
+}
+
+fn start_with(data: tempfile::TempDir, extra: &[&str]) -> Server {
     let mut child = Command::new(customdb_exe())
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data.path().join("data"))
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -454,5 +459,91 @@ fn a_token_of_one_tenant_never_reaches_another() {
         )
         .await;
         assert_eq!(status, 401, "the demo's token at acme");
+    });
+}
+
+#[test]
+fn a_tenant_over_its_limit_gets_429_and_others_carry_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    admin(&data, &["create", "slow", "--domain", "slow.test"]);
+    let printed = admin(&data, &["client", "slow"]);
+    let slow_client = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let folder = dir.path().join("hanging");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("database.json"),
+        r#"{"name": "hanging", "options": {}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("login.js"),
+        "function login(email, password, callback) { setTimeout(() => callback(null, { user_id: 1, email: email }), 5000); }",
+    )
+    .unwrap();
+    admin(&data, &["connection", "slow", folder.to_str().unwrap()]);
+    let s = start_with(dir, &["--max-runs-per-tenant", "1"]);
+    block_on(async {
+        let login = |host: &'static str,
+                     client: String,
+                     realm: &'static str,
+                     user: &'static str,
+                     pw: &'static str| {
+            let url = format!("{}/oauth/token", s.base);
+            async move {
+                let client_http = reqwest::Client::new();
+                let resp = client_http
+                    .post(url)
+                    .header("host", host)
+                    .header("content-type", "application/json")
+                    .body(json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": realm,
+                                  "client_id": client, "username": user, "password": pw}).to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                let retry = resp
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_string());
+                (resp.status().as_u16(), retry)
+            }
+        };
+        let hanging = tokio::spawn(login(
+            "slow.test",
+            slow_client.clone(),
+            "hanging",
+            "a@example.com",
+            "pw",
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let (status, retry) = login(
+            "slow.test",
+            slow_client.clone(),
+            "hanging",
+            "b@example.com",
+            "pw",
+        )
+        .await;
+        assert_eq!((status, retry.as_deref()), (429, Some("1")));
+        // The demo tenant is served while the other tenant's script still hangs.
+        let (status, _) = login(
+            "localhost",
+            s.client_id.clone(),
+            "Username-Password-Authentication",
+            "alice@example.com",
+            "correct horse battery staple",
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(
+            !hanging.is_finished(),
+            "the demo login was answered before the hanging one"
+        );
+        assert_eq!(hanging.await.unwrap().0, 200);
     });
 }
