@@ -78,16 +78,10 @@ pub fn ensure(store: &Store, data: &Path) -> Result<Option<DemoClient>, DemoErro
         tenant: TENANT.into(),
         name: "demo management client".into(),
         secret_hash: secret_hash(&client.client_secret),
-        scopes: [
-            "read:users",
-            "update:users",
-            "delete:users",
-            "create:users",
-            "read:logs",
-            "read:connections",
-        ]
-        .map(str::to_string)
-        .to_vec(),
+        scopes: crate::store::MANAGEMENT_SCOPES
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
     })?;
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;

@@ -15,14 +15,23 @@ use crate::flows::Answer;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/api/v2/users", get(list_users))
+        .route("/api/v2/users", get(list_users).post(create_user))
         .route(
             "/api/v2/users/{id}",
             get(get_user).patch(patch_user).delete(delete_user),
         )
         .route("/api/v2/users-by-email", get(users_by_email))
         .route("/api/v2/logs", get(logs))
-        .route("/api/v2/connections", get(connections))
+        .route(
+            "/api/v2/connections",
+            get(connections).post(create_connection),
+        )
+        .route(
+            "/api/v2/connections/{id}",
+            get(get_connection)
+                .patch(patch_connection)
+                .delete(delete_connection),
+        )
 }
 
 /// The claims of the request's bearer token, signed by us for this tenant.
@@ -265,6 +274,216 @@ async fn logs(
     Ok(Json(json!(events)))
 }
 
+async fn create_user(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require(&state, &tenant, &headers, "create:users")?;
+    let body = body(&headers, request).await?;
+    let connection = body
+        .get("connection")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::bad_request("Payload validation error: Missing required property: connection")
+        })?
+        .to_string();
+    let mut user = body.clone();
+    if let Some(obj) = user.as_object_mut() {
+        obj.remove("connection");
+    }
+    let _slot = state.admit(&tenant.id)?;
+    let created = state.core.signup(&tenant.id, &connection, user).await?;
+    let created = match created {
+        Answer::Done(u) => Answer::Done(u.to_json()),
+        other => crate::flows::map_answer(other),
+    };
+    answer(created).map(|json| (StatusCode::CREATED, json))
+}
+
+/// A connection as the Management API shows it: configuration values never leave in clear.
+fn connection_json(r: &crate::store::ConnectionRecord) -> Value {
+    let mut options = r.options.clone();
+    options.insert(
+        "customScripts".into(),
+        json!(
+            r.scripts
+                .iter()
+                .map(|(a, s)| (a.key().to_string(), json!(s)))
+                .collect::<serde_json::Map<_, _>>()
+        ),
+    );
+    options.insert(
+        "configuration".into(),
+        json!(
+            r.configuration
+                .keys()
+                .map(|k| (k.clone(), json!("[encrypted]")))
+                .collect::<serde_json::Map<_, _>>()
+        ),
+    );
+    json!({"id": r.id, "name": r.name, "strategy": "auth0", "options": options})
+}
+
+/// A connection from a Management API body: `name` and `options` (with `customScripts` and
+/// `configuration`), replacing the stored options whole.
+fn connection_from(
+    tenant: &str,
+    id: String,
+    name: Option<String>,
+    body: &Value,
+) -> Result<crate::store::ConnectionRecord, ApiError> {
+    let name = name
+        .or_else(|| body.get("name").and_then(Value::as_str).map(str::to_string))
+        .ok_or_else(|| {
+            ApiError::bad_request("Payload validation error: Missing required property: name")
+        })?;
+    let mut options = match body.get("options") {
+        None => serde_json::Map::new(),
+        Some(Value::Object(o)) => o.clone(),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Payload validation error: options must be an object",
+            ));
+        }
+    };
+    let mut scripts = std::collections::BTreeMap::new();
+    if let Some(Value::Object(named)) = options.remove("customScripts") {
+        for (key, source) in named {
+            let action: crate::script::Action = key.parse().map_err(|e: String| {
+                ApiError::bad_request(format!(
+                    "Payload validation error: options.customScripts: {e}"
+                ))
+            })?;
+            let source = source.as_str().ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Payload validation error: options.customScripts.{key} must be a string"
+                ))
+            })?;
+            scripts.insert(action, source.to_string());
+        }
+    }
+    let configuration = crate::layout::configuration_values(
+        options.remove("configuration").as_ref(),
+    )
+    .map_err(|e| {
+        ApiError::bad_request(format!(
+            "Payload validation error: options.configuration {e}"
+        ))
+    })?;
+    Ok(crate::store::ConnectionRecord {
+        id,
+        tenant: tenant.to_string(),
+        name,
+        options,
+        scripts,
+        configuration,
+    })
+}
+
+async fn store_call<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = state.core.store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| ApiError::internal(crate::flows::FlowError::Task(e.to_string())))?
+        .map_err(|e| ApiError::internal(e.into()))
+}
+
+fn no_connection() -> ApiError {
+    ApiError::management(
+        StatusCode::NOT_FOUND,
+        "The connection does not exist",
+        "inexistent_connection",
+    )
+}
+
+async fn create_connection(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require(&state, &tenant, &headers, "create:connections")?;
+    let body = body(&headers, request).await?;
+    let record = connection_from(
+        &tenant.id,
+        format!("con_{}", uuid::Uuid::new_v4().simple()),
+        None,
+        &body,
+    )?;
+    let (t, n) = (tenant.id.clone(), record.name.clone());
+    if store_call(&state, move |s| s.get_connection(&t, &n))
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::management(
+            StatusCode::CONFLICT,
+            "A connection with the same name already exists",
+            "connection_conflict",
+        ));
+    }
+    let r = record.clone();
+    store_call(&state, move |s| s.put_connection(&r)).await?;
+    Ok((StatusCode::CREATED, Json(connection_json(&record))))
+}
+
+async fn get_connection(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require(&state, &tenant, &headers, "read:connections")?;
+    let t = tenant.id.clone();
+    let record = store_call(&state, move |s| s.get_connection(&t, &id))
+        .await?
+        .ok_or_else(no_connection)?;
+    Ok(Json(connection_json(&record)))
+}
+
+async fn patch_connection(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    require(&state, &tenant, &headers, "update:connections")?;
+    let body = body(&headers, request).await?;
+    let t = tenant.id.clone();
+    let existing = store_call(&state, move |s| s.get_connection(&t, &id))
+        .await?
+        .ok_or_else(no_connection)?;
+    let record = connection_from(
+        &tenant.id,
+        existing.id.clone(),
+        Some(existing.name.clone()),
+        &body,
+    )?;
+    let r = record.clone();
+    store_call(&state, move |s| s.put_connection(&r)).await?;
+    Ok(Json(connection_json(&record)))
+}
+
+async fn delete_connection(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require(&state, &tenant, &headers, "delete:connections")?;
+    let t = tenant.id.clone();
+    if store_call(&state, move |s| s.delete_connection(&t, &id)).await? {
+        Ok(StatusCode::ACCEPTED)
+    } else {
+        Err(no_connection())
+    }
+}
+
 async fn connections(
     State(state): State<Arc<AppState>>,
     tenant: Tenant,
@@ -276,23 +495,7 @@ async fn connections(
         .await
         .map_err(|e| ApiError::internal(crate::flows::FlowError::Task(e.to_string())))?
         .map_err(|e| ApiError::internal(e.into()))?;
-    // Configuration never leaves in clear: only its keys are shown.
     Ok(Json(Value::Array(
-        records
-            .into_iter()
-            .map(|r| {
-                let mut options = r.options.clone();
-                options.insert(
-                    "configuration".into(),
-                    json!(
-                        r.configuration
-                            .keys()
-                            .map(|k| (k.clone(), json!("[encrypted]")))
-                            .collect::<serde_json::Map<_, _>>()
-                    ),
-                );
-                json!({"id": r.id, "name": r.name, "strategy": "auth0", "options": options})
-            })
-            .collect(),
+        records.iter().map(connection_json).collect(),
     )))
 }

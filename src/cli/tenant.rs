@@ -37,10 +37,7 @@ enum TenantCommand {
     Client {
         tenant: String,
         /// Scopes of its Management API tokens.
-        #[arg(
-            long,
-            default_value = "read:users update:users delete:users create:users read:logs read:connections"
-        )]
+        #[arg(long, default_value = crate::store::MANAGEMENT_SCOPES)]
         scopes: String,
         #[arg(long, default_value = "management client")]
         name: String,

@@ -674,6 +674,9 @@ impl Store {
     }
 }
 
+/// Every Management API scope customdb checks, the default grant of a management client.
+pub const MANAGEMENT_SCOPES: &str = "read:users create:users update:users delete:users read:logs read:connections create:connections update:connections delete:connections";
+
 /// An API client of a tenant (Management API access with client_credentials, and the
 /// client of password grants). Only a SHA-256 of its secret is stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -309,6 +309,95 @@ fn the_demo_server_speaks_auth0() {
             connections[0]["options"]["configuration"]["DB_FILE"],
             "[encrypted]"
         );
+        let (status, created) = call("POST", &format!("{}/api/v2/users", s.base), token,
+            Some(json!({"connection": "Username-Password-Authentication", "email": "dave@example.com", "password": "dave's password"}))).await;
+        assert_eq!(
+            (status, created["email"].as_str()),
+            (201, Some("dave@example.com")),
+            "{created}"
+        );
+        let (status, body) = call(
+            "POST",
+            &format!("{}/api/v2/users", s.base),
+            token,
+            Some(json!({"email": "x@example.com"})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (
+                400,
+                Some("Payload validation error: Missing required property: connection")
+            )
+        );
+
+        let con = connections[0]["id"].as_str().unwrap().to_string();
+        let (status, one) = call(
+            "GET",
+            &format!("{}/api/v2/connections/{con}", s.base),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(
+            one["options"]["customScripts"]["login"]
+                .as_str()
+                .unwrap()
+                .contains("function login")
+        );
+        let (status, dup) = call(
+            "POST",
+            &format!("{}/api/v2/connections", s.base),
+            token,
+            Some(json!({"name": "Username-Password-Authentication"})),
+        )
+        .await;
+        assert_eq!(
+            (status, dup["errorCode"].as_str()),
+            (409, Some("connection_conflict"))
+        );
+        let (status, made) = call("POST", &format!("{}/api/v2/connections", s.base), token, Some(json!({"name": "extra", "options": {
+            "customScripts": {"login": "function login(e, p, cb) { cb(null, { user_id: 'x1', email: e }); }"},
+            "configuration": {"API_KEY": "very-secret-value"}}}))).await;
+        assert_eq!(status, 201, "{made}");
+        assert_eq!(made["options"]["configuration"]["API_KEY"], "[encrypted]");
+        let made_id = made["id"].as_str().unwrap();
+        let (status, patched) = call(
+            "PATCH",
+            &format!("{}/api/v2/connections/{made_id}", s.base),
+            token,
+            Some(json!({"options": {"import_mode": true}})),
+        )
+        .await;
+        assert_eq!(
+            (status, patched["options"]["import_mode"].as_bool()),
+            (200, Some(true))
+        );
+        assert!(
+            patched["options"]["customScripts"]
+                .as_object()
+                .unwrap()
+                .is_empty(),
+            "options are replaced whole"
+        );
+        let (status, _) = call(
+            "DELETE",
+            &format!("{}/api/v2/connections/{made_id}", s.base),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 202);
+        let (status, _) = call(
+            "GET",
+            &format!("{}/api/v2/connections/{made_id}", s.base),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 404);
+
         let (status, _) = call(
             "DELETE",
             &format!("{}/api/v2/users/{carol}", s.base),
