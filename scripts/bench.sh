@@ -8,3 +8,4 @@ cargo bench --bench overhead
 # The driver benchmarks need the database servers; start private ones as the tests do.
 source scripts/services.sh
 cargo bench --bench drivers
+cargo bench --bench http

@@ -48,8 +48,7 @@ pub struct CachePolicy {
 }
 
 impl CachePolicy {
-    pub fn of(record: &ConnectionRecord) -> Self {
-        let o = &record.options;
+    pub fn of(o: &Map<String, Value>) -> Self {
         CachePolicy {
             max_age_secs: o.get("cache_max_age").and_then(Value::as_u64),
             evict: o.get("cache_expired").and_then(Value::as_str) == Some("evict"),
@@ -107,8 +106,12 @@ impl Core {
         let Some(user) = self.user(tenant, user_id).await? else {
             return Ok(Answer::NotFound);
         };
-        let record = self.record(tenant, &user.connection).await?;
-        let policy = CachePolicy::of(&record);
+        let (t, c) = (tenant.to_string(), user.connection.clone());
+        let options = self
+            .blocking(move |s| s.connection_options(&t, &c))
+            .await?
+            .unwrap_or_default();
+        let policy = CachePolicy::of(&options);
         if !user.migrated && policy.expired(&user.cached_at, &crate::store::now()) {
             if policy.evict {
                 self.evict(tenant, user_id).await?;

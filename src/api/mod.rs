@@ -26,6 +26,8 @@ pub struct AppState {
     /// Script runs one tenant may have in flight; beyond it requests get 429.
     pub max_runs_per_tenant: usize,
     pub in_flight: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Hosts already resolved to their tenant (a tenant's domains are only ever added).
+    hosts: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl AppState {
@@ -35,6 +37,7 @@ impl AppState {
             keys,
             max_runs_per_tenant,
             in_flight: Default::default(),
+            hosts: Default::default(),
         }
     }
 
@@ -90,6 +93,15 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost")
             .to_ascii_lowercase();
+        let known = state
+            .hosts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&domain)
+            .cloned();
+        if let Some(id) = known {
+            return Ok(Tenant { id, domain });
+        }
         let store = state.core.store.clone();
         let host = domain.clone();
         let tenant = tokio::task::spawn_blocking(move || store.tenant_for_host(&host))
@@ -97,7 +109,18 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
             .map_err(|e| ApiError::internal(FlowError::Task(e.to_string())))?
             .map_err(|e| ApiError::internal(e.into()))?;
         match tenant {
-            Some(id) => Ok(Tenant { id, domain }),
+            Some((id, explicit)) => {
+                // Only a tenant's own domains are remembered: a host answered by the default
+                // tenant may become another tenant's domain later.
+                if explicit {
+                    state
+                        .hosts
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(domain.clone(), id.clone());
+                }
+                Ok(Tenant { id, domain })
+            }
             None => Err(ApiError::management(
                 StatusCode::NOT_FOUND,
                 format!("no tenant answers for host {domain}"),

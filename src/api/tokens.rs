@@ -12,6 +12,9 @@ use crate::store::{Store, StoreError};
 /// The signing key and what verifiers need of it.
 pub struct Keys {
     pub kid: String,
+    /// Tokens already verified (by SHA-256 of the token), with their claims: an RSA
+    /// verification costs more than the rest of a cached-profile read.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], Value>>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     n: String,
@@ -36,6 +39,7 @@ impl Keys {
         let (n, e) = (b64(key.n().to_bytes_be()), b64(key.e().to_bytes_be()));
         Ok(Keys {
             kid,
+            verified: Default::default(),
             encoding: EncodingKey::from_rsa_pem(pem.as_bytes())
                 .map_err(|e| StoreError::Corrupt(format!("signing key: {e}")))?,
             decoding: DecodingKey::from_rsa_components(&n, &e)
@@ -54,6 +58,29 @@ impl Keys {
 
     /// The claims of a token this server signed, if its signature and expiry hold.
     pub fn verify(&self, token: &str) -> Option<Value> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let mut cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(claims) = cache.get(&digest) {
+            if claims["exp"].as_i64().is_some_and(|exp| exp > now) {
+                return Some(claims.clone());
+            }
+            cache.remove(&digest);
+        }
+        drop(cache);
+        let claims = self.verify_signature(token)?;
+        let mut cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= VERIFIED_CACHE {
+            cache.clear();
+        }
+        cache.insert(digest, claims.clone());
+        Some(claims)
+    }
+
+    fn verify_signature(&self, token: &str) -> Option<Value> {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
@@ -66,6 +93,9 @@ impl Keys {
         json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid, "n": self.n, "e": self.e}]})
     }
 }
+
+/// Verified tokens remembered at once; the cache starts over when full.
+const VERIFIED_CACHE: usize = 4096;
 
 fn kid_of(key: &rsa::RsaPrivateKey) -> String {
     use sha2::Digest;

@@ -116,12 +116,18 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
-/// The store. One connection behind a mutex: SQLite serializes writers anyway, and every
-/// logical change is one short transaction.
+/// The store. One writer connection behind a mutex (SQLite serializes writers anyway, and
+/// every logical change is one short transaction) and a few reader connections, which WAL lets
+/// read committed data while a write is in progress.
 pub struct Store {
     conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
     sealer: Sealer,
 }
+
+/// Reader connections per store.
+const READERS: usize = 4;
 
 /// A connection as stored: options (without `configuration` and `customScripts`, which live
 /// apart), scripts, and the configuration (sealed on disk, clear only in memory).
@@ -224,8 +230,18 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         migrate(&mut conn)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open(path)?;
+                reader.pragma_update(None, "query_only", "ON")?;
+                reader.busy_timeout(std::time::Duration::from_secs(10))?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Store {
             conn: Mutex::new(conn),
+            readers,
+            next_reader: Default::default(),
             sealer,
         })
     }
@@ -234,6 +250,20 @@ impl Store {
         // A panic while holding the lock cannot leave a transaction open (rusqlite rolls back
         // on drop), so the connection is still usable.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A reader connection: a free one if any, else the next in turn.
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        for reader in &self.readers {
+            if let Ok(guard) = reader.try_lock() {
+                return guard;
+            }
+        }
+        let i = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.readers.len();
+        self.readers[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn write<T>(
@@ -285,7 +315,7 @@ impl Store {
         tenant: &str,
         name: &str,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let row = conn
             .query_row(
                 "SELECT id, name, options, scripts, configuration FROM connections WHERE tenant = ?1 AND (name = ?2 OR id = ?2)",
@@ -313,10 +343,29 @@ impl Store {
         }))
     }
 
+    /// A connection's options alone (no scripts, no configuration to open): what per-request
+    /// policies read.
+    pub fn connection_options(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
+        let conn = self.read();
+        let text: Option<String> = conn
+            .query_row(
+                "SELECT options FROM connections WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
     /// The tenant's connections, by name.
     pub fn list_connections(&self, tenant: &str) -> Result<Vec<ConnectionRecord>, StoreError> {
         let names: Vec<String> = {
-            let conn = self.lock();
+            let conn = self.read();
             let mut stmt =
                 conn.prepare("SELECT name FROM connections WHERE tenant = ?1 ORDER BY name")?;
             stmt.query_map(params![tenant], |r| r.get(0))?
@@ -355,7 +404,7 @@ impl Store {
     }
 
     pub fn get_user(&self, tenant: &str, user_id: &str) -> Result<Option<User>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         read_user(
             &conn,
             "tenant = ?1 AND user_id = ?2",
@@ -370,7 +419,7 @@ impl Store {
         connection: &str,
         identifier: &str,
     ) -> Result<Option<User>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         read_user(
             &conn,
             "tenant = ?1 AND connection = ?2 AND (email_key = lower(?3) OR username = lower(?3))",
@@ -577,7 +626,7 @@ impl Store {
         page: usize,
         per_page: usize,
     ) -> Result<(Vec<User>, usize), StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let pattern = search.map(|s| {
             format!(
                 "%{}%",
@@ -629,7 +678,7 @@ impl Store {
 
     /// The tenant's log events, newest first.
     pub fn events(&self, tenant: &str, limit: usize) -> Result<Vec<LogEvent>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn.prepare(
             "SELECT id, date, type, connection, user_id, description FROM log_events WHERE tenant = ?1 ORDER BY id DESC LIMIT ?2",
         )?;
@@ -705,9 +754,10 @@ impl Store {
         })
     }
 
-    /// The tenant a request's Host belongs to, or the default tenant.
-    pub fn tenant_for_host(&self, host: &str) -> Result<Option<String>, StoreError> {
-        let conn = self.lock();
+    /// The tenant a request's Host belongs to, and whether the host is one of its domains
+    /// (`false`: the default tenant answers for an unknown host).
+    pub fn tenant_for_host(&self, host: &str) -> Result<Option<(String, bool)>, StoreError> {
+        let conn = self.read();
         let by_host: Option<String> = conn
             .query_row(
                 "SELECT tenant FROM tenant_domains WHERE domain = lower(?1)",
@@ -715,14 +765,15 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
-        if by_host.is_some() {
-            return Ok(by_host);
+        if let Some(t) = by_host {
+            return Ok(Some((t, true)));
         }
         Ok(conn
             .query_row("SELECT id FROM tenants WHERE is_default = 1", [], |r| {
                 r.get(0)
             })
-            .optional()?)
+            .optional()?
+            .map(|t| (t, false)))
     }
 
     pub fn put_client(&self, client: &Client) -> Result<(), StoreError> {
@@ -737,7 +788,7 @@ impl Store {
     }
 
     pub fn get_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         Ok(conn
             .query_row(
                 "SELECT client_id, tenant, name, secret_hash, scopes FROM clients WHERE client_id = ?1",
@@ -763,7 +814,7 @@ impl Store {
         generate: impl FnOnce() -> (String, String),
     ) -> Result<(String, String), StoreError> {
         let existing: Option<(String, Vec<u8>)> = {
-            let conn = self.lock();
+            let conn = self.read();
             conn.query_row(
                 "SELECT kid, private_key FROM signing_keys ORDER BY created_at LIMIT 1",
                 [],
