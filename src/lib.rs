@@ -5,10 +5,16 @@
 //! - `outcome`: what a run produced (`Execution`), outcomes as an enum.
 //! - `sandbox`: the only module that knows the JavaScript engine (boa); runs one invocation.
 //! - `isolation`: worker processes, the only place the sandbox runs, and their supervisor.
+//! - `profile`: what scripts return, normalized and validated (SPEC §3).
+//! - `store`: the product's SQLite store — tenants, connections (sealed configuration), users,
+//!   logs, script runs, clients, signing keys.
+//! - `flows`: login, signup, password, verify, email, delete in both modes (SPEC §4).
+//! - `management`: what the Management API calls — PATCH rules, listing, cache policies.
+//! - `api`: the HTTP front door (axum), the only module that knows HTTP.
 //! - `layout`: the Deploy CLI connection folder (`database.json` and the scripts).
 //! - `harness`: `customdb test` — cases, throwaway databases, HTTP stubs, golden transcripts.
-//! - `templates`: the shipped connection templates, embedded at build time.
-//! - `cli`: the front doors (`try`, `test`, `init`, and the hidden `worker`).
+//! - `templates`, `demo`: the shipped connection templates, and the demo `serve` starts on.
+//! - `cli`: the front doors (`try`, `test`, `init`, `serve`, `tenant`, and the hidden `worker`).
 //!
 //! Invariants:
 //! - Only `sandbox` depends on boa; no engine value leaves it.
@@ -18,6 +24,9 @@
 //!   and errors before anything leaves the worker.
 //! - A script reaches files only inside its data folders and hosts only on its allow-list
 //!   (`script::Policy`); a host name never leads to a private or loopback address.
+//! - Only `store` runs SQL against the product's store, one transaction per logical change;
+//!   configuration secrets and passwords are never in it in clear.
+//! - A token of one tenant never reads or changes another tenant's data.
 
 pub mod api;
 pub mod cli;
