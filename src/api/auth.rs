@@ -89,11 +89,7 @@ async fn client(
     let id = text(body, "client_id")
         .ok_or_else(|| ApiError::auth(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized"))?
         .to_string();
-    let store = state.core.store.clone();
-    let client = tokio::task::spawn_blocking(move || store.get_client(&id))
-        .await
-        .map_err(|e| ApiError::internal(crate::flows::FlowError::Task(e.to_string())))?
-        .map_err(|e| ApiError::internal(e.into()))?;
+    let client = state.store(move |s| s.get_client(&id)).await?;
     client
         .filter(|c| c.tenant == tenant.id)
         .ok_or_else(|| ApiError::auth(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized"))
@@ -214,11 +210,8 @@ async fn password(
 }
 
 async fn default_connection(state: &AppState, tenant: &Tenant) -> Result<String, ApiError> {
-    let (store, t) = (state.core.store.clone(), tenant.id.clone());
-    let records = tokio::task::spawn_blocking(move || store.list_connections(&t))
-        .await
-        .map_err(|e| ApiError::internal(crate::flows::FlowError::Task(e.to_string())))?
-        .map_err(|e| ApiError::internal(e.into()))?;
+    let t = tenant.id.clone();
+    let records = state.store(move |s| s.list_connections(&t)).await?;
     records.into_iter().next().map(|r| r.name).ok_or_else(|| {
         ApiError::auth(
             StatusCode::FORBIDDEN,
@@ -312,11 +305,10 @@ async fn userinfo(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let (store, t) = (state.core.store.clone(), tenant.id.clone());
-    let user = tokio::task::spawn_blocking(move || store.get_user(&t, &sub))
-        .await
-        .map_err(|e| ApiError::internal(crate::flows::FlowError::Task(e.to_string())))?
-        .map_err(|e| ApiError::internal(e.into()))?
+    let t = tenant.id.clone();
+    let user = state
+        .store(move |s| s.get_user(&t, &sub))
+        .await?
         .ok_or_else(|| ApiError::auth(StatusCode::UNAUTHORIZED, "invalid_token", "Unauthorized"))?;
     Ok(Json(Value::Object(profile_claims(&user))))
 }

@@ -266,11 +266,8 @@ async fn logs(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     require(&state, &tenant, &headers, "read:logs")?;
-    let (store, t) = (state.core.store.clone(), tenant.id.clone());
-    let events = tokio::task::spawn_blocking(move || store.events(&t, 100))
-        .await
-        .map_err(|e| ApiError::internal(crate::flows::FlowError::Task(e.to_string())))?
-        .map_err(|e| ApiError::internal(e.into()))?;
+    let t = tenant.id.clone();
+    let events = state.store(move |s| s.events(&t, 100)).await?;
     Ok(Json(json!(events)))
 }
 
@@ -382,17 +379,6 @@ fn connection_from(
     })
 }
 
-async fn store_call<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce(&crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = state.core.store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .map_err(|e| ApiError::internal(crate::flows::FlowError::Task(e.to_string())))?
-        .map_err(|e| ApiError::internal(e.into()))
-}
-
 fn no_connection() -> ApiError {
     ApiError::management(
         StatusCode::NOT_FOUND,
@@ -416,7 +402,8 @@ async fn create_connection(
         &body,
     )?;
     let (t, n) = (tenant.id.clone(), record.name.clone());
-    if store_call(&state, move |s| s.get_connection(&t, &n))
+    if state
+        .store(move |s| s.get_connection(&t, &n))
         .await?
         .is_some()
     {
@@ -427,7 +414,7 @@ async fn create_connection(
         ));
     }
     let r = record.clone();
-    store_call(&state, move |s| s.put_connection(&r)).await?;
+    state.store(move |s| s.put_connection(&r)).await?;
     Ok((StatusCode::CREATED, Json(connection_json(&record))))
 }
 
@@ -439,7 +426,8 @@ async fn get_connection(
 ) -> Result<Json<Value>, ApiError> {
     require(&state, &tenant, &headers, "read:connections")?;
     let t = tenant.id.clone();
-    let record = store_call(&state, move |s| s.get_connection(&t, &id))
+    let record = state
+        .store(move |s| s.get_connection(&t, &id))
         .await?
         .ok_or_else(no_connection)?;
     Ok(Json(connection_json(&record)))
@@ -455,7 +443,8 @@ async fn patch_connection(
     require(&state, &tenant, &headers, "update:connections")?;
     let body = body(&headers, request).await?;
     let t = tenant.id.clone();
-    let existing = store_call(&state, move |s| s.get_connection(&t, &id))
+    let existing = state
+        .store(move |s| s.get_connection(&t, &id))
         .await?
         .ok_or_else(no_connection)?;
     let record = connection_from(
@@ -465,7 +454,7 @@ async fn patch_connection(
         &body,
     )?;
     let r = record.clone();
-    store_call(&state, move |s| s.put_connection(&r)).await?;
+    state.store(move |s| s.put_connection(&r)).await?;
     Ok(Json(connection_json(&record)))
 }
 
@@ -477,7 +466,7 @@ async fn delete_connection(
 ) -> Result<StatusCode, ApiError> {
     require(&state, &tenant, &headers, "delete:connections")?;
     let t = tenant.id.clone();
-    if store_call(&state, move |s| s.delete_connection(&t, &id)).await? {
+    if state.store(move |s| s.delete_connection(&t, &id)).await? {
         Ok(StatusCode::ACCEPTED)
     } else {
         Err(no_connection())
@@ -490,11 +479,8 @@ async fn connections(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     require(&state, &tenant, &headers, "read:connections")?;
-    let (store, t) = (state.core.store.clone(), tenant.id.clone());
-    let records = tokio::task::spawn_blocking(move || store.list_connections(&t))
-        .await
-        .map_err(|e| ApiError::internal(crate::flows::FlowError::Task(e.to_string())))?
-        .map_err(|e| ApiError::internal(e.into()))?;
+    let t = tenant.id.clone();
+    let records = state.store(move |s| s.list_connections(&t)).await?;
     Ok(Json(Value::Array(
         records.iter().map(connection_json).collect(),
     )))

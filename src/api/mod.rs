@@ -41,6 +41,18 @@ impl AppState {
         }
     }
 
+    /// Runs store work on the blocking pool; a store failure is a logged 500.
+    pub async fn store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.core.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| ApiError::internal(FlowError::Task(e.to_string())))?
+            .map_err(|e| ApiError::internal(e.into()))
+    }
+
     /// A slot for one request that runs the tenant's scripts, or a 429 with Retry-After: a
     /// tenant that floods the server waits its turn without taking other tenants' capacity.
     pub fn admit(&self, tenant: &str) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
@@ -102,12 +114,8 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
         if let Some(id) = known {
             return Ok(Tenant { id, domain });
         }
-        let store = state.core.store.clone();
         let host = domain.clone();
-        let tenant = tokio::task::spawn_blocking(move || store.tenant_for_host(&host))
-            .await
-            .map_err(|e| ApiError::internal(FlowError::Task(e.to_string())))?
-            .map_err(|e| ApiError::internal(e.into()))?;
+        let tenant = state.store(move |s| s.tenant_for_host(&host)).await?;
         match tenant {
             Some((id, explicit)) => {
                 // Only a tenant's own domains are remembered: a host answered by the default
