@@ -31,7 +31,9 @@ async fn jwks(State(state): State<Arc<AppState>>) -> Json<Value> {
 async fn openid(tenant: Tenant) -> Json<Value> {
     let base = format!("http://{}", tenant.domain);
     Json(json!({
-        "issuer": format!("{base}/"),
+        // The issuer is what tokens carry in `iss`: Auth0 domains are https names, and
+        // behind a TLS-terminating proxy so is ours; the endpoints are where we listen.
+        "issuer": format!("https://{}/", tenant.domain),
         "token_endpoint": format!("{base}/oauth/token"),
         "userinfo_endpoint": format!("{base}/userinfo"),
         "jwks_uri": format!("{base}/.well-known/jwks.json"),

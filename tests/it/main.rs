@@ -1,6 +1,7 @@
 //! The integration suite, one binary: every test drives real worker processes of the built
 //! `customdb` executable, as production does.
 
+mod api;
 mod cli;
 mod contract;
 mod flows;

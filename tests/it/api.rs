@@ -1,0 +1,89 @@
+//! The router without a socket (`tower::ServiceExt::oneshot`): every bad request answered with
+//! the status and body Auth0's APIs use, naming what is wrong.
+
+use crate::util::{block_on, customdb_exe};
+use axum::body::Body;
+use axum::http::Request;
+use customdb::api::{AppState, router, tokens::Keys};
+use customdb::flows::Core;
+use customdb::isolation::{Pool, PoolConfig};
+use customdb::store::{Store, seal::Sealer};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+fn app() -> (axum::Router, Value, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join("store.db"),
+        Sealer::from_text(&Sealer::generate_key()).unwrap(),
+    )
+    .unwrap();
+    customdb::demo::ensure(&store, dir.path()).unwrap();
+    let creds: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("demo-client.json")).unwrap(),
+    )
+    .unwrap();
+    let keys = Keys::load(&store).unwrap();
+    let core = Core {
+        store: Arc::new(store),
+        pool: Arc::new(Pool::new(PoolConfig {
+            max_workers: 1,
+            ..PoolConfig::new(customdb_exe())
+        })),
+        data_root: Some(dir.path().join("connections")),
+    };
+    (router(Arc::new(AppState::new(core, keys, 8))), creds, dir)
+}
+
+/// (case, method, path, content type, body, expected status, expected subset of the body)
+fn cases(
+    client_id: &str,
+) -> Vec<(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    String,
+    u16,
+    Value,
+)> {
+    let json_ct = "application/json";
+    vec![
+        ("discovery names the host", "GET", "/.well-known/openid-configuration", "", String::new(), 200, json!({"issuer": "https://auth.example.test/", "token_endpoint": "http://auth.example.test/oauth/token"})),
+        ("missing grant_type", "POST", "/oauth/token", json_ct, "{}".into(), 400, json!({"error": "invalid_request", "error_description": "Missing required parameter: grant_type"})),
+        ("unsupported grant", "POST", "/oauth/token", json_ct, json!({"grant_type": "implicit"}).to_string(), 403, json!({"error": "unsupported_grant_type"})),
+        ("malformed JSON", "POST", "/oauth/token", json_ct, "{\"grant_type\": ".into(), 400, json!({"message": "~the request body is not valid JSON"})),
+        ("body too large", "POST", "/oauth/token", json_ct, format!("{{\"x\": \"{}\"}}", "a".repeat(70_000)), 400, json!({"message": "the request body must be at most 65536 bytes"})),
+        ("unknown client", "POST", "/oauth/token", json_ct, json!({"grant_type": "password", "client_id": "nobody", "username": "a", "password": "b"}).to_string(), 401, json!({"error": "access_denied"})),
+        ("missing password", "POST", "/oauth/token", "application/x-www-form-urlencoded", format!("grant_type=password&client_id={client_id}&username=alice%40example.com"), 400, json!({"error_description": "Missing required parameter: password"})),
+        ("realm required for password-realm", "POST", "/oauth/token", json_ct, json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "client_id": client_id, "username": "a", "password": "b"}).to_string(), 400, json!({"error_description": "Missing required parameter: realm"})),
+        ("no bearer token", "GET", "/api/v2/users/auth0%7C1", "", String::new(), 401, json!({"statusCode": 401, "error": "Unauthorized", "errorCode": "invalid_token"})),
+        ("a forged bearer token", "GET", "/api/v2/logs", "", String::new(), 401, json!({"errorCode": "invalid_token"})),
+        ("signup without connection", "POST", "/dbconnections/signup", json_ct, json!({"client_id": client_id, "email": "a@example.com", "password": "x"}).to_string(), 400, json!({"message": "Missing required parameter: connection"})),
+    ]
+}
+
+#[test]
+fn bad_requests_get_auth0_shaped_answers() {
+    let (app, creds, _dir) = app();
+    let client_id = creds["client_id"].as_str().unwrap().to_string();
+    for (name, method, path, content_type, body, status, expected) in cases(&client_id) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "auth.example.test");
+        if !content_type.is_empty() {
+            req = req.header("content-type", content_type);
+        }
+        if name == "a forged bearer token" {
+            req = req.header("authorization", "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln");
+        }
+        let response = block_on(app.clone().oneshot(req.body(Body::from(body)).unwrap())).unwrap();
+        assert_eq!(response.status().as_u16(), status, "{name}");
+        let bytes = block_on(axum::body::to_bytes(response.into_body(), 1 << 20)).unwrap();
+        let actual: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        crate::util::matches(&actual, &expected)
+            .unwrap_or_else(|m| panic!("{name}: {m}\n{actual}"));
+    }
+}
