@@ -203,6 +203,51 @@ impl Core {
         Ok(Some(execution))
     }
 
+    /// The dashboard's "Try": runs the connection's script for `action` (or `source` in its
+    /// place) with `args`, records the run, and returns the Execution with the normalized
+    /// profile (or its violations) for login and get_user. Nothing is cached.
+    pub async fn try_script(
+        &self,
+        tenant: &str,
+        connection: &str,
+        action: Action,
+        args: Vec<Value>,
+        source: Option<String>,
+    ) -> Result<Answer<Value>, FlowError> {
+        let mut record = self.connection(tenant, connection).await?;
+        if let Some(source) = source {
+            record.scripts.insert(action, source);
+        }
+        let params = action.params();
+        if args.len() != params.len() {
+            return Ok(Answer::BadRequest(vec![Violation {
+                field: "args".into(),
+                rule: format!(
+                    "{action} takes {} argument(s): {}",
+                    params.len(),
+                    params.join(", ")
+                ),
+            }]));
+        }
+        let settings = Settings::of(&record);
+        let Some(execution) = self.run(&settings, action, args).await? else {
+            return Ok(Answer::MissingScript(action));
+        };
+        let mut report = serde_json::to_value(&execution).unwrap_or_default();
+        if matches!(action, Action::Login | Action::GetUser)
+            && execution.outcome == Outcome::Success
+        {
+            match profile::normalize(
+                execution.result.as_ref().unwrap_or(&Value::Null),
+                &settings.profile,
+            ) {
+                Ok(p) => report["profile"] = Value::Object(p.value),
+                Err(v) => report["profile_errors"] = json!(v),
+            }
+        }
+        Ok(Answer::Done(report))
+    }
+
     /// Login (SPEC §4): the login script, or a local check for migrated users in import mode.
     pub async fn login(
         &self,

@@ -32,6 +32,14 @@ pub fn routes() -> Router<Arc<AppState>> {
                 .patch(patch_connection)
                 .delete(delete_connection),
         )
+        .route(
+            "/api/v2/connections/{id}/users",
+            axum::routing::delete(delete_connection_user),
+        )
+        .route(
+            "/api/v2/connections/{id}/try",
+            axum::routing::post(try_script),
+        )
 }
 
 /// The claims of the request's bearer token, signed by us for this tenant.
@@ -471,6 +479,76 @@ async fn delete_connection(
     } else {
         Err(no_connection())
     }
+}
+
+/// `DELETE /connections/{id}/users?email=`: removes the user from customdb's store (Auth0's
+/// semantics: no script runs; a user of the tenant's database comes back at the next login).
+async fn delete_connection_user(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<EmailQuery>,
+) -> Result<StatusCode, ApiError> {
+    require(&state, &tenant, &headers, "delete:users")?;
+    let t = tenant.id.clone();
+    let record = state
+        .store(move |s| s.get_connection(&t, &id))
+        .await?
+        .ok_or_else(no_connection)?;
+    let (t, name, email) = (tenant.id.clone(), record.name.clone(), q.email.clone());
+    let Some(user) = state.store(move |s| s.find_user(&t, &name, &email)).await? else {
+        return Err(ApiError::management(
+            StatusCode::NOT_FOUND,
+            "The user does not exist.",
+            "inexistent_user",
+        ));
+    };
+    let (t, u) = (tenant.id.clone(), user.user_id);
+    state.store(move |s| s.delete_user(&t, &u)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TryBody {
+    action: crate::script::Action,
+    #[serde(default)]
+    args: Vec<Value>,
+    /// A script to run in place of the stored one (the dashboard's unsaved edit).
+    script: Option<String>,
+}
+
+/// `POST /connections/{id}/try` (beyond Auth0, the dashboard's "Try"): runs a stored or
+/// supplied script and returns the Execution with the normalized profile.
+async fn try_script(
+    State(state): State<Arc<AppState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    require(&state, &tenant, &headers, "update:connections")?;
+    let body: TryBody = serde_json::from_value(body(&headers, request).await?)
+        .map_err(|e| ApiError::bad_request(format!("Payload validation error: {e}")))?;
+    let t = tenant.id.clone();
+    let record = state
+        .store(move |s| s.get_connection(&t, &id))
+        .await?
+        .ok_or_else(no_connection)?;
+    let _slot = state.admit(&tenant.id)?;
+    answer(
+        state
+            .core
+            .try_script(
+                &tenant.id,
+                &record.name,
+                body.action,
+                body.args,
+                body.script,
+            )
+            .await?,
+    )
 }
 
 async fn connections(

@@ -636,3 +636,94 @@ fn a_tenant_over_its_limit_gets_429_and_others_carry_on() {
         assert_eq!(hanging.await.unwrap().0, 200);
     });
 }
+
+#[test]
+fn try_a_script_and_drop_a_cached_user_over_the_management_api() {
+    let s = start();
+    block_on(async {
+        let (_, mgmt) = call("POST", &format!("{}/oauth/token", s.base), None, Some(json!({
+            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}))).await;
+        let token = mgmt["access_token"].as_str();
+        let (_, connections) = call(
+            "GET",
+            &format!("{}/api/v2/connections", s.base),
+            token,
+            None,
+        )
+        .await;
+        let try_url = format!(
+            "{}/api/v2/connections/{}/try",
+            s.base,
+            connections[0]["id"].as_str().unwrap()
+        );
+
+        let (status, run) = call("POST", &try_url, token, Some(json!({"action": "login", "args": ["alice@example.com", "correct horse battery staple"]}))).await;
+        assert_eq!(
+            (
+                status,
+                run["outcome"].as_str(),
+                run["profile"]["user_id"].as_str()
+            ),
+            (200, Some("success"), Some("auth0|1")),
+            "{run}"
+        );
+        assert!(run["timings"]["total_ms"].as_f64().is_some());
+
+        let supplied = "function login(email, password, callback) { console.log('checking', email, password); callback(null, { user_id: 7, email: 'not an email' }); }";
+        let (status, run) = call("POST", &try_url, token, Some(json!({"action": "login", "args": ["a@example.com", "s3cret-pw"], "script": supplied}))).await;
+        assert_eq!(status, 200, "{run}");
+        assert_eq!(
+            run["profile_errors"],
+            json!([{"field": "email", "rule": "must be an email address"}])
+        );
+        assert_eq!(
+            run["console"][0]["message"], "checking a@example.com [REDACTED]",
+            "the password never leaves the worker"
+        );
+
+        let (status, body) = call(
+            "POST",
+            &try_url,
+            token,
+            Some(json!({"action": "login", "args": ["only one"]})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (
+                400,
+                Some("Payload validation error: args login takes 2 argument(s): identifier, password")
+            )
+        );
+        let (status, body) = call(
+            "POST",
+            &try_url,
+            token,
+            Some(json!({"action": "signin", "args": []})),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+
+        // The user cached by the try above is not there (try caches nothing); a login caches it,
+        // and DELETE /connections/{id}/users?email= removes it from the store without a script.
+        let user_url = format!("{}/api/v2/users/auth0%7C1", s.base);
+        assert_eq!(call("GET", &user_url, token, None).await.0, 404);
+        call(
+            "POST",
+            &format!("{}/oauth/token", s.base),
+            None,
+            Some(json!({"grant_type": "password", "client_id": s.client_id,
+            "username": "alice@example.com", "password": "correct horse battery staple"})),
+        )
+        .await;
+        assert_eq!(call("GET", &user_url, token, None).await.0, 200);
+        let drop_url = format!(
+            "{}/api/v2/connections/{}/users?email=ALICE@example.com",
+            s.base,
+            connections[0]["id"].as_str().unwrap()
+        );
+        assert_eq!(call("DELETE", &drop_url, token, None).await.0, 204);
+        assert_eq!(call("GET", &user_url, token, None).await.0, 404);
+        assert_eq!(call("DELETE", &drop_url, token, None).await.0, 404);
+    });
+}
