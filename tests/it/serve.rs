@@ -692,7 +692,9 @@ fn try_a_script_and_drop_a_cached_user_over_the_management_api() {
             (status, body["message"].as_str()),
             (
                 400,
-                Some("Payload validation error: args login takes 2 argument(s): identifier, password")
+                Some(
+                    "Payload validation error: args login takes 2 argument(s): identifier, password"
+                )
             )
         );
         let (status, body) = call(
