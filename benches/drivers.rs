@@ -3,32 +3,22 @@
 //! the `pg` / `mysql` modules against the same query from Rust on one open connection.
 //! Needs CUSTOMDB_TEST_PG and CUSTOMDB_TEST_MYSQL (scripts/bench.sh starts the servers).
 
+mod common;
+use common::{exe, percentile};
+
 use customdb::isolation::{Pool, PoolConfig};
 use customdb::script::{Action, Invocation, Limits, Policy};
 use mysql_async::prelude::Queryable;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 const RUNS: usize = 200;
 const BCRYPT_RUNS: usize = 30;
 
-fn exe() -> PathBuf {
-    let mut p = std::env::current_exe().expect("bench path");
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.join("customdb")
-}
-
 fn template(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect(path)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn row(name: &str, mut samples: Vec<f64>) -> f64 {

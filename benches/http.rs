@@ -2,6 +2,9 @@
 //! template): login throughput against the bcrypt-only ceiling measured in the same run, and
 //! `GET /api/v2/users/{id}` latency at 64 concurrent clients.
 
+mod common;
+use common::{exe, percentile};
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -11,19 +14,6 @@ use std::time::{Duration, Instant};
 
 const SECONDS: u64 = 10;
 const PASSWORD: &str = "correct horse battery staple";
-
-fn exe() -> std::path::PathBuf {
-    let mut p = std::env::current_exe().expect("bench path");
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.join("customdb")
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 #[tokio::main]
 async fn main() {

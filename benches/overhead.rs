@@ -2,26 +2,19 @@
 //! warm and cold runs of a no-I/O login, `customdb try` wall time, and memory per warm
 //! connection in a worker. Run with `scripts/bench.sh` (or `cargo bench`); prints a table.
 
+mod common;
+use common::{exe, percentile};
+
 use customdb::isolation::protocol::{self, Request, Response};
 use customdb::isolation::{Pool, PoolConfig};
 use customdb::script::{Action, Invocation, Limits};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 const LOGIN: &str = "function login(email, password, callback) {\n  if (password !== 'pw') return callback(new WrongUsernameOrPasswordError(email, 'wrong'));\n  callback(null, { user_id: 42, email: email, name: 'Ada', app_metadata: { plan: 'pro' } });\n}\n";
-
-fn exe() -> PathBuf {
-    let mut p = std::env::current_exe().expect("bench path");
-    p.pop();
-    if p.ends_with("deps") {
-        p.pop();
-    }
-    p.join("customdb")
-}
 
 fn invocation(connection: &str) -> Invocation {
     Invocation {
@@ -35,10 +28,6 @@ fn invocation(connection: &str) -> Invocation {
         limits: Limits::default(),
         policy: Default::default(),
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn report(name: &str, mut samples: Vec<f64>, target: &str) {

@@ -732,12 +732,14 @@ impl Core {
                 vec![json!(email), json!(new_password)],
             )
             .await?;
-        let (kind, text) = if answer == Answer::Done(()) {
-            ("scp", "Success Change Password")
-        } else {
-            ("fcp", "Failed Change Password")
-        };
-        self.log(tenant, kind, connection, None, text).await?;
+        self.log_result(
+            tenant,
+            connection,
+            &answer,
+            ("scp", "Success Change Password"),
+            ("fcp", "Failed Change Password"),
+        )
+        .await?;
         Ok(answer)
     }
 
@@ -753,12 +755,14 @@ impl Core {
         let answer = self
             .boolean_script(&settings, Action::Verify, vec![json!(email)])
             .await?;
-        let (kind, text) = if answer == Answer::Done(()) {
-            ("sv", "Success Verification Email")
-        } else {
-            ("fv", "Failed Verification Email")
-        };
-        self.log(tenant, kind, connection, None, text).await?;
+        self.log_result(
+            tenant,
+            connection,
+            &answer,
+            ("sv", "Success Verification Email"),
+            ("fv", "Failed Verification Email"),
+        )
+        .await?;
         Ok(answer)
     }
 
@@ -892,6 +896,23 @@ impl Core {
         )
         .await?;
         Ok(Answer::Done(()))
+    }
+
+    /// Logs `success` or `failure` (event code and description) by how `answer` ended.
+    async fn log_result(
+        &self,
+        tenant: &str,
+        connection: &str,
+        answer: &Answer<()>,
+        success: (&'static str, &str),
+        failure: (&'static str, &str),
+    ) -> Result<(), FlowError> {
+        let (kind, text) = if *answer == Answer::Done(()) {
+            success
+        } else {
+            failure
+        };
+        self.log(tenant, kind, connection, None, text).await
     }
 
     async fn boolean_script(

@@ -387,6 +387,19 @@ fn connection_from(
     })
 }
 
+/// The tenant's connection `id` (or name), or Auth0's 404.
+async fn connection_record(
+    state: &AppState,
+    tenant: &Tenant,
+    id: String,
+) -> Result<crate::store::ConnectionRecord, ApiError> {
+    let t = tenant.id.clone();
+    state
+        .store(move |s| s.get_connection(&t, &id))
+        .await?
+        .ok_or_else(no_connection)
+}
+
 fn no_connection() -> ApiError {
     ApiError::management(
         StatusCode::NOT_FOUND,
@@ -433,11 +446,7 @@ async fn get_connection(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     require(&state, &tenant, &headers, "read:connections")?;
-    let t = tenant.id.clone();
-    let record = state
-        .store(move |s| s.get_connection(&t, &id))
-        .await?
-        .ok_or_else(no_connection)?;
+    let record = connection_record(&state, &tenant, id).await?;
     Ok(Json(connection_json(&record)))
 }
 
@@ -450,11 +459,7 @@ async fn patch_connection(
 ) -> Result<Json<Value>, ApiError> {
     require(&state, &tenant, &headers, "update:connections")?;
     let body = body(&headers, request).await?;
-    let t = tenant.id.clone();
-    let existing = state
-        .store(move |s| s.get_connection(&t, &id))
-        .await?
-        .ok_or_else(no_connection)?;
+    let existing = connection_record(&state, &tenant, id).await?;
     let record = connection_from(
         &tenant.id,
         existing.id.clone(),
@@ -491,11 +496,7 @@ async fn delete_connection_user(
     Query(q): Query<EmailQuery>,
 ) -> Result<StatusCode, ApiError> {
     require(&state, &tenant, &headers, "delete:users")?;
-    let t = tenant.id.clone();
-    let record = state
-        .store(move |s| s.get_connection(&t, &id))
-        .await?
-        .ok_or_else(no_connection)?;
+    let record = connection_record(&state, &tenant, id).await?;
     let (t, name, email) = (tenant.id.clone(), record.name.clone(), q.email.clone());
     let Some(user) = state.store(move |s| s.find_user(&t, &name, &email)).await? else {
         return Err(ApiError::management(
@@ -531,11 +532,7 @@ async fn try_script(
     require(&state, &tenant, &headers, "update:connections")?;
     let body: TryBody = serde_json::from_value(body(&headers, request).await?)
         .map_err(|e| ApiError::bad_request(format!("Payload validation error: {e}")))?;
-    let t = tenant.id.clone();
-    let record = state
-        .store(move |s| s.get_connection(&t, &id))
-        .await?
-        .ok_or_else(no_connection)?;
+    let record = connection_record(&state, &tenant, id).await?;
     let _slot = state.admit(&tenant.id)?;
     answer(
         state

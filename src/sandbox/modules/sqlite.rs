@@ -138,26 +138,39 @@ fn exec(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
 }
 
 fn run(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
-    let db = db(args)?;
-    let sql = arg_string(args, 1, ctx)?;
-    let params = args.get(2).cloned().unwrap_or_default().to_json(ctx)?;
-    defer(
-        ctx,
-        move || {
-            let conn = lock(&db)?;
-            let mut stmt = conn.prepare(&sql).map_err(failure)?;
-            bind(&mut stmt, params)?;
-            let changes = stmt.raw_execute().map_err(failure)?;
-            Ok::<_, Failure>(json!({
-                "lastID": conn.last_insert_rowid(),
-                "changes": changes,
-            }))
-        },
-        json,
-    )
+    with_statement(args, ctx, |conn, mut stmt| {
+        let changes = stmt.raw_execute().map_err(failure)?;
+        Ok(json!({
+            "lastID": conn.last_insert_rowid(),
+            "changes": changes,
+        }))
+    })
 }
 
 fn all(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    with_statement(args, ctx, |_, mut stmt| {
+        let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(failure)? {
+            let mut obj = Map::new();
+            for (i, name) in names.iter().enumerate() {
+                let value: Sql = row.get(i).map_err(failure)?;
+                obj.insert(name.clone(), to_json(value));
+            }
+            out.push(Value::Object(obj));
+        }
+        Ok(Value::Array(out))
+    })
+}
+
+/// Prepares the SQL of argument 1 with the parameters of argument 2 on the blocking pool
+/// (SQLite blocks) and hands the bound statement to `step`.
+fn with_statement(
+    args: &[JsValue],
+    ctx: &mut Context,
+    step: fn(&Connection, rusqlite::Statement<'_>) -> Result<Value, Failure>,
+) -> JsResult<JsValue> {
     let db = db(args)?;
     let sql = arg_string(args, 1, ctx)?;
     let params = args.get(2).cloned().unwrap_or_default().to_json(ctx)?;
@@ -167,18 +180,7 @@ fn all(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
             let conn = lock(&db)?;
             let mut stmt = conn.prepare(&sql).map_err(failure)?;
             bind(&mut stmt, params)?;
-            let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
-            let mut rows = stmt.raw_query();
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(failure)? {
-                let mut obj = Map::new();
-                for (i, name) in names.iter().enumerate() {
-                    let value: Sql = row.get(i).map_err(failure)?;
-                    obj.insert(name.clone(), to_json(value));
-                }
-                out.push(Value::Object(obj));
-            }
-            Ok::<_, Failure>(Value::Array(out))
+            step(&conn, stmt)
         },
         json,
     )
