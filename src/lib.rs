@@ -13,6 +13,7 @@
 //! - `api`: the HTTP front door (axum), the only module that knows HTTP.
 //! - `layout`: the Deploy CLI connection folder (`database.json` and the scripts).
 //! - `harness`: `customdb test` — cases, throwaway databases, HTTP stubs, golden transcripts.
+//! - `tickets`: password-change tickets, issued and redeemed through the password flow.
 //! - `templates`, `demo`: the shipped connection templates, and the demo `serve` starts on.
 //! - `cli`: the front doors (`try`, `test`, `init`, `serve`, `tenant`, and the hidden `worker`).
 //!
@@ -42,3 +43,4 @@ pub mod sandbox;
 pub mod script;
 pub mod store;
 pub mod templates;
+pub mod tickets;

@@ -29,7 +29,7 @@ async fn jwks(State(state): State<Arc<AppState>>) -> Json<Value> {
 }
 
 async fn openid(tenant: Tenant) -> Json<Value> {
-    let base = format!("http://{}", tenant.domain);
+    let base = tenant.base_url();
     Json(json!({
         // The issuer is what tokens carry in `iss`: Auth0 domains are https names, and
         // behind a TLS-terminating proxy so is ours; the endpoints are where we listen.
@@ -44,7 +44,7 @@ async fn openid(tenant: Tenant) -> Json<Value> {
     }))
 }
 
-fn text<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
+pub(super) fn text<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
     body.get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
@@ -83,7 +83,7 @@ async fn token(
     }
 }
 
-async fn client(
+pub(super) async fn client(
     state: &AppState,
     tenant: &Tenant,
     body: &Value,

@@ -73,7 +73,7 @@ pub fn bearer(
     Ok(claims)
 }
 
-fn require(
+pub(super) fn require(
     state: &AppState,
     tenant: &Tenant,
     headers: &HeaderMap,

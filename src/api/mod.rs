@@ -5,6 +5,7 @@
 
 mod auth;
 mod manage;
+mod tickets;
 pub mod tokens;
 
 use axum::Router;
@@ -82,6 +83,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(auth::routes())
         .merge(manage::routes())
+        .merge(tickets::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -90,6 +92,15 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub struct Tenant {
     pub id: String,
     pub domain: String,
+    /// `https` when a proxy in front says so (`X-Forwarded-Proto`), else `http`.
+    pub scheme: &'static str,
+}
+
+impl Tenant {
+    /// Where this tenant's endpoints are reached, e.g. `http://localhost:8080`.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.domain)
+    }
 }
 
 impl FromRequestParts<Arc<AppState>> for Tenant {
@@ -105,6 +116,10 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost")
             .to_ascii_lowercase();
+        let scheme = match parts.headers.get("x-forwarded-proto") {
+            Some(v) if v.as_bytes().eq_ignore_ascii_case(b"https") => "https",
+            _ => "http",
+        };
         let known = state
             .hosts
             .lock()
@@ -112,7 +127,7 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
             .get(&domain)
             .cloned();
         if let Some(id) = known {
-            return Ok(Tenant { id, domain });
+            return Ok(Tenant { id, domain, scheme });
         }
         let host = domain.clone();
         let tenant = state.store(move |s| s.tenant_for_host(&host)).await?;
@@ -127,7 +142,7 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(domain.clone(), id.clone());
                 }
-                Ok(Tenant { id, domain })
+                Ok(Tenant { id, domain, scheme })
             }
             None => Err(ApiError::management(
                 StatusCode::NOT_FOUND,

@@ -5,6 +5,9 @@
 //! from a blocking thread (`tokio::task::spawn_blocking`), never on an async worker.
 
 pub mod seal;
+mod tickets;
+
+pub use tickets::Ticket;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -113,6 +116,17 @@ const MIGRATIONS: &[&str] = &[
         kid TEXT PRIMARY KEY,
         private_key BLOB NOT NULL,
         created_at TEXT NOT NULL
+    );",
+    // 3: password-change tickets, kept as SHA-256 digests of the ticket ids.
+    "CREATE TABLE tickets (
+        digest TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        connection TEXT NOT NULL,
+        email TEXT NOT NULL,
+        result_url TEXT,
+        mark_email_verified INTEGER NOT NULL DEFAULT 0,
+        expires_at INTEGER NOT NULL,
+        claimed INTEGER NOT NULL DEFAULT 0
     );",
 ];
 
@@ -724,7 +738,7 @@ impl Store {
 }
 
 /// Every Management API scope customdb checks, the default grant of a management client.
-pub const MANAGEMENT_SCOPES: &str = "read:users create:users update:users delete:users read:logs read:connections create:connections update:connections delete:connections";
+pub const MANAGEMENT_SCOPES: &str = "read:users create:users update:users delete:users read:logs read:connections create:connections update:connections delete:connections create:user_tickets";
 
 /// An API client of a tenant (Management API access with client_credentials, and the
 /// client of password grants). Only a SHA-256 of its secret is stored.

@@ -60,6 +60,12 @@ fn cases(
         ("realm required for password-realm", "POST", "/oauth/token", json_ct, json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "client_id": client_id, "username": "a", "password": "b"}).to_string(), 400, json!({"error_description": "Missing required parameter: realm"})),
         ("no bearer token", "GET", "/api/v2/users/auth0%7C1", "", String::new(), 401, json!({"statusCode": 401, "error": "Unauthorized", "errorCode": "invalid_token"})),
         ("a forged bearer token", "GET", "/api/v2/logs", "", String::new(), 401, json!({"errorCode": "invalid_token"})),
+        ("password change without email", "POST", "/dbconnections/change_password", json_ct, json!({"client_id": client_id, "connection": "Username-Password-Authentication"}).to_string(), 400, json!({"error": "invalid_request", "error_description": "Missing required parameter: email"})),
+        ("password change on an unknown connection", "POST", "/dbconnections/change_password", json_ct, json!({"client_id": client_id, "email": "a@example.com", "connection": "nope"}).to_string(), 400, json!({"error_description": "no connection named 'nope'"})),
+        ("ticket without a token", "POST", "/api/v2/tickets/password-change", json_ct, json!({"user_id": "auth0|1"}).to_string(), 401, json!({"errorCode": "invalid_token"})),
+        ("reset with an unknown ticket", "POST", "/lo/reset", "application/x-www-form-urlencoded", format!("ticket={}&newPassword=n3w-Secret", "ab".repeat(24)), 404, json!({"error": "invalid_ticket"})),
+        ("reset with passwords that differ", "POST", "/lo/reset", json_ct, json!({"ticket": "ab".repeat(24), "newPassword": "one-Secret", "confirmNewPassword": "two-Secret"}).to_string(), 400, json!({"error_description": "The passwords do not match."})),
+        ("reset page for a malformed ticket", "GET", "/lo/reset?ticket=%3Cscript%3E", "", String::new(), 400, json!(null)),
         ("signup without connection", "POST", "/dbconnections/signup", json_ct, json!({"client_id": client_id, "email": "a@example.com", "password": "x"}).to_string(), 400, json!({"message": "Missing required parameter: connection"})),
     ]
 }

@@ -729,3 +729,131 @@ fn try_a_script_and_drop_a_cached_user_over_the_management_api() {
         assert_eq!(call("DELETE", &drop_url, token, None).await.0, 404);
     });
 }
+
+#[test]
+fn a_forgotten_password_is_changed_through_a_ticket() {
+    let s = start();
+    block_on(async {
+        let login = |pw: &str| {
+            json!({"grant_type": "password", "client_id": s.client_id,
+                   "username": "alice@example.com", "password": pw})
+        };
+        let token_url = format!("{}/oauth/token", s.base);
+        let (status, body) = call("POST", &format!("{}/dbconnections/change_password", s.base), None,
+            Some(json!({"client_id": s.client_id, "email": "alice@example.com", "connection": "Username-Password-Authentication"}))).await;
+        assert_eq!(
+            (status, body),
+            (
+                200,
+                json!("We've just sent you an email to reset your password.")
+            )
+        );
+
+        let (_, mgmt) = call("POST", &token_url, None, Some(json!({
+            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}))).await;
+        let token = mgmt["access_token"].as_str();
+        let tickets = format!("{}/api/v2/tickets/password-change", s.base);
+        let (status, body) = call(
+            "POST",
+            &tickets,
+            token,
+            Some(
+                json!({"email": "alice@example.com", "connection_id": "con_demo",
+            "result_url": "https://app.example/done", "mark_email_as_verified": true}),
+            ),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let url = body["ticket"].as_str().unwrap().to_string();
+        let prefix = format!("{}/lo/reset?ticket=", s.base);
+        assert!(url.starts_with(&prefix), "{url}");
+        let ticket = url[prefix.len()..].trim_end_matches('#').to_string();
+
+        let (status, page) = call("GET", &url, None, None).await;
+        assert_eq!(status, 200);
+        assert!(
+            page.as_str().unwrap().contains("name=newPassword"),
+            "{page}"
+        );
+
+        // The browser posts the form; the answer sends it on to the ticket's result_url.
+        let no_redirects = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let form =
+            format!("ticket={ticket}&newPassword=Brand-new-pw1&confirmNewPassword=Brand-new-pw1");
+        let reset = || {
+            no_redirects
+                .post(format!("{}/lo/reset", s.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.clone())
+                .send()
+        };
+        let resp = reset().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 303);
+        assert_eq!(
+            resp.headers()["location"].to_str().unwrap(),
+            "https://app.example/done?success=true&message=You+have+successfully+changed+your+password."
+        );
+        assert_eq!(
+            reset().await.unwrap().status().as_u16(),
+            404,
+            "a ticket is used once"
+        );
+
+        // The change_password script changed the legacy database: only the new password works.
+        let old = "correct horse battery staple";
+        assert_eq!(
+            call("POST", &token_url, None, Some(login(old))).await.0,
+            403
+        );
+        let (status, tokens) = call("POST", &token_url, None, Some(login("Brand-new-pw1"))).await;
+        assert_eq!(status, 200, "{tokens}");
+
+        // A ticket by user id, for a user the cache knows; an unknown one is a 404.
+        let (status, body) = call(
+            "POST",
+            &tickets,
+            token,
+            Some(json!({"user_id": "auth0|1", "ttl_sec": 60})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = call(
+            "POST",
+            &tickets,
+            token,
+            Some(json!({"user_id": "auth0|nobody"})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["errorCode"].as_str()),
+            (404, Some("inexistent_user"))
+        );
+        let (status, body) = call(
+            "POST",
+            &tickets,
+            token,
+            Some(json!({"user_id": "auth0|1", "new_password": "x"})),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(
+            body["message"].as_str().unwrap().contains("new_password"),
+            "{body}"
+        );
+
+        let (_, logs) = call("GET", &format!("{}/api/v2/logs", s.base), token, None).await;
+        let kinds: Vec<&str> = logs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["type"].as_str())
+            .collect();
+        assert!(
+            kinds.contains(&"scpr") && kinds.contains(&"scp"),
+            "{kinds:?}"
+        );
+    });
+}

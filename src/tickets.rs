@@ -1,0 +1,116 @@
+//! Password-change tickets (SPEC §5): `POST /dbconnections/change_password` and
+//! `POST /api/v2/tickets/password-change` issue one; redeeming it with a new password runs the
+//! password-change flow of SPEC §4. customdb sends no mail: the Management API hands the
+//! ticket URL to whoever delivers it.
+
+use rand::RngCore;
+
+use crate::flows::{Answer, Core, FlowError};
+use crate::store::{Ticket, UserChange};
+
+/// How long a ticket lives unless the request says otherwise (Auth0: five days).
+pub const DEFAULT_TTL_SECS: i64 = 5 * 86_400;
+/// The longest lifetime a request may ask for.
+pub const MAX_TTL_SECS: i64 = 30 * 86_400;
+
+/// What a new ticket is for.
+#[derive(Debug, Clone)]
+pub struct TicketRequest {
+    pub connection: String,
+    pub email: String,
+    pub result_url: Option<String>,
+    pub ttl_secs: i64,
+    pub mark_email_verified: bool,
+}
+
+/// How redeeming a ticket ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redeemed {
+    /// The password changed; the ticket is used up.
+    Changed { result_url: Option<String> },
+    /// Unknown, expired, already used, or being redeemed right now.
+    InvalidTicket,
+    /// The flow refused or failed; the ticket stays usable.
+    Failed(Answer<()>),
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn digest(ticket_id: &str) -> String {
+    crate::demo::secret_hash(ticket_id)
+}
+
+impl Core {
+    /// Records a ticket and returns its id (the secret part of the URL).
+    pub async fn issue_ticket(
+        &self,
+        tenant: &str,
+        request: TicketRequest,
+    ) -> Result<String, FlowError> {
+        let mut bytes = [0u8; 24];
+        rand::rng().fill_bytes(&mut bytes);
+        let id = hex::encode(bytes);
+        let now = unix_now();
+        let ticket = Ticket {
+            tenant: tenant.to_string(),
+            connection: request.connection,
+            email: request.email,
+            result_url: request.result_url,
+            mark_email_verified: request.mark_email_verified,
+            expires_at: now + request.ttl_secs.clamp(1, MAX_TTL_SECS),
+        };
+        let d = digest(&id);
+        self.blocking(move |s| s.put_ticket(&d, &ticket, now))
+            .await?;
+        Ok(id)
+    }
+
+    /// Sets `new_password` for the ticket's user through the password-change flow.
+    pub async fn redeem_ticket(
+        &self,
+        tenant: &str,
+        ticket_id: &str,
+        new_password: &str,
+    ) -> Result<Redeemed, FlowError> {
+        let d = digest(ticket_id);
+        let (t, key) = (tenant.to_string(), d.clone());
+        let Some(ticket) = self
+            .blocking(move |s| s.claim_ticket(&t, &key, unix_now()))
+            .await?
+        else {
+            return Ok(Redeemed::InvalidTicket);
+        };
+        let answer = self
+            .change_password(tenant, &ticket.connection, &ticket.email, new_password)
+            .await;
+        let changed = matches!(answer, Ok(Answer::Done(())));
+        let key = d.clone();
+        self.blocking(move |s| s.finish_ticket(&key, changed))
+            .await?;
+        let answer = answer?;
+        if !changed {
+            return Ok(Redeemed::Failed(answer));
+        }
+        if ticket.mark_email_verified {
+            let (t, c, e) = (tenant.to_string(), ticket.connection, ticket.email);
+            self.blocking(move |s| {
+                if let Some(user) = s.find_user(&t, &c, &e)? {
+                    let mut change = UserChange::default();
+                    change
+                        .fields
+                        .insert("email_verified".into(), serde_json::Value::Bool(true));
+                    s.update_user(&t, &user.user_id, &change)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(Redeemed::Changed {
+            result_url: ticket.result_url,
+        })
+    }
+}
