@@ -35,6 +35,8 @@ pub struct RunState {
     pub started: Instant,
     pub limits: Limits,
     pub password: Option<String>,
+    /// The password and the configuration's values, never shown in clear.
+    pub secrets: Secrets,
     /// The files and hosts the modules may reach during this run.
     pub policy: Policy,
     pub console: Vec<ConsoleLine>,
@@ -49,15 +51,33 @@ pub struct RunState {
 }
 
 impl RunState {
-    /// Passwords shorter than 3 characters are not redacted: replacing every "a" in a
-    /// transcript would destroy it and protect nothing.
-    pub fn new(run_id: u64, limits: Limits, password: Option<String>, policy: Policy) -> Self {
+    /// Passwords shorter than 3 characters and configuration values shorter than 6 are not
+    /// redacted: replacing every "a" or "5432" in a transcript would destroy it and protect
+    /// nothing.
+    pub fn new(
+        run_id: u64,
+        limits: Limits,
+        password: Option<String>,
+        configuration: &BTreeMap<String, String>,
+        policy: Policy,
+    ) -> Self {
         let password = password.filter(|p| p.len() >= 3);
+        let mut secrets: Vec<String> = configuration
+            .values()
+            .filter(|v| v.len() >= 6)
+            .cloned()
+            .chain(password.clone())
+            .collect();
+        // Longest first, so a secret that contains another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        let secrets = Secrets(secrets);
         RunState {
             run_id,
             started: Instant::now(),
             limits,
             password,
+            secrets,
             policy,
             console: Vec::new(),
             console_bytes: 0,
@@ -80,12 +100,24 @@ impl RunState {
         }
     }
 
-    /// Replaces the password wherever a transcript would show it.
     pub fn redact(&self, text: String) -> String {
-        match &self.password {
-            Some(p) if text.contains(p.as_str()) => text.replace(p.as_str(), "[REDACTED]"),
-            _ => text,
+        self.secrets.redact(text)
+    }
+}
+
+/// The strings a run must never show: its password and its configuration's values.
+#[derive(Debug, Default)]
+pub struct Secrets(Vec<String>);
+
+impl Secrets {
+    /// Replaces every secret wherever a transcript or an error would show it.
+    pub fn redact(&self, mut text: String) -> String {
+        for secret in &self.0 {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "[REDACTED]");
+            }
         }
+        text
     }
 }
 

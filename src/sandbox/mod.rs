@@ -108,6 +108,7 @@ impl Runtime {
                         run_id,
                         inv.limits.clone(),
                         None,
+                        &BTreeMap::new(),
                         Policy::default(),
                     ));
                     bindings::install(&mut ctx, &inv.configuration)?;
@@ -142,6 +143,7 @@ impl Runtime {
             run_id,
             inv.limits.clone(),
             inv.password().map(str::to_string),
+            &inv.configuration,
             inv.policy.clone(),
         ));
 
@@ -329,11 +331,12 @@ fn engine_limit(e: &JsError) -> Option<(Outcome, ScriptError)> {
 fn finish(
     action: Action,
     end: End,
-    st: RunState,
+    mut st: RunState,
     used: u64,
     budget: u64,
     ctx: &mut Context,
 ) -> Execution {
+    let secrets = std::mem::take(&mut st.secrets);
     let mut warnings = st.warnings;
     let (outcome, result, error) = if used > budget {
         (
@@ -404,8 +407,8 @@ fn finish(
             &mut e.stack,
             &mut e.user_id,
         ] {
-            if let (Some(text), Some(p)) = (field.as_mut(), password) {
-                *text = text.replace(p, "[REDACTED]");
+            if let Some(text) = field.take() {
+                *field = Some(secrets.redact(text));
             }
         }
         e

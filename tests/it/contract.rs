@@ -355,3 +355,19 @@ fn a_stale_callback_from_an_earlier_run_answers_nothing() {
         "the old callback must not answer the new run: {exec:?}"
     );
 }
+
+#[test]
+fn configuration_values_never_reach_the_transcript_or_errors() {
+    let script = "function login(a, b, cb) { console.log('connecting to', configuration.DB, 'port', configuration.PORT); cb(new Error('cannot reach ' + configuration.DB)); }";
+    let mut inv = invocation(Action::Login, script, json!(["a", "b"]));
+    inv.configuration
+        .insert("DB".into(), "postgres://app:s3cret@db/acme".into());
+    inv.configuration.insert("PORT".into(), "5432".into());
+    expect(
+        "configuration redacted",
+        &run(&inv),
+        &json!({"outcome": "error",
+                "console": [{"message": "connecting to [REDACTED] port 5432"}],
+                "error": {"message": "cannot reach [REDACTED]"}}),
+    );
+}
