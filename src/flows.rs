@@ -68,6 +68,21 @@ pub struct Core {
     pub pool: Arc<Pool>,
     /// Each connection gets `<data_root>/<tenant>/<connection>` as its `sqlite3` data folder.
     pub data_root: Option<PathBuf>,
+    /// Every run and log event as it happens, for live watchers (`GET /api/v2/logs/stream`).
+    live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
+}
+
+/// Events a live watcher may miss before it is told it fell behind.
+const LIVE_BACKLOG: usize = 1024;
+
+/// One thing that happened in a tenant, as live watchers see it: a script run (its console,
+/// already redacted in the worker) or a log event.
+#[derive(Debug, Clone)]
+pub struct LiveEvent {
+    pub tenant: String,
+    /// `run` or `log`.
+    pub kind: &'static str,
+    pub data: Value,
 }
 
 /// A connection's settings as the flows read them.
@@ -113,6 +128,32 @@ impl<'a> Settings<'a> {
 }
 
 impl Core {
+    pub fn new(store: Arc<Store>, pool: Arc<Pool>, data_root: Option<PathBuf>) -> Self {
+        Core {
+            store,
+            pool,
+            data_root,
+            live: tokio::sync::broadcast::channel(LIVE_BACKLOG).0,
+        }
+    }
+
+    /// A receiver of every live event from now on (all tenants: the caller filters).
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<Arc<LiveEvent>> {
+        self.live.subscribe()
+    }
+
+    /// Shows an event to live watchers; `data` is built only when someone watches.
+    fn publish(&self, tenant: &str, kind: &'static str, data: impl FnOnce() -> Value) {
+        if self.live.receiver_count() > 0 {
+            // Watchers that left between the check and the send are not an error.
+            let _ = self.live.send(Arc::new(LiveEvent {
+                tenant: tenant.to_string(),
+                kind,
+                data: data(),
+            }));
+        }
+    }
+
     /// Runs store work on the blocking pool (rusqlite blocks; the async threads must not).
     pub(crate) async fn blocking<T: Send + 'static>(
         &self,
@@ -132,7 +173,8 @@ impl Core {
             .ok_or_else(|| FlowError::UnknownConnection(name.to_string()))
     }
 
-    async fn log(
+    /// Records a log event and shows it to live watchers.
+    pub(crate) async fn log(
         &self,
         tenant: &str,
         kind: &'static str,
@@ -146,8 +188,13 @@ impl Core {
             user_id.map(str::to_string),
             description.to_string(),
         );
-        self.blocking(move |s| s.log(&t, kind, Some(&c), u.as_deref(), Some(&d)))
-            .await
+        let event = self
+            .blocking(move |s| s.log(&t, kind, Some(&c), u.as_deref(), Some(&d)))
+            .await?;
+        self.publish(tenant, "log", || {
+            serde_json::to_value(&event).unwrap_or_default()
+        });
+        Ok(())
     }
 
     /// Runs one script of the connection and records the run.
@@ -200,6 +247,16 @@ impl Core {
         );
         self.blocking(move |s| s.record_run(&t, &c, action, &e))
             .await?;
+        self.publish(&record.tenant, "run", || {
+            json!({
+                "connection": record.name,
+                "action": action,
+                "outcome": execution.outcome,
+                "error": execution.error,
+                "console": execution.console,
+                "timings": execution.timings,
+            })
+        });
         Ok(Some(execution))
     }
 

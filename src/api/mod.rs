@@ -1,9 +1,11 @@
 //! The HTTP front door (axum): Auth0's Authentication API (`/oauth/token`, `/userinfo`,
-//! `/dbconnections/signup`, JWKS, OpenID configuration) and Management API (`/api/v2/...`) over
+//! `/dbconnections/signup` and `change_password`, JWKS, OpenID configuration), password-change
+//! tickets and `/lo/reset`, the Management API (`/api/v2/...`) and its live log stream, over
 //! the core. Tenants are chosen by Host. The only module that knows HTTP: one error type, one
 //! mapping of flow answers to Auth0's status codes and bodies.
 
 mod auth;
+mod live;
 mod manage;
 mod tickets;
 pub mod tokens;
@@ -84,6 +86,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(auth::routes())
         .merge(manage::routes())
         .merge(tickets::routes())
+        .merge(live::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -70,17 +70,15 @@ async fn request_change(
         mark_email_verified: false,
     };
     state.core.issue_ticket(&tenant.id, ticket).await?;
-    let (t, c) = (tenant.id.clone(), record.name);
     state
-        .store(move |s| {
-            s.log(
-                &t,
-                "scpr",
-                Some(&c),
-                None,
-                Some("Success Change Password Request"),
-            )
-        })
+        .core
+        .log(
+            &tenant.id,
+            "scpr",
+            &record.name,
+            None,
+            "Success Change Password Request",
+        )
         .await?;
     Ok(Json(json!(REQUESTED)))
 }

@@ -50,11 +50,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let keys = Keys::load(&store)?;
     let program = std::env::current_exe()
         .context("cannot locate the customdb executable to start workers")?;
-    let core = Core {
-        store: Arc::new(store),
-        pool: Arc::new(Pool::new(PoolConfig::new(program))),
-        data_root: Some(args.data.join("connections")),
-    };
+    let core = Core::new(
+        Arc::new(store),
+        Arc::new(Pool::new(PoolConfig::new(program))),
+        Some(args.data.join("connections")),
+    );
     let state = Arc::new(AppState::new(core, keys, args.max_runs_per_tenant.max(1)));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -87,11 +87,11 @@ pub fn run(args: TenantArgs) -> anyhow::Result<ExitCode> {
         }
         TenantCommand::Connection { tenant, dir } => {
             let program = std::env::current_exe()?;
-            let core = Core {
-                store: Arc::new(store),
-                pool: Arc::new(Pool::new(PoolConfig::new(program))),
-                data_root: Some(args.data.join("connections")),
-            };
+            let core = Core::new(
+                Arc::new(store),
+                Arc::new(Pool::new(PoolConfig::new(program))),
+                Some(args.data.join("connections")),
+            );
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

@@ -680,13 +680,21 @@ impl Store {
         connection: Option<&str>,
         user_id: Option<&str>,
         description: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<LogEvent, StoreError> {
+        let date = now();
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO log_events (tenant, date, type, connection, user_id, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![tenant, now(), kind, connection, user_id, description],
+                params![tenant, date, kind, connection, user_id, description],
             )?;
-            Ok(())
+            Ok(LogEvent {
+                id: tx.last_insert_rowid(),
+                date: date.clone(),
+                kind: kind.to_string(),
+                connection: connection.map(str::to_string),
+                user_id: user_id.map(str::to_string),
+                description: description.map(str::to_string),
+            })
         })
     }
 

@@ -25,14 +25,14 @@ fn app() -> (axum::Router, Value, tempfile::TempDir) {
     )
     .unwrap();
     let keys = Keys::load(&store).unwrap();
-    let core = Core {
-        store: Arc::new(store),
-        pool: Arc::new(Pool::new(PoolConfig {
+    let core = Core::new(
+        Arc::new(store),
+        Arc::new(Pool::new(PoolConfig {
             max_workers: 1,
             ..PoolConfig::new(customdb_exe())
         })),
-        data_root: Some(dir.path().join("connections")),
-    };
+        Some(dir.path().join("connections")),
+    );
     (router(Arc::new(AppState::new(core, keys, 8))), creds, dir)
 }
 

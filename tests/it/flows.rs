@@ -64,11 +64,7 @@ fn world(import_mode: bool, options: Value) -> World {
     let db = rusqlite::Connection::open(&legacy).unwrap();
     db.execute_batch(&template("cases/schema.sql")).unwrap();
     db.execute_batch(&template("cases/seed.sql")).unwrap();
-    let core = Core {
-        store: Arc::new(store),
-        pool: shared_pool(),
-        data_root: Some(data_root),
-    };
+    let core = Core::new(Arc::new(store), shared_pool(), Some(data_root));
     World {
         _dir: dir,
         store_path,

@@ -857,3 +857,81 @@ fn a_forgotten_password_is_changed_through_a_ticket() {
         );
     });
 }
+
+#[test]
+fn runs_and_log_events_stream_live_and_redacted() {
+    let s = start();
+    block_on(async {
+        let (_, mgmt) = call("POST", &format!("{}/oauth/token", s.base), None, Some(json!({
+            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}))).await;
+        let token = mgmt["access_token"].as_str().unwrap();
+        let stream_url = format!("{}/api/v2/logs/stream", s.base);
+        assert_eq!(call("GET", &stream_url, None, None).await.0, 401);
+
+        let mut stream = reqwest::Client::new()
+            .get(&stream_url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            stream.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        let mut seen = String::new();
+        // Reads until `needle` has arrived (or fails after 10 s).
+        async fn read_until(stream: &mut reqwest::Response, seen: &mut String, needle: &str) {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !seen.contains(needle) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let chunk = tokio::time::timeout(left, stream.chunk())
+                    .await
+                    .unwrap_or_else(|_| panic!("no '{needle}' within 10 s; got:\n{seen}"))
+                    .unwrap()
+                    .expect("the stream stays open");
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        }
+        read_until(&mut stream, &mut seen, "event: ready").await;
+
+        let connections = call(
+            "GET",
+            &format!("{}/api/v2/connections", s.base),
+            Some(token),
+            None,
+        )
+        .await
+        .1;
+        let script = "function login(email, password, callback) { console.log('checking', email, password); callback(null, { user_id: 7, email: email }); }";
+        let (status, _) = call(
+            "POST",
+            &format!(
+                "{}/api/v2/connections/{}/try",
+                s.base,
+                connections[0]["id"].as_str().unwrap()
+            ),
+            Some(token),
+            Some(json!({"action": "login", "args": ["a@example.com", "s3cret-pw"], "script": script})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        read_until(&mut stream, &mut seen, "event: run").await;
+        read_until(&mut stream, &mut seen, "checking a@example.com [REDACTED]").await;
+
+        let (status, _) = call(
+            "POST",
+            &format!("{}/oauth/token", s.base),
+            None,
+            Some(json!({"grant_type": "password", "client_id": s.client_id,
+                        "username": "alice@example.com", "password": "wrong-pw-123"})),
+        )
+        .await;
+        assert_eq!(status, 403);
+        read_until(&mut stream, &mut seen, "event: log").await;
+        read_until(&mut stream, &mut seen, "Wrong email or password.").await;
+        assert!(
+            !seen.contains("s3cret-pw") && !seen.contains("wrong-pw-123"),
+            "{seen}"
+        );
+    });
+}
