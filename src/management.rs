@@ -10,6 +10,7 @@ use std::path::Path;
 use crate::flows::{Answer, Core, FlowError, hash_password, map_answer};
 use crate::layout::{self, ConnectionFolder};
 use crate::profile::{self, Violation};
+use crate::script::Action;
 use crate::store::{ConnectionRecord, User, UserChange};
 
 /// Fields any user's PATCH may carry (metadata, blocked; email and password run their scripts).
@@ -357,6 +358,51 @@ impl Core {
         self.blocking(move |s| s.put_connection(&r)).await?;
         Ok(Ok(record))
     }
+}
+
+/// A connection from a Management API body (`name`, and `options` with `customScripts` and
+/// `configuration`); `name` given wins over the body's. The error names what is wrong.
+pub fn connection_from_api(
+    tenant: &str,
+    id: String,
+    name: Option<String>,
+    body: &Value,
+) -> Result<ConnectionRecord, String> {
+    let name = name
+        .or_else(|| body.get("name").and_then(Value::as_str).map(str::to_string))
+        .filter(|n| !n.is_empty())
+        .ok_or("Missing required property: name")?;
+    let mut options = match body.get("options") {
+        None => Map::new(),
+        Some(Value::Object(o)) => o.clone(),
+        Some(_) => return Err("options must be an object".into()),
+    };
+    let mut scripts = std::collections::BTreeMap::new();
+    match options.remove("customScripts") {
+        None => {}
+        Some(Value::Object(named)) => {
+            for (key, source) in named {
+                let action: Action = key
+                    .parse()
+                    .map_err(|e: String| format!("options.customScripts: {e}"))?;
+                let source = source
+                    .as_str()
+                    .ok_or_else(|| format!("options.customScripts.{key} must be a string"))?;
+                scripts.insert(action, source.to_string());
+            }
+        }
+        Some(_) => return Err("options.customScripts must be an object".into()),
+    }
+    let configuration = layout::configuration_values(options.remove("configuration").as_ref())
+        .map_err(|e| format!("options.configuration {e}"))?;
+    Ok(ConnectionRecord {
+        id,
+        tenant: tenant.to_string(),
+        name,
+        options,
+        scripts,
+        configuration,
+    })
 }
 
 /// Writes a connection as a Deploy CLI folder. Configuration values are never written: each

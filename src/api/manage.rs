@@ -307,6 +307,9 @@ async fn create_user(
     answer(created).map(|json| (StatusCode::CREATED, json))
 }
 
+/// What the Management API shows in place of each configuration value.
+const ENCRYPTED: &str = "[encrypted]";
+
 /// A connection as the Management API shows it: configuration values never leave in clear.
 fn connection_json(r: &crate::store::ConnectionRecord) -> Value {
     let mut options = r.options.clone();
@@ -324,67 +327,22 @@ fn connection_json(r: &crate::store::ConnectionRecord) -> Value {
         json!(
             r.configuration
                 .keys()
-                .map(|k| (k.clone(), json!("[encrypted]")))
+                .map(|k| (k.clone(), json!(ENCRYPTED)))
                 .collect::<serde_json::Map<_, _>>()
         ),
     );
     json!({"id": r.id, "name": r.name, "strategy": "auth0", "options": options})
 }
 
-/// A connection from a Management API body: `name` and `options` (with `customScripts` and
-/// `configuration`), replacing the stored options whole.
+/// A connection from a Management API body, or a 400 naming what is wrong.
 fn connection_from(
     tenant: &str,
     id: String,
     name: Option<String>,
     body: &Value,
 ) -> Result<crate::store::ConnectionRecord, ApiError> {
-    let name = name
-        .or_else(|| body.get("name").and_then(Value::as_str).map(str::to_string))
-        .ok_or_else(|| {
-            ApiError::bad_request("Payload validation error: Missing required property: name")
-        })?;
-    let mut options = match body.get("options") {
-        None => serde_json::Map::new(),
-        Some(Value::Object(o)) => o.clone(),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "Payload validation error: options must be an object",
-            ));
-        }
-    };
-    let mut scripts = std::collections::BTreeMap::new();
-    if let Some(Value::Object(named)) = options.remove("customScripts") {
-        for (key, source) in named {
-            let action: crate::script::Action = key.parse().map_err(|e: String| {
-                ApiError::bad_request(format!(
-                    "Payload validation error: options.customScripts: {e}"
-                ))
-            })?;
-            let source = source.as_str().ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "Payload validation error: options.customScripts.{key} must be a string"
-                ))
-            })?;
-            scripts.insert(action, source.to_string());
-        }
-    }
-    let configuration = crate::layout::configuration_values(
-        options.remove("configuration").as_ref(),
-    )
-    .map_err(|e| {
-        ApiError::bad_request(format!(
-            "Payload validation error: options.configuration {e}"
-        ))
-    })?;
-    Ok(crate::store::ConnectionRecord {
-        id,
-        tenant: tenant.to_string(),
-        name,
-        options,
-        scripts,
-        configuration,
-    })
+    crate::management::connection_from_api(tenant, id, name, body)
+        .map_err(|e| ApiError::bad_request(format!("Payload validation error: {e}")))
 }
 
 /// The tenant's connection `id` (or name), or Auth0's 404.
@@ -460,12 +418,21 @@ async fn patch_connection(
     require(&state, &tenant, &headers, "update:connections")?;
     let body = body(&headers, request).await?;
     let existing = connection_record(&state, &tenant, id).await?;
-    let record = connection_from(
+    let mut record = connection_from(
         &tenant.id,
         existing.id.clone(),
         Some(existing.name.clone()),
         &body,
     )?;
+    // A configuration read back from GET shows `[encrypted]`; sent back unchanged, it keeps
+    // the stored value instead of overwriting the secret (Auth0 Deploy CLI issues #197, #821).
+    for (key, value) in record.configuration.iter_mut() {
+        if value == ENCRYPTED
+            && let Some(stored) = existing.configuration.get(key)
+        {
+            value.clone_from(stored);
+        }
+    }
     let r = record.clone();
     state.store(move |s| s.put_connection(&r)).await?;
     Ok(Json(connection_json(&record)))

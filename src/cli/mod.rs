@@ -1,6 +1,7 @@
 //! Command-line front doors: argument parsing and dispatch. One file per subcommand; the work
 //! itself is library calls. `anyhow` is used here and nowhere below.
 
+mod deploy;
 mod init;
 mod serve;
 mod tenant;
@@ -26,6 +27,8 @@ enum Command {
     Init(init::InitArgs),
     Serve(serve::ServeArgs),
     Tenant(tenant::TenantArgs),
+    Deploy(deploy::DeployArgs),
+    Export(deploy::ExportArgs),
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
 }
@@ -47,6 +50,8 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Tenant(args) => tenant::run(args),
+        Command::Deploy(args) => deploy::deploy(args),
+        Command::Export(args) => deploy::export(args),
         Command::Worker(args) => worker::run(args),
     };
     match result {

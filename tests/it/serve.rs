@@ -935,3 +935,147 @@ fn runs_and_log_events_stream_live_and_redacted() {
         );
     });
 }
+
+#[test]
+fn connections_round_trip_through_export_and_deploy() {
+    let s = start();
+    let out = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str], env: &[(&str, &str)]| {
+        let output = Command::new(customdb_exe())
+            .args(args)
+            .env("CUSTOMDB_SERVER", &s.base)
+            .env("CUSTOMDB_CLIENT_ID", &s.client_id)
+            .env("CUSTOMDB_CLIENT_SECRET", &s.client_secret)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let dir = out.path().to_str().unwrap();
+    let (code, stdout, stderr) = cli(&["export", dir], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let exported = out
+        .path()
+        .join("database-connections/Username-Password-Authentication");
+    assert!(stdout.contains("wrote "), "{stdout}");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(exported.join("database.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        doc["options"]["configuration"],
+        json!({"DB_FILE": "##DB_FILE##"}),
+        "secrets leave as keywords"
+    );
+    assert_eq!(doc["options"]["customScripts"]["login"], "./login.js");
+    assert!(
+        std::fs::read_to_string(exported.join("login.js"))
+            .unwrap()
+            .contains("function login")
+    );
+
+    // A second connection from the same folder under another name.
+    let copy = out.path().join("database-connections/Copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(&exported).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+    }
+    let mut copy_doc = doc.clone();
+    copy_doc["name"] = json!("Copy");
+    std::fs::write(copy.join("database.json"), copy_doc.to_string()).unwrap();
+
+    // A keyword without a value stops the deploy before anything is sent.
+    let (code, _, stderr) = cli(&["deploy", dir], &[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("keyword ##DB_FILE## has no value (set the environment variable DB_FILE)"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = cli(&["deploy", dir, "--json"], &[("DB_FILE", "users.db")]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let actions: Vec<(&str, &str)> = report["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("Copy", "created"),
+            ("Username-Password-Authentication", "updated")
+        ]
+    );
+
+    // The demo still answers logins (its configuration was deployed with the same value),
+    // and the copy carries the same scripts.
+    block_on(async {
+        let login = json!({
+            "grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Username-Password-Authentication", "client_id": s.client_id,
+            "username": "alice@example.com", "password": "correct horse battery staple"});
+        let (status, body) = call(
+            "POST",
+            &format!("{}/oauth/token", s.base),
+            None,
+            Some(login.clone()),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let (_, mgmt) = call("POST", &format!("{}/oauth/token", s.base), None, Some(json!({
+            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}))).await;
+        let (_, listed) = call(
+            "GET",
+            &format!("{}/api/v2/connections", s.base),
+            mgmt["access_token"].as_str(),
+            None,
+        )
+        .await;
+        let scripts: Vec<&Value> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["options"]["customScripts"])
+            .collect();
+        assert_eq!(scripts.len(), 2);
+        assert_eq!(scripts[0], scripts[1]);
+
+        // What GET shows (`[encrypted]` configuration), sent back unchanged, keeps the secret.
+        let demo = &listed[1];
+        assert_eq!(demo["options"]["configuration"]["DB_FILE"], "[encrypted]");
+        let (status, _) = call(
+            "PATCH",
+            &format!(
+                "{}/api/v2/connections/{}",
+                s.base,
+                demo["id"].as_str().unwrap()
+            ),
+            mgmt["access_token"].as_str(),
+            Some(json!({"options": demo["options"]})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, body) = call(
+            "POST",
+            &format!("{}/oauth/token", s.base),
+            None,
+            Some(login),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    });
+
+    let (code, _, stderr) = cli(&["export", dir, "--connection", "Nope"], &[]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("no connection named Nope"), "{stderr}");
+    let (code, _, stderr) = cli(&["export", dir, "--client-secret", "wrong"], &[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("cannot get a Management API token"),
+        "{stderr}"
+    );
+}
