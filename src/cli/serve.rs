@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// Requests running scripts that one tenant may have in flight (beyond: 429).
     #[arg(long, default_value_t = 64)]
     max_runs_per_tenant: usize,
+    /// Worker processes running scripts (default: 4 per core); one tenant may keep at most
+    /// half of them busy.
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
     /// Log lines as `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -52,7 +56,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("cannot locate the customdb executable to start workers")?;
     let core = Core::new(
         Arc::new(store),
-        Arc::new(Pool::new(PoolConfig::new(program))),
+        Arc::new(Pool::new(pool_config(program, args.workers))),
         Some(args.data.join("connections")),
     );
     let state = Arc::new(AppState::new(core, keys, args.max_runs_per_tenant.max(1)));
@@ -85,4 +89,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pool for `--workers N`: N workers, half of them (at least one) for any one tenant.
+fn pool_config(program: PathBuf, workers: Option<usize>) -> PoolConfig {
+    let default = PoolConfig::new(program);
+    match workers {
+        Some(n) => PoolConfig {
+            max_workers: n.max(1),
+            max_busy_per_tenant: (n / 2).max(1),
+            ..default
+        },
+        None => default,
+    }
 }

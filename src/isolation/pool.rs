@@ -1,8 +1,10 @@
 //! The supervisor side: a pool of worker processes with tenant affinity. It sends each run to a
 //! worker of the run's tenant, kills a worker that passes its deadline plus grace, maps a dead
 //! worker to an outcome, and starts replacements on demand. It never runs JavaScript itself.
+//! One tenant holds at most `max_busy_per_tenant` workers at once, so a tenant whose scripts
+//! hang waits for its own runs and leaves the rest of the pool to the others.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,8 @@ pub struct PoolConfig {
     /// The `customdb` executable; workers are `program worker --memory N`.
     pub program: PathBuf,
     pub max_workers: usize,
+    /// Workers one tenant may keep busy at once (at least 1).
+    pub max_busy_per_tenant: usize,
     /// Time a worker gets past a run's own timeout before it is killed.
     pub grace: Duration,
 }
@@ -30,7 +34,8 @@ impl PoolConfig {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         PoolConfig {
             program,
-            max_workers: cores * 2,
+            max_workers: cores * 4,
+            max_busy_per_tenant: cores * 2,
             grace: Duration::from_millis(500),
         }
     }
@@ -59,7 +64,10 @@ struct Worker {
 #[derive(Default)]
 struct Slots {
     idle: Vec<Worker>,
+    /// Workers alive, idle or busy.
     total: usize,
+    /// Busy workers per tenant.
+    busy: HashMap<String, usize>,
 }
 
 pub struct Pool {
@@ -85,7 +93,8 @@ impl Pool {
     /// started at all is an error.
     pub async fn run(&self, inv: &Invocation) -> Result<Execution, PoolError> {
         let started = Instant::now();
-        let (mut worker, spawn_ms) = self.acquire(inv).await?;
+        let (mut lease, spawn_ms) = self.acquire(inv).await?;
+        let worker = lease.worker.as_mut().expect("a new lease holds its worker");
         let id = worker.next_id;
         worker.next_id += 1;
         let wait = Duration::from_millis(inv.limits.timeout_ms) + self.config.grace;
@@ -101,14 +110,14 @@ impl Pool {
             Ok(Ok(Some(response))) if response.id == id => {
                 let execution = response.execution;
                 if execution.outcome.is_limit() {
-                    self.discard(worker).await;
+                    lease.discard().await;
                 } else {
-                    self.release(worker);
+                    lease.release();
                 }
                 execution
             }
             Err(_) => {
-                self.discard(worker).await;
+                lease.discard().await;
                 Execution::failed(
                     Outcome::Timeout,
                     ScriptError::system(
@@ -122,7 +131,7 @@ impl Pool {
             }
             Ok(_) => {
                 // The worker closed its pipe or answered out of turn: it died or is broken.
-                let (outcome, error) = self.bury(worker).await;
+                let (outcome, error) = lease.bury().await;
                 Execution::failed(outcome, error)
             }
         };
@@ -131,19 +140,27 @@ impl Pool {
         Ok(execution)
     }
 
-    /// Takes an idle worker of the invocation's tenant (and memory ceiling), or starts one. A
-    /// worker never serves two tenants: an idle worker of another tenant is stopped to make room.
-    async fn acquire(&self, inv: &Invocation) -> Result<(Worker, f64), PoolError> {
+    /// Takes an idle worker of the invocation's tenant (and memory ceiling), or starts one,
+    /// once the tenant is below its share of busy workers. A worker never serves two tenants:
+    /// an idle worker of another tenant is stopped to make room.
+    async fn acquire(&self, inv: &Invocation) -> Result<(Lease<'_>, f64), PoolError> {
         enum Next {
             Reuse(Worker),
             Spawn(Option<Worker>),
             Wait,
         }
         loop {
+            // Registered before the check, so a release between the check and the wait wakes it.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
             let next = {
                 let mut slots = self.slots.lock().expect("pool lock");
                 let memory = inv.limits.memory_bytes;
-                if let Some(i) = slots
+                let busy = slots.busy.get(&inv.tenant).copied().unwrap_or(0);
+                let next = if busy >= self.config.max_busy_per_tenant.max(1) {
+                    Next::Wait
+                } else if let Some(i) = slots
                     .idle
                     .iter()
                     .rposition(|w| w.tenant == inv.tenant && w.memory_bytes == memory)
@@ -156,12 +173,21 @@ impl Pool {
                     Next::Spawn(Some(slots.idle.remove(0)))
                 } else {
                     Next::Wait
+                };
+                if !matches!(next, Next::Wait) {
+                    *slots.busy.entry(inv.tenant.clone()).or_default() += 1;
                 }
+                next
+            };
+            let lease = |worker| Lease {
+                pool: self,
+                tenant: inv.tenant.clone(),
+                worker: Some(worker),
             };
             let evicted = match next {
-                Next::Reuse(w) => return Ok((w, 0.0)),
+                Next::Reuse(w) => return Ok((lease(w), 0.0)),
                 Next::Wait => {
-                    self.freed.notified().await;
+                    freed.await;
                     continue;
                 }
                 Next::Spawn(evicted) => evicted,
@@ -171,10 +197,9 @@ impl Pool {
             }
             let spawn_started = Instant::now();
             return match self.spawn(inv).await {
-                Ok(w) => Ok((w, spawn_started.elapsed().as_secs_f64() * 1e3)),
+                Ok(w) => Ok((lease(w), spawn_started.elapsed().as_secs_f64() * 1e3)),
                 Err(e) => {
-                    self.slots.lock().expect("pool lock").total -= 1;
-                    self.freed.notify_one();
+                    self.settle(&inv.tenant, None, true);
                     Err(e)
                 }
             };
@@ -230,19 +255,57 @@ impl Pool {
         })
     }
 
-    fn release(&self, worker: Worker) {
-        self.slots.lock().expect("pool lock").idle.push(worker);
-        self.freed.notify_one();
+    /// Ends a run's hold on a worker: back to the idle list, or gone (`dead`).
+    fn settle(&self, tenant: &str, idle: Option<Worker>, dead: bool) {
+        {
+            let mut slots = self.slots.lock().expect("pool lock");
+            if let Some(n) = slots.busy.get_mut(tenant) {
+                *n -= 1;
+                if *n == 0 {
+                    slots.busy.remove(tenant);
+                }
+            }
+            if dead {
+                slots.total -= 1;
+            }
+            if let Some(w) = idle {
+                slots.idle.push(w);
+            }
+        }
+        // Every waiter looks again: the one woken may be a tenant still at its share.
+        self.freed.notify_waiters();
+    }
+}
+
+/// One run's hold on a worker. Dropped without being settled (the request was cancelled,
+/// say, because its client went away), it kills the worker and gives the slot back.
+struct Lease<'a> {
+    pool: &'a Pool,
+    tenant: String,
+    worker: Option<Worker>,
+}
+
+impl Lease<'_> {
+    /// The worker is healthy: keep it for the tenant's next run.
+    fn release(mut self) {
+        let worker = self.worker.take();
+        self.pool.settle(&self.tenant, worker, false);
     }
 
     /// Stops a worker that hit a limit or passed its deadline.
-    async fn discard(&self, mut worker: Worker) {
-        let _ = worker.child.kill().await;
-        self.forget();
+    async fn discard(mut self) {
+        if let Some(mut worker) = self.worker.take() {
+            let _ = worker.child.kill().await;
+        }
+        self.pool.settle(&self.tenant, None, true);
     }
 
     /// Collects a worker that died by itself and says why.
-    async fn bury(&self, mut worker: Worker) -> (Outcome, ScriptError) {
+    async fn bury(mut self) -> (Outcome, ScriptError) {
+        let mut worker = self
+            .worker
+            .take()
+            .expect("a lease holds its worker until settled");
         let status = match tokio::time::timeout(Duration::from_secs(2), worker.child.wait()).await {
             Ok(Ok(status)) => Some(status),
             _ => {
@@ -256,13 +319,18 @@ impl Pool {
             let t = worker.stderr_tail.lock().expect("stderr tail lock");
             String::from_utf8_lossy(&t.iter().copied().collect::<Vec<_>>()).into_owned()
         };
-        self.forget();
+        self.pool.settle(&self.tenant, None, true);
         death(status, &stderr, worker.memory_bytes)
     }
+}
 
-    fn forget(&self) {
-        self.slots.lock().expect("pool lock").total -= 1;
-        self.freed.notify_one();
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        // Still holding the worker: the run was abandoned mid-exchange. `kill_on_drop` ends
+        // the process; its slot and the tenant's share are returned here.
+        if self.worker.take().is_some() {
+            self.pool.settle(&self.tenant, None, true);
+        }
     }
 }
 

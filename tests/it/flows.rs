@@ -80,6 +80,7 @@ fn shared_pool() -> Arc<customdb::isolation::Pool> {
         Arc::new(customdb::isolation::Pool::new(
             customdb::isolation::PoolConfig {
                 max_workers: 4,
+                max_busy_per_tenant: 4,
                 ..customdb::isolation::PoolConfig::new(crate::util::customdb_exe())
             },
         ))

@@ -2,7 +2,7 @@
 //! watchdog's guarantee, not a speed target), customdb must survive it, and a normal script must
 //! run correctly right after it.
 
-use crate::util::{expect, invocation, run};
+use crate::util::{block_on, expect, invocation, run};
 use customdb::outcome::Outcome;
 use customdb::script::Action;
 use serde_json::json;
@@ -264,4 +264,62 @@ fn source_limits_are_checked_before_parsing() {
         &run(&invocation(Action::Login, &big, json!(["a", "b"]))),
         &json!({"outcome": "invalid_script", "error": {"message": "~above the 102400 byte limit"}}),
     );
+}
+
+/// A pool of two workers where a tenant may keep one busy, private to one test.
+fn small_pool() -> customdb::isolation::Pool {
+    customdb::isolation::Pool::new(customdb::isolation::PoolConfig {
+        max_workers: 2,
+        max_busy_per_tenant: 1,
+        ..customdb::isolation::PoolConfig::new(crate::util::customdb_exe())
+    })
+}
+
+#[test]
+fn a_tenant_whose_scripts_hang_leaves_workers_to_the_others() {
+    let pool = small_pool();
+    let hang =
+        "function login(a, b, cb) { setTimeout(function () { cb(null, { user_id: 1 }); }, 3000); }";
+    let quick = "function login(a, b, cb) { cb(null, { user_id: 2 }); }";
+    let mut noisy = invocation(Action::Login, hang, json!(["a", "b"]));
+    noisy.tenant = "noisy".into();
+    let mut calm = invocation(Action::Login, quick, json!(["a", "b"]));
+    calm.tenant = "calm".into();
+    block_on(async {
+        use futures::StreamExt;
+        let mut hanging: futures::stream::FuturesUnordered<_> =
+            (0..3).map(|_| pool.run(&noisy)).collect();
+        // The calm tenant's run ends before any of the noisy tenant's: it never waits for them.
+        tokio::select! {
+            calm = pool.run(&calm) => {
+                assert_eq!(calm.unwrap().outcome, Outcome::Success);
+            }
+            _ = hanging.next() => panic!("the calm tenant waited for the noisy tenant's runs"),
+        }
+        while let Some(run) = hanging.next().await {
+            assert_eq!(run.unwrap().outcome, Outcome::Success);
+        }
+    });
+}
+
+#[test]
+fn an_abandoned_run_gives_its_worker_back() {
+    let pool = small_pool();
+    let hang =
+        "function login(a, b, cb) { setTimeout(function () { cb(null, { user_id: 1 }); }, 5000); }";
+    let quick = "function login(a, b, cb) { cb(null, { user_id: 2 }); }";
+    block_on(async {
+        // Three runs whose callers give up (an HTTP client that went away drops the future).
+        for _ in 0..3 {
+            let inv = invocation(Action::Login, hang, json!(["a", "b"]));
+            let abandoned =
+                tokio::time::timeout(std::time::Duration::from_millis(200), pool.run(&inv)).await;
+            assert!(abandoned.is_err(), "the run was still going");
+        }
+        let inv = invocation(Action::Login, quick, json!(["a", "b"]));
+        let run = tokio::time::timeout(std::time::Duration::from_secs(10), pool.run(&inv))
+            .await
+            .expect("the pool still has workers after abandoned runs");
+        assert_eq!(run.unwrap().outcome, Outcome::Success);
+    });
 }

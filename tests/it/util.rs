@@ -31,6 +31,7 @@ pub fn pool() -> &'static Pool {
     POOL.get_or_init(|| {
         Pool::new(PoolConfig {
             max_workers: 4,
+            max_busy_per_tenant: 4,
             ..PoolConfig::new(customdb_exe())
         })
     })
