@@ -1,32 +1,83 @@
 //! HTTP benchmarks against a real `customdb serve` (release binary, demo tenant, sqlite
-//! template): login throughput against the bcrypt-only ceiling measured in the same run, and
-//! `GET /api/v2/users/{id}` latency at 64 concurrent clients.
+//! template): login throughput against the bcrypt-only ceiling measured in the same run,
+//! `GET /api/v2/users/{id}` latency at 64 concurrent clients, and the demo tenant's login
+//! latency while another tenant floods the server with scripts that hang.
+//!
+//! `cargo bench --bench http [logins] [reads] [neighbour]` runs the named parts (all by default).
 
 mod common;
 use common::{exe, percentile};
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const SECONDS: u64 = 10;
 const PASSWORD: &str = "correct horse battery staple";
+const NOISY_HOST: &str = "noisy.test";
 
-#[tokio::main]
-async fn main() {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let data = tempfile::tempdir().unwrap();
-    let mut server = Command::new(exe())
+struct Server {
+    child: Child,
+    base: String,
+    client_id: String,
+    client_secret: String,
+    /// A client of the noisy tenant (whose login script never answers).
+    noisy_client: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Prepares the data folder (the noisy tenant beside the demo) and starts the server on it.
+fn start(data: &Path) -> Server {
+    let admin = |args: &[&str]| {
+        let out = Command::new(exe())
+            .args(["tenant", "--data"])
+            .arg(data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    admin(&["create", "noisy", "--domain", NOISY_HOST]);
+    let printed = admin(&["client", "noisy"]);
+    let noisy_client = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id "))
+        .unwrap()
+        .to_string();
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("database.json"),
+        json!({"name": "Hanging", "options": {"customScripts": {"login": "./login.js"}}})
+            .to_string(),
+    )
+    .unwrap();
+    // Waits on a timer it never settles: the run ends only at its 20 s deadline.
+    std::fs::write(
+        folder.path().join("login.js"),
+        "function login(email, password, callback) { setTimeout(function () {}, 600000); }",
+    )
+    .unwrap();
+    admin(&["connection", "noisy", folder.path().to_str().unwrap()]);
+
+    let mut child = Command::new(exe())
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path().join("data"))
+        .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let first = BufReader::new(server.stdout.take().unwrap())
+    let first = BufReader::new(child.stdout.take().unwrap())
         .lines()
         .next()
         .unwrap()
@@ -34,14 +85,69 @@ async fn main() {
     let base = first
         .trim_start_matches("customdb listening on ")
         .to_string();
-    let creds: Value = serde_json::from_str(
-        &std::fs::read_to_string(data.path().join("data/demo-client.json")).unwrap(),
-    )
-    .unwrap();
-    let client_id = creds["client_id"].as_str().unwrap().to_string();
-    let http = reqwest::Client::new();
+    let creds: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("demo-client.json")).unwrap())
+            .unwrap();
+    Server {
+        child,
+        base,
+        client_id: creds["client_id"].as_str().unwrap().to_string(),
+        client_secret: creds["client_secret"].as_str().unwrap().to_string(),
+        noisy_client,
+    }
+}
 
-    // The ceiling: bcrypt (cost 10) verifications per second on every core at once.
+fn demo_login(s: &Server) -> String {
+    json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Username-Password-Authentication",
+           "client_id": s.client_id, "username": "alice@example.com", "password": PASSWORD})
+    .to_string()
+}
+
+async fn post_login(http: &reqwest::Client, base: &str, body: &str, host: Option<&str>) -> u16 {
+    let mut request = http
+        .post(format!("{base}/oauth/token"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(h) = host {
+        request = request.header("host", h);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    response.bytes().await.unwrap();
+    status
+}
+
+/// Logins per second from `clients` concurrent clients for SECONDS, and their latencies (ms).
+async fn login_load(s: &Server, clients: usize) -> (f64, Vec<f64>) {
+    let http = reqwest::Client::new();
+    let body = demo_login(s);
+    // Warm the worker and the cache first.
+    assert_eq!(post_login(&http, &s.base, &body, None).await, 200);
+    let until = Instant::now() + Duration::from_secs(SECONDS);
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (http, base, body) = (http.clone(), s.base.clone(), body.clone());
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    assert_eq!(post_login(&http, &base, &body, None).await, 200);
+                    samples.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    for t in tasks {
+        samples.extend(t.await.unwrap());
+    }
+    samples.sort_by(f64::total_cmp);
+    (samples.len() as f64 / SECONDS as f64, samples)
+}
+
+/// bcrypt (cost 10) verifications per second on every core at once.
+fn bcrypt_ceiling(cores: usize) -> f64 {
     let hash = bcrypt::hash(PASSWORD, 10).unwrap();
     let done = Arc::new(AtomicUsize::new(0));
     let until = Instant::now() + Duration::from_secs(SECONDS);
@@ -57,50 +163,25 @@ async fn main() {
         })
         .collect();
     threads.into_iter().for_each(|t| t.join().unwrap());
-    let ceiling = done.load(Ordering::Relaxed) as f64 / SECONDS as f64;
+    done.load(Ordering::Relaxed) as f64 / SECONDS as f64
+}
 
-    // Logins over HTTP: password-realm grants from 2×cores clients for the same time.
-    let login = json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Username-Password-Authentication",
-                       "client_id": client_id, "username": "alice@example.com", "password": PASSWORD}).to_string();
-    let ok = Arc::new(AtomicUsize::new(0));
-    // Warm the worker and the cache first.
-    http.post(format!("{base}/oauth/token"))
-        .header("content-type", "application/json")
-        .body(login.clone())
-        .send()
-        .await
-        .unwrap();
-    let until = Instant::now() + Duration::from_secs(SECONDS);
-    let tasks: Vec<_> = (0..cores * 2)
-        .map(|_| {
-            let (http, base, login, ok) = (http.clone(), base.clone(), login.clone(), ok.clone());
-            tokio::spawn(async move {
-                while Instant::now() < until {
-                    let r = http
-                        .post(format!("{base}/oauth/token"))
-                        .header("content-type", "application/json")
-                        .body(login.clone())
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(r.status(), 200);
-                    ok.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let logins = ok.load(Ordering::Relaxed) as f64 / SECONDS as f64;
+async fn logins(s: &Server, cores: usize) {
+    let ceiling = bcrypt_ceiling(cores);
+    let (logins, _) = login_load(s, cores * 2).await;
+    println!("| bcrypt-only ceiling ({cores} cores, cost 10) | {ceiling:.1} logins/s | |");
+    println!(
+        "| HTTP password-realm logins, sqlite template | {logins:.1} logins/s = {:.2} of the ceiling | ≥ 0.9 |",
+        logins / ceiling
+    );
+}
 
-    // Cached-profile reads at 64 concurrent clients.
-    let creds_body = json!({"grant_type": "client_credentials", "client_id": client_id, "client_secret": creds["client_secret"],
-                            "audience": format!("https://{}/api/v2/", base.trim_start_matches("http://"))}).to_string();
+async fn reads(s: &Server) {
+    let http = reqwest::Client::new();
     let token = http
-        .post(format!("{base}/oauth/token"))
+        .post(format!("{}/oauth/token", s.base))
         .header("content-type", "application/json")
-        .body(creds_body)
+        .body(json!({"grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}).to_string())
         .send()
         .await
         .unwrap()
@@ -109,9 +190,11 @@ async fn main() {
         .unwrap();
     let token: Value = serde_json::from_str(&token).unwrap();
     let token = token["access_token"].as_str().unwrap().to_string();
+    // The user is in the cache once it has logged in.
+    assert_eq!(post_login(&http, &s.base, &demo_login(s), None).await, 200);
     let tasks: Vec<_> = (0..64)
         .map(|_| {
-            let (http, base, token) = (http.clone(), base.clone(), token.clone());
+            let (http, base, token) = (http.clone(), s.base.clone(), token.clone());
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 for _ in 0..100 {
@@ -135,19 +218,86 @@ async fn main() {
         samples.extend(t.await.unwrap());
     }
     samples.sort_by(f64::total_cmp);
-
-    println!("| measurement | value | DESIGN target |\n|---|---|---|");
-    println!("| bcrypt-only ceiling ({cores} cores, cost 10) | {ceiling:.1} logins/s | |");
-    println!(
-        "| HTTP password-realm logins, sqlite template | {logins:.1} logins/s = {:.2} of the ceiling | ≥ 0.9 |",
-        logins / ceiling
-    );
     println!(
         "| GET /api/v2/users/{{id}}, 64 concurrent clients | p50 {:.2} ms, p99 {:.2} ms ({} requests) | p99 ≤ 5 ms |",
         percentile(&samples, 0.5),
         percentile(&samples, 0.99),
         samples.len()
     );
-    let _ = server.kill();
-    let _ = server.wait();
+}
+
+/// The demo tenant's logins alone, then while the noisy tenant keeps its limit of logins
+/// in flight, each hanging until its deadline.
+async fn neighbour(s: &Server, cores: usize) {
+    let (_, quiet) = login_load(s, cores).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let hanging = Arc::new(AtomicUsize::new(0));
+    let noisy_body = json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Hanging",
+                            "client_id": s.noisy_client, "username": "x@example.com", "password": "whatever"})
+    .to_string();
+    let flood: Vec<_> = (0..96)
+        .map(|_| {
+            let http = reqwest::Client::new();
+            let (base, body, stop, hanging) = (
+                s.base.clone(),
+                noisy_body.clone(),
+                stop.clone(),
+                hanging.clone(),
+            );
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    hanging.fetch_add(1, Ordering::Relaxed);
+                    let request = post_login(&http, &base, &body, Some(NOISY_HOST));
+                    // Each hanging login is abandoned after 30 s at most; 429s are retried.
+                    let status = tokio::time::timeout(Duration::from_secs(30), request).await;
+                    hanging.fetch_sub(1, Ordering::Relaxed);
+                    if matches!(status, Ok(429)) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let the flood fill the noisy tenant's share of the workers.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let in_flight = hanging.load(Ordering::Relaxed);
+    let (_, noisy) = login_load(s, cores).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in flood {
+        task.abort();
+    }
+    println!(
+        "| demo logins ({cores} clients), alone | p50 {:.1} ms, p99 {:.1} ms ({} logins) | |",
+        percentile(&quiet, 0.5),
+        percentile(&quiet, 0.99),
+        quiet.len()
+    );
+    println!(
+        "| the same while another tenant holds {in_flight} hanging logins | p50 {:.1} ms, p99 {:.1} ms ({} logins) | p99 unmoved |",
+        percentile(&noisy, 0.5),
+        percentile(&noisy, 0.99),
+        noisy.len()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let run = |part: &str| wanted.is_empty() || wanted.iter().any(|w| w == part);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data.path().join("data"));
+    println!("| measurement | value | DESIGN target |\n|---|---|---|");
+    if run("logins") {
+        logins(&server, cores).await;
+    }
+    if run("reads") {
+        reads(&server).await;
+    }
+    if run("neighbour") {
+        neighbour(&server, cores).await;
+    }
 }
