@@ -68,18 +68,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
-        println!("customdb listening on http://{address}");
+        let mut banner = format!("customdb listening on http://{address}\n");
         if let Some(client) = demo {
-            println!("demo tenant: connection \"{}\", users alice@example.com / \"correct horse battery staple\", bob@example.com / \"hunter22\"", crate::demo::CONNECTION);
-            println!("management client: client_id {} client_secret {}", client.client_id, client.client_secret);
-            println!(
-                "try: curl -s http://{address}/oauth/token -H 'content-type: application/json' -d '{{\"grant_type\":\"http://auth0.com/oauth/grant-type/password-realm\",\"realm\":\"{}\",\"client_id\":\"{}\",\"username\":\"alice@example.com\",\"password\":\"correct horse battery staple\"}}'",
+            banner += &format!("demo tenant: connection \"{}\", users alice@example.com / \"correct horse battery staple\", bob@example.com / \"hunter22\"\n", crate::demo::CONNECTION);
+            banner += &format!("management client: client_id {} client_secret {}\n", client.client_id, client.client_secret);
+            banner += &format!(
+                "try: curl -s http://{address}/oauth/token -H 'content-type: application/json' -d '{{\"grant_type\":\"http://auth0.com/oauth/grant-type/password-realm\",\"realm\":\"{}\",\"client_id\":\"{}\",\"username\":\"alice@example.com\",\"password\":\"correct horse battery staple\"}}'\n",
                 crate::demo::CONNECTION,
                 client.client_id
             );
         }
+        // Whoever started the server may stop reading its output (`| head -1`): the server
+        // keeps serving either way.
         use std::io::Write as _;
-        std::io::stdout().flush()?;
+        let mut stdout = std::io::stdout();
+        let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
         axum::serve(listener, api::router(state))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -15,6 +15,14 @@ struct Server {
     _data: tempfile::TempDir,
 }
 
+impl Drop for Server {
+    /// A test that fails (or ends) never leaves its server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start() -> Server {
     start_in(tempfile::tempdir().unwrap())
 }
@@ -1078,4 +1086,46 @@ fn connections_round_trip_through_export_and_deploy() {
         stderr.contains("cannot get a Management API token"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_server_keeps_serving_when_its_output_is_closed() {
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(customdb_exe())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(data.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Nobody reads what it prints (`customdb serve | true`): the pipe is closed at once.
+    drop(child.stdout.take());
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        let answer = block_on(async {
+            reqwest::get(format!("{base}/.well-known/jwks.json"))
+                .await
+                .map(|r| r.status().as_u16())
+        });
+        match answer {
+            Ok(status) => break status,
+            Err(_) if std::time::Instant::now() < deadline => {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "the server exited because its output was closed"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => panic!("the server never answered: {e}"),
+        }
+    };
+    assert_eq!(status, 200);
+    let _ = child.kill();
+    let _ = child.wait();
 }
