@@ -104,14 +104,20 @@ impl Core {
     /// GET /users/{id}: the cached profile, marked `"stale": true` or evicted when the
     /// connection's cache policy says so. Migrated users live here and never expire.
     pub async fn read_user(&self, tenant: &str, user_id: &str) -> Result<Answer<Value>, FlowError> {
-        let Some(user) = self.user(tenant, user_id).await? else {
+        // One trip to the blocking pool for the profile and its connection's cache policy.
+        let (t, u) = (tenant.to_string(), user_id.to_string());
+        let found = self
+            .blocking(move |s| {
+                let Some(user) = s.get_user(&t, &u)? else {
+                    return Ok(None);
+                };
+                let options = s.connection_options(&t, &user.connection)?;
+                Ok(Some((user, options.unwrap_or_default())))
+            })
+            .await?;
+        let Some((user, options)) = found else {
             return Ok(Answer::NotFound);
         };
-        let (t, c) = (tenant.to_string(), user.connection.clone());
-        let options = self
-            .blocking(move |s| s.connection_options(&t, &c))
-            .await?
-            .unwrap_or_default();
         let policy = CachePolicy::of(&options);
         if !user.migrated && policy.expired(&user.cached_at, &crate::store::now()) {
             if policy.evict {

@@ -16,8 +16,14 @@ use axum::http::{HeaderMap, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::flows::{Core, FlowError};
+
+/// How long a host answered by the default tenant is remembered.
+const DEFAULT_HOST_TTL: Duration = Duration::from_secs(5);
+/// Hosts remembered at most (any Host header can be sent: the map must not grow unbounded).
+const MAX_HOSTS: usize = 4096;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -29,8 +35,8 @@ pub struct AppState {
     /// Script runs one tenant may have in flight; beyond it requests get 429.
     pub max_runs_per_tenant: usize,
     pub in_flight: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
-    /// Hosts already resolved to their tenant (a tenant's domains are only ever added).
-    hosts: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Hosts already resolved to their tenant, with when the answer must be looked up again.
+    hosts: std::sync::Mutex<std::collections::HashMap<String, (String, Option<Instant>)>>,
 }
 
 impl AppState {
@@ -128,7 +134,8 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&domain)
-            .cloned();
+            .filter(|(_, until)| until.is_none_or(|t| Instant::now() < t))
+            .map(|(id, _)| id.clone());
         if let Some(id) = known {
             return Ok(Tenant { id, domain, scheme });
         }
@@ -136,15 +143,15 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
         let tenant = state.store(move |s| s.tenant_for_host(&host)).await?;
         match tenant {
             Some((id, explicit)) => {
-                // Only a tenant's own domains are remembered: a host answered by the default
-                // tenant may become another tenant's domain later.
-                if explicit {
-                    state
-                        .hosts
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(domain.clone(), id.clone());
+                // A tenant's own domain stays its own (domains are only ever added); a host
+                // the default tenant answered may become another tenant's domain (through
+                // `customdb tenant create`, another process), so that answer is kept briefly.
+                let until = (!explicit).then(|| Instant::now() + DEFAULT_HOST_TTL);
+                let mut hosts = state.hosts.lock().unwrap_or_else(|e| e.into_inner());
+                if hosts.len() >= MAX_HOSTS {
+                    hosts.clear();
                 }
+                hosts.insert(domain.clone(), (id.clone(), until));
                 Ok(Tenant { id, domain, scheme })
             }
             None => Err(ApiError::management(

@@ -17,31 +17,102 @@ use crate::store::{Store, seal::Sealer};
 /// Run the server: Auth0's Authentication and Management APIs over your connections.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free one).
-    #[arg(long, default_value = "127.0.0.1:3000")]
-    listen: SocketAddr,
-    /// Data folder: the store, its key, connections' data folders.
-    #[arg(long, default_value = "customdb-data")]
-    data: PathBuf,
-    /// Requests running scripts that one tenant may have in flight (beyond: 429).
-    #[arg(long, default_value_t = 64)]
-    max_runs_per_tenant: usize,
-    /// Worker processes running scripts (default: 4 per core); one tenant may keep at most
+    /// A JSON file with any of the settings below, by their names with underscores
+    /// (`listen`, `data`, `max_runs_per_tenant`, `workers`, `log_format`); flags win over it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free one) [default: 127.0.0.1:3000].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data folder: the store, its key, connections' data folders [default: customdb-data].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Requests running scripts that one tenant may have in flight, beyond which it gets 429
+    /// [default: 64].
+    #[arg(long)]
+    max_runs_per_tenant: Option<usize>,
+    /// Worker processes running scripts [default: 4 per core]; one tenant may keep at most
     /// half of them busy.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
-    /// Log lines as `text` or `json`.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
+    /// Log lines as text or json [default: text].
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The `--config` file: every key optional, unknown keys refused by name.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    max_runs_per_tenant: Option<usize>,
+    workers: Option<usize>,
+    log_format: Option<LogFormat>,
+}
+
+/// What the server runs with: flags, then the config file, then the defaults.
+struct Settings {
+    listen: SocketAddr,
+    data: PathBuf,
+    max_runs_per_tenant: usize,
+    workers: Option<usize>,
+    log_format: LogFormat,
+}
+
+impl Settings {
+    fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            None => ConfigFile::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the config file {}", path.display()))?;
+                serde_json::from_str(&text).with_context(|| {
+                    format!(
+                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format)",
+                        path.display()
+                    )
+                })?
+            }
+        };
+        Ok(Settings {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
+            data: args
+                .data
+                .or(file.data)
+                .unwrap_or_else(|| PathBuf::from("customdb-data")),
+            max_runs_per_tenant: args
+                .max_runs_per_tenant
+                .or(file.max_runs_per_tenant)
+                .unwrap_or(64)
+                .max(1),
+            workers: args.workers.or(file.workers),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+        })
+    }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let args = Settings::resolve(args)?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTOMDB_LOG")
         .unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if args.log_format == "json" {
+    if args.log_format == LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();
@@ -59,7 +130,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Arc::new(Pool::new(pool_config(program, args.workers))),
         Some(args.data.join("connections")),
     );
-    let state = Arc::new(AppState::new(core, keys, args.max_runs_per_tenant.max(1)));
+    let state = Arc::new(AppState::new(core, keys, args.max_runs_per_tenant));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

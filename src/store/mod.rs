@@ -330,13 +330,20 @@ impl Store {
         name: &str,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
         let conn = self.read();
-        let row = conn
-            .query_row(
-                "SELECT id, name, options, scripts, configuration FROM connections WHERE tenant = ?1 AND (name = ?2 OR id = ?2)",
-                params![tenant, name],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, Option<Vec<u8>>>(4)?)),
-            )
-            .optional()?;
+        let row = query_one(
+            &conn,
+            "SELECT id, name, options, scripts, configuration FROM connections WHERE tenant = ?1 AND (name = ?2 OR id = ?2)",
+            params![tenant, name],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
+                ))
+            },
+        )?;
         let Some((id, name, options, scripts, sealed)) = row else {
             return Ok(None);
         };
@@ -365,13 +372,12 @@ impl Store {
         name: &str,
     ) -> Result<Option<Map<String, Value>>, StoreError> {
         let conn = self.read();
-        let text: Option<String> = conn
-            .query_row(
-                "SELECT options FROM connections WHERE tenant = ?1 AND name = ?2",
-                params![tenant, name],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let text: Option<String> = query_one(
+            &conn,
+            "SELECT options FROM connections WHERE tenant = ?1 AND name = ?2",
+            params![tenant, name],
+            |r| r.get(0),
+        )?;
         text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()
     }
@@ -780,22 +786,22 @@ impl Store {
     /// (`false`: the default tenant answers for an unknown host).
     pub fn tenant_for_host(&self, host: &str) -> Result<Option<(String, bool)>, StoreError> {
         let conn = self.read();
-        let by_host: Option<String> = conn
-            .query_row(
-                "SELECT tenant FROM tenant_domains WHERE domain = lower(?1)",
-                params![host],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let by_host: Option<String> = query_one(
+            &conn,
+            "SELECT tenant FROM tenant_domains WHERE domain = lower(?1)",
+            params![host],
+            |r| r.get(0),
+        )?;
         if let Some(t) = by_host {
             return Ok(Some((t, true)));
         }
-        Ok(conn
-            .query_row("SELECT id FROM tenants WHERE is_default = 1", [], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .map(|t| (t, false)))
+        Ok(query_one(
+            &conn,
+            "SELECT id FROM tenants WHERE is_default = 1",
+            [],
+            |r| r.get(0),
+        )?
+        .map(|t| (t, false)))
     }
 
     pub fn put_client(&self, client: &Client) -> Result<(), StoreError> {
@@ -810,23 +816,21 @@ impl Store {
     }
 
     pub fn get_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
-        let conn = self.read();
-        Ok(conn
-            .query_row(
-                "SELECT client_id, tenant, name, secret_hash, scopes FROM clients WHERE client_id = ?1",
-                params![client_id],
-                |r| {
-                    let scopes: String = r.get(4)?;
-                    Ok(Client {
-                        client_id: r.get(0)?,
-                        tenant: r.get(1)?,
-                        name: r.get(2)?,
-                        secret_hash: r.get(3)?,
-                        scopes: scopes.split_whitespace().map(str::to_string).collect(),
-                    })
-                },
-            )
-            .optional()?)
+        query_one(
+            &self.read(),
+            "SELECT client_id, tenant, name, secret_hash, scopes FROM clients WHERE client_id = ?1",
+            params![client_id],
+            |r| {
+                let scopes: String = r.get(4)?;
+                Ok(Client {
+                    client_id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    name: r.get(2)?,
+                    secret_hash: r.get(3)?,
+                    scopes: scopes.split_whitespace().map(str::to_string).collect(),
+                })
+            },
+        )
     }
 
     /// The token signing key (kid, PKCS#8 PEM), made by `generate` on first use and kept
@@ -919,18 +923,30 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
+/// One row or none, through the connection's statement cache: hot reads skip SQL parsing.
+fn query_one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, StoreError> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params, row)
+        .optional()?)
+}
+
 fn read_user(
     conn: &Connection,
     filter: &str,
     params: impl rusqlite::Params,
 ) -> Result<Option<User>, StoreError> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {USER_COLUMNS} FROM users WHERE {filter}"),
-            params,
-            user_from_row,
-        )
-        .optional()?)
+    query_one(
+        conn,
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE {filter}"),
+        params,
+        user_from_row,
+    )
 }
 
 fn email_owner(

@@ -1129,3 +1129,41 @@ fn the_server_keeps_serving_when_its_output_is_closed() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn a_config_file_sets_what_flags_do_not() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("customdb.json");
+    std::fs::write(
+        &config,
+        json!({"listen": "127.0.0.1:1", "max_runs_per_tenant": 5, "workers": 2, "log_format": "json"}).to_string(),
+    )
+    .unwrap();
+    // --listen 127.0.0.1:0 (given by start_with) wins over the file's port 1.
+    let s = start_with(data, &["--config", config.to_str().unwrap()]);
+    let (status, _) = block_on(call(
+        "GET",
+        &format!("{}/.well-known/jwks.json", s.base),
+        None,
+        None,
+    ));
+    assert_eq!(status, 200);
+
+    let bad = tempfile::tempdir().unwrap();
+    let path = bad.path().join("bad.json");
+    std::fs::write(
+        &path,
+        r#"{"listen": "127.0.0.1:0", "max_run_per_tenant": 5}"#,
+    )
+    .unwrap();
+    let out = Command::new(customdb_exe())
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown field `max_run_per_tenant`"),
+        "{stderr}"
+    );
+}
