@@ -234,7 +234,14 @@ impl Core {
             action,
             source: source.clone(),
             args,
-            context: None,
+            // Auth0 inserts `context` only with `enable_script_context` (no organizations here,
+            // so it is `{}`; delete always gets `{}` anyway).
+            context: record
+                .options
+                .get("enable_script_context")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                .then(|| json!({})),
             configuration: record.configuration.clone(),
             limits: Limits::default(),
             policy: Policy { data_dirs, egress },

@@ -805,3 +805,28 @@ fn connections_import_and_export_as_deploy_cli_folders() {
     let again = customdb::layout::read(&exported).unwrap();
     assert_eq!(again.scripts, stored.scripts);
 }
+
+#[test]
+fn scripts_get_context_when_the_connection_enables_it() {
+    let w = world(false, json!({"enable_script_context": true}));
+    let login = "function login(email, password, context, callback) { callback(null, { user_id: 9, email: email, nickname: typeof context }); }";
+    let mut record = w
+        .core
+        .store
+        .get_connection(TENANT, "users")
+        .unwrap()
+        .unwrap();
+    record.scripts.insert(Action::Login, login.into());
+    w.core.store.put_connection(&record).unwrap();
+    let user = done(w.login("zed@example.com", "any password"));
+    assert_eq!(user.profile["nickname"], "object");
+
+    // Without the option the same script's third argument is the callback: Auth0 would call
+    // `context(...)`, so the run fails instead of logging in.
+    record.options.remove("enable_script_context");
+    w.core.store.put_connection(&record).unwrap();
+    assert!(matches!(
+        w.login("zed@example.com", "any password"),
+        Answer::ScriptFailed { .. }
+    ));
+}
