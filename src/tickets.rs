@@ -6,7 +6,7 @@
 use rand::RngCore;
 
 use crate::flows::{Answer, Core, FlowError};
-use crate::store::{Ticket, UserChange};
+use crate::store::{Ticket, UserChange, unix_now};
 
 /// How long a ticket lives unless the request says otherwise (Auth0: five days).
 pub const DEFAULT_TTL_SECS: i64 = 5 * 86_400;
@@ -32,12 +32,6 @@ pub enum Redeemed {
     InvalidTicket,
     /// The flow refused or failed; the ticket stays usable.
     Failed(Answer<()>),
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn digest(ticket_id: &str) -> String {

@@ -50,12 +50,6 @@ pub(super) fn text<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 async fn token(
     State(state): State<Arc<AppState>>,
     tenant: Tenant,
@@ -121,7 +115,7 @@ async fn client_credentials(
             format!("Service not found: {wanted}"),
         ));
     }
-    let now = now_secs();
+    let now = crate::store::unix_now();
     let claims = json!({
         "iss": format!("https://{}/", tenant.domain),
         "sub": format!("{}@clients", client.client_id),
@@ -182,7 +176,7 @@ async fn password(
         Answer::Done(user) => user,
         other => return Err(login_error(other)),
     };
-    let now = now_secs();
+    let now = crate::store::unix_now();
     let issuer = format!("https://{}/", tenant.domain);
     let mut id_claims = profile_claims(&user);
     id_claims.insert("iss".into(), json!(issuer));

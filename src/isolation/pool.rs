@@ -179,30 +179,31 @@ impl Pool {
                 }
                 next
             };
-            let lease = |worker| Lease {
+            if let Next::Wait = next {
+                freed.await;
+                continue;
+            }
+            // The slot is taken from here on: if this future is dropped or the spawn fails,
+            // the lease gives it back.
+            let mut lease = Lease {
                 pool: self,
                 tenant: inv.tenant.clone(),
-                worker: Some(worker),
+                worker: None,
+                settled: false,
             };
-            let evicted = match next {
-                Next::Reuse(w) => return Ok((lease(w), 0.0)),
-                Next::Wait => {
-                    freed.await;
-                    continue;
+            match next {
+                Next::Reuse(w) => {
+                    lease.worker = Some(w);
+                    return Ok((lease, 0.0));
                 }
-                Next::Spawn(evicted) => evicted,
-            };
-            if let Some(mut old) = evicted {
-                let _ = old.child.kill().await;
+                Next::Spawn(Some(mut old)) => {
+                    let _ = old.child.kill().await;
+                }
+                Next::Spawn(None) | Next::Wait => {}
             }
             let spawn_started = Instant::now();
-            return match self.spawn(inv).await {
-                Ok(w) => Ok((lease(w), spawn_started.elapsed().as_secs_f64() * 1e3)),
-                Err(e) => {
-                    self.settle(&inv.tenant, None, true);
-                    Err(e)
-                }
-            };
+            lease.worker = Some(self.spawn(inv).await?);
+            return Ok((lease, spawn_started.elapsed().as_secs_f64() * 1e3));
         }
     }
 
@@ -277,23 +278,26 @@ impl Pool {
     }
 }
 
-/// One run's hold on a worker. Dropped without being settled (the request was cancelled,
-/// say, because its client went away), it kills the worker and gives the slot back.
+/// One run's hold on a worker slot. Dropped without being settled (the request was
+/// cancelled, say, because its client went away), it kills the worker and gives the slot back.
 struct Lease<'a> {
     pool: &'a Pool,
     tenant: String,
     worker: Option<Worker>,
+    settled: bool,
 }
 
 impl Lease<'_> {
     /// The worker is healthy: keep it for the tenant's next run.
     fn release(mut self) {
+        self.settled = true;
         let worker = self.worker.take();
         self.pool.settle(&self.tenant, worker, false);
     }
 
     /// Stops a worker that hit a limit or passed its deadline.
     async fn discard(mut self) {
+        self.settled = true;
         if let Some(mut worker) = self.worker.take() {
             let _ = worker.child.kill().await;
         }
@@ -302,6 +306,7 @@ impl Lease<'_> {
 
     /// Collects a worker that died by itself and says why.
     async fn bury(mut self) -> (Outcome, ScriptError) {
+        self.settled = true;
         let mut worker = self
             .worker
             .take()
@@ -326,9 +331,10 @@ impl Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        // Still holding the worker: the run was abandoned mid-exchange. `kill_on_drop` ends
-        // the process; its slot and the tenant's share are returned here.
-        if self.worker.take().is_some() {
+        // Not settled: the run was abandoned (or its worker never started). `kill_on_drop`
+        // ends the process, if any; the slot and the tenant's share are returned here.
+        if !self.settled {
+            self.worker.take();
             self.pool.settle(&self.tenant, None, true);
         }
     }

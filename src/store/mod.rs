@@ -974,6 +974,13 @@ fn take_object(map: &mut Map<String, Value>, key: &str) -> Map<String, Value> {
     }
 }
 
+/// The current time in seconds since the Unix epoch (token and ticket expiries).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// The current time as RFC 3339 UTC with milliseconds, as Auth0 writes dates.
 pub fn now() -> String {
     let since = std::time::SystemTime::now()
