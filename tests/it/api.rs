@@ -93,3 +93,29 @@ fn bad_requests_get_auth0_shaped_answers() {
             .unwrap_or_else(|m| panic!("{name}: {m}\n{actual}"));
     }
 }
+
+#[test]
+fn every_answer_carries_a_request_id() {
+    let (app, _creds, _dir) = app();
+    let get = |id: Option<&str>| {
+        let mut req = Request::builder()
+            .uri("/.well-known/jwks.json")
+            .header("host", "auth.example.test");
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        let response = block_on(app.clone().oneshot(req.body(Body::empty()).unwrap())).unwrap();
+        response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(get(Some("edge-42")), "edge-42", "a proxy's id is kept");
+    let fresh = get(None);
+    assert_eq!(fresh.len(), 32, "{fresh}");
+    assert_ne!(
+        get(Some("has spaces in it")),
+        "has spaces in it",
+        "an unusable id is replaced"
+    );
+}
