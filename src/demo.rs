@@ -33,7 +33,16 @@ pub enum DemoError {
 pub fn ensure(store: &Store, data: &Path) -> Result<Option<DemoClient>, DemoError> {
     let credentials = data.join(CREDENTIALS);
     if let Ok(text) = std::fs::read_to_string(&credentials) {
-        return Ok(serde_json::from_str(&text).ok());
+        let client: Option<DemoClient> = serde_json::from_str(&text).ok();
+        // A demo made by an older customdb gets the scopes added since (create:user_tickets).
+        if let Some(c) = &client
+            && let Some(mut stored) = store.get_client(&c.client_id)?
+            && stored.scopes != management_scopes()
+        {
+            stored.scopes = management_scopes();
+            store.put_client(&stored)?;
+        }
+        return Ok(client);
     }
     if store.get_connection(TENANT, CONNECTION)?.is_some() {
         return Ok(None);
@@ -78,10 +87,7 @@ pub fn ensure(store: &Store, data: &Path) -> Result<Option<DemoClient>, DemoErro
         tenant: TENANT.into(),
         name: "demo management client".into(),
         secret_hash: secret_hash(&client.client_secret),
-        scopes: crate::store::MANAGEMENT_SCOPES
-            .split_whitespace()
-            .map(str::to_string)
-            .collect(),
+        scopes: management_scopes(),
     })?;
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -98,6 +104,13 @@ pub fn ensure(store: &Store, data: &Path) -> Result<Option<DemoClient>, DemoErro
     )
     .map_err(files)?;
     Ok(Some(client))
+}
+
+fn management_scopes() -> Vec<String> {
+    crate::store::MANAGEMENT_SCOPES
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// How client secrets are stored: SHA-256 (they are 256-bit random values, not passwords).

@@ -119,3 +119,23 @@ fn every_answer_carries_a_request_id() {
         "an unusable id is replaced"
     );
 }
+
+#[test]
+fn an_older_demo_client_gets_the_scopes_added_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join("store.db"),
+        Sealer::from_text(&Sealer::generate_key()).unwrap(),
+    )
+    .unwrap();
+    let demo = customdb::demo::ensure(&store, dir.path()).unwrap().unwrap();
+    let mut client = store.get_client(&demo.client_id).unwrap().unwrap();
+    client.scopes.retain(|s| s != "create:user_tickets");
+    store.put_client(&client).unwrap();
+    customdb::demo::ensure(&store, dir.path()).unwrap();
+    let scopes = store.get_client(&demo.client_id).unwrap().unwrap().scopes;
+    assert!(
+        scopes.iter().any(|s| s == "create:user_tickets"),
+        "{scopes:?}"
+    );
+}
