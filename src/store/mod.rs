@@ -7,7 +7,7 @@
 pub mod seal;
 mod tickets;
 
-pub use tickets::Ticket;
+pub use tickets::{TICKETS_PER_EMAIL, Ticket};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};

@@ -6,6 +6,9 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 
+/// Unused tickets kept per email; a new one replaces the oldest beyond this.
+pub const TICKETS_PER_EMAIL: usize = 5;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticket {
     pub tenant: String,
@@ -19,10 +22,17 @@ pub struct Ticket {
 }
 
 impl Store {
-    /// Records a ticket under the digest of its id, and forgets tickets that have expired.
+    /// Records a ticket under the digest of its id, and forgets tickets that have expired and
+    /// all but the newest few of the same email (anyone may ask for tickets: they must not pile up).
     pub fn put_ticket(&self, digest: &str, ticket: &Ticket, now: i64) -> Result<(), StoreError> {
         self.write(|tx| {
             tx.execute("DELETE FROM tickets WHERE expires_at <= ?1", [now])?;
+            tx.execute(
+                "DELETE FROM tickets WHERE tenant = ?1 AND connection = ?2 AND email = ?3 AND claimed = 0
+                 AND digest NOT IN (SELECT digest FROM tickets WHERE tenant = ?1 AND connection = ?2 AND email = ?3
+                                    ORDER BY rowid DESC LIMIT ?4)",
+                params![ticket.tenant, ticket.connection, ticket.email, (TICKETS_PER_EMAIL - 1) as i64],
+            )?;
             tx.execute(
                 "INSERT INTO tickets (digest, tenant, connection, email, result_url, mark_email_verified, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![

@@ -830,3 +830,50 @@ fn scripts_get_context_when_the_connection_enables_it() {
         Answer::ScriptFailed { .. }
     ));
 }
+
+#[test]
+fn tickets_are_used_once_and_do_not_pile_up() {
+    use customdb::tickets::{Redeemed, TicketRequest};
+    let w = world(false, json!({}));
+    let request = TicketRequest {
+        connection: "users".into(),
+        email: "alice@example.com".into(),
+        result_url: None,
+        ttl_secs: 60,
+        mark_email_verified: false,
+    };
+    let ids: Vec<String> = (0..customdb::store::TICKETS_PER_EMAIL + 2)
+        .map(|_| block_on(w.core.issue_ticket(TENANT, request.clone())).unwrap())
+        .collect();
+    let redeem = |id: &str| block_on(w.core.redeem_ticket(TENANT, id, "a new password 1")).unwrap();
+    assert_eq!(
+        redeem(&ids[0]),
+        Redeemed::InvalidTicket,
+        "the oldest were dropped"
+    );
+    assert_eq!(redeem(&ids[1]), Redeemed::InvalidTicket);
+    assert_eq!(redeem(&ids[2]), Redeemed::Changed { result_url: None });
+    assert_eq!(redeem(&ids[2]), Redeemed::InvalidTicket, "used once");
+    assert_eq!(
+        block_on(
+            w.core
+                .redeem_ticket("another-tenant", &ids[3], "x-password-1")
+        )
+        .unwrap(),
+        Redeemed::InvalidTicket,
+        "a ticket belongs to its tenant"
+    );
+    done(w.login("alice@example.com", "a new password 1"));
+
+    // Expired tickets are refused.
+    let expired = block_on(w.core.issue_ticket(
+        TENANT,
+        TicketRequest {
+            ttl_secs: 1,
+            ..request
+        },
+    ))
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(redeem(&expired), Redeemed::InvalidTicket);
+}
