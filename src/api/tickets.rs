@@ -41,7 +41,7 @@ async fn request_change(
     tenant: Tenant,
     headers: HeaderMap,
     request: Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let body = body(&headers, request).await?;
     client(&state, &tenant, &body).await?;
     let missing = |key: &str| {
@@ -80,7 +80,12 @@ async fn request_change(
             "Success Change Password Request",
         )
         .await?;
-    Ok(Json(json!(REQUESTED)))
+    // Auth0 answers the sentence itself as text/html, not JSON; SDKs show it as is.
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        REQUESTED,
+    )
+        .into_response())
 }
 
 async fn connection(
