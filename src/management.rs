@@ -374,10 +374,12 @@ pub fn connection_from_api(
     name: Option<String>,
     body: &Value,
 ) -> Result<ConnectionRecord, String> {
-    let name = name
-        .or_else(|| body.get("name").and_then(Value::as_str).map(str::to_string))
-        .filter(|n| !n.is_empty())
-        .ok_or("Missing required property: name")?;
+    let name = match (name, body.get("name")) {
+        (Some(name), _) => name,
+        (None, Some(Value::String(n))) if !n.is_empty() => n.clone(),
+        (None, None) => return Err("Missing required property: name".into()),
+        (None, Some(_)) => return Err("name must be a non-empty string".into()),
+    };
     let mut options = match body.get("options") {
         None => Map::new(),
         Some(Value::Object(o)) => o.clone(),

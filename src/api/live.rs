@@ -3,7 +3,7 @@
 //! watcher that falls behind is told how many events it missed.
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::manage::require;
-use super::{ApiError, AppState, Tenant};
+use super::{ApiError, AppState, Query, Tenant};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/api/v2/logs/stream", get(stream))

@@ -2,7 +2,7 @@
 //! by email, patch, delete), logs and connections, behind bearer tokens whose scopes are
 //! checked and whose tenant must be the request's.
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use super::{ApiError, AppState, Tenant, body};
+use super::{ApiError, AppState, Query, Tenant, body};
 use crate::flows::Answer;
 
 pub fn routes() -> Router<Arc<AppState>> {

@@ -202,6 +202,31 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
     }
 }
 
+/// A query string as `T`; a bad one is a 400 in the Management API's shape that names the
+/// parameter (axum's own rejection is plain text).
+pub struct Query<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| {
+                let detail = e.body_text();
+                let detail = detail
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&detail);
+                ApiError::management(
+                    StatusCode::BAD_REQUEST,
+                    format!("Query validation error: {detail}"),
+                    "invalid_query_string",
+                )
+            })
+    }
+}
+
 /// A request body as JSON, from `application/json` or a form; a bad body is a 400 that says
 /// what is wrong.
 pub async fn body(headers: &HeaderMap, request: Request) -> Result<Value, ApiError> {

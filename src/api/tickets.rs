@@ -3,7 +3,7 @@
 //! deliver, since customdb sends no mail), and `/lo/reset`, where a ticket and a new password
 //! run the password-change flow.
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::post;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::auth::{client, text};
 use super::manage::require;
-use super::{ApiError, AppState, Tenant, body};
+use super::{ApiError, AppState, Query, Tenant, body};
 use crate::flows::Answer;
 use crate::tickets::{DEFAULT_TTL_SECS, MAX_TTL_SECS, Redeemed, TicketRequest};
 

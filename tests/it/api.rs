@@ -66,6 +66,8 @@ fn cases(
         ("reset with an unknown ticket", "POST", "/lo/reset", "application/x-www-form-urlencoded", format!("ticket={}&newPassword=n3w-Secret", "ab".repeat(24)), 404, json!({"error": "invalid_ticket"})),
         ("reset with passwords that differ", "POST", "/lo/reset", json_ct, json!({"ticket": "ab".repeat(24), "newPassword": "one-Secret", "confirmNewPassword": "two-Secret"}).to_string(), 400, json!({"error_description": "The passwords do not match."})),
         ("reset page for a malformed ticket", "GET", "/lo/reset?ticket=%3Cscript%3E", "", String::new(), 400, json!(null)),
+        ("a page that is not a number", "GET", "/api/v2/users?page=abc", "", String::new(), 400, json!({"statusCode": 400, "errorCode": "invalid_query_string", "message": "Query validation error: page: invalid digit found in string"})),
+        ("users by email without the email", "GET", "/api/v2/users-by-email", "", String::new(), 400, json!({"errorCode": "invalid_query_string", "message": "Query validation error: missing field `email`"})),
         ("signup without connection", "POST", "/dbconnections/signup", json_ct, json!({"client_id": client_id, "email": "a@example.com", "password": "x"}).to_string(), 400, json!({"message": "Missing required parameter: connection"})),
     ]
 }
