@@ -93,6 +93,24 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(manage::routes())
         .merge(tickets::routes())
         .merge(live::routes())
+        .fallback(|request: Request| async move {
+            ApiError::management(
+                StatusCode::NOT_FOUND,
+                format!("no endpoint at {}", request.uri().path()),
+                "not_found",
+            )
+        })
+        .method_not_allowed_fallback(|request: Request| async move {
+            ApiError::management(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!(
+                    "{} is not allowed on {}",
+                    request.method(),
+                    request.uri().path()
+                ),
+                "method_not_allowed",
+            )
+        })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(state)

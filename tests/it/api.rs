@@ -68,6 +68,8 @@ fn cases(
         ("reset page for a malformed ticket", "GET", "/lo/reset?ticket=%3Cscript%3E", "", String::new(), 400, json!(null)),
         ("a page that is not a number", "GET", "/api/v2/users?page=abc", "", String::new(), 400, json!({"statusCode": 400, "errorCode": "invalid_query_string", "message": "Query validation error: page: invalid digit found in string"})),
         ("users by email without the email", "GET", "/api/v2/users-by-email", "", String::new(), 400, json!({"errorCode": "invalid_query_string", "message": "Query validation error: missing field `email`"})),
+        ("an unknown endpoint", "GET", "/api/v2/nothing-here", "", String::new(), 404, json!({"statusCode": 404, "errorCode": "not_found", "message": "no endpoint at /api/v2/nothing-here"})),
+        ("a method the endpoint lacks", "PUT", "/oauth/token", json_ct, "{}".into(), 405, json!({"statusCode": 405, "errorCode": "method_not_allowed", "message": "PUT is not allowed on /oauth/token"})),
         ("signup without connection", "POST", "/dbconnections/signup", json_ct, json!({"client_id": client_id, "email": "a@example.com", "password": "x"}).to_string(), 400, json!({"message": "Missing required parameter: connection"})),
     ]
 }
