@@ -74,8 +74,10 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let program = std::env::current_exe()
         .context("cannot locate the customdb executable to start workers")?;
+    // Every case runs as one tenant: it may use every worker.
     let pool = Pool::new(PoolConfig {
         max_workers: jobs,
+        max_busy_per_tenant: jobs,
         ..PoolConfig::new(program)
     });
     let options = RunOptions {
