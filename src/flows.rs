@@ -62,6 +62,29 @@ pub enum Answer<T> {
     BadRequest(Vec<Violation>),
 }
 
+impl<T> Answer<T> {
+    /// `Done`'s payload, or the answer itself — which then carries no payload, so it can
+    /// stand as an answer of any type.
+    // The Err side is an Answer by design (what the flow returns next); it moves once per
+    // request, so boxing it would buy nothing.
+    #[allow(clippy::result_large_err)]
+    pub fn into_done<U>(self) -> Result<T, Answer<U>> {
+        Err(match self {
+            Answer::Done(v) => return Ok(v),
+            Answer::WrongCredentials => Answer::WrongCredentials,
+            Answer::Blocked => Answer::Blocked,
+            Answer::Unauthorized(m) => Answer::Unauthorized(m),
+            Answer::Conflict { code, message } => Answer::Conflict { code, message },
+            Answer::NotFound => Answer::NotFound,
+            Answer::Refused => Answer::Refused,
+            Answer::InvalidProfile(v) => Answer::InvalidProfile(v),
+            Answer::ScriptFailed { outcome, error } => Answer::ScriptFailed { outcome, error },
+            Answer::MissingScript(a) => Answer::MissingScript(a),
+            Answer::BadRequest(v) => Answer::BadRequest(v),
+        })
+    }
+}
+
 /// The core: the store, the worker pool, and where connections' data folders live.
 pub struct Core {
     pub store: Arc<Store>,
@@ -415,7 +438,7 @@ impl Core {
         }
     }
 
-    async fn cache(
+    async fn cache<E>(
         &self,
         tenant: &str,
         connection: &str,
@@ -423,7 +446,7 @@ impl Core {
         roots: RootAttributes,
         login: bool,
         hash: Option<String>,
-    ) -> Result<Result<User, Answer<User>>, FlowError> {
+    ) -> Result<Result<User, Answer<E>>, FlowError> {
         let (t, c) = (tenant.to_string(), connection.to_string());
         let result = self
             .blocking(move |s| {
@@ -783,7 +806,7 @@ impl Core {
                                 .await?;
                                 Answer::Done(())
                             }
-                            Err(conflict) => map_answer(conflict),
+                            Err(conflict) => conflict,
                         },
                     },
                 },
@@ -866,7 +889,7 @@ impl Core {
                     vec![json!(old), json!(new_email), json!(verified)],
                 )
                 .await?;
-            if answer != Answer::Done(()) {
+            if let Err(failed) = answer.into_done() {
                 self.log(
                     tenant,
                     "fce",
@@ -875,7 +898,7 @@ impl Core {
                     "Failed Change Email",
                 )
                 .await?;
-                return Ok(map_answer(answer));
+                return Ok(failed);
             }
         }
         let email = if settings.import_mode {
@@ -996,27 +1019,6 @@ impl Core {
                 },
             },
         })
-    }
-}
-
-/// The same answer for another payload type. Callers pass answers other than `Done`, whose
-/// payload cannot carry over.
-pub fn map_answer<A, B>(answer: Answer<A>) -> Answer<B> {
-    match answer {
-        Answer::Done(_) => Answer::ScriptFailed {
-            outcome: Outcome::Crashed,
-            error: None,
-        },
-        Answer::WrongCredentials => Answer::WrongCredentials,
-        Answer::Blocked => Answer::Blocked,
-        Answer::Unauthorized(m) => Answer::Unauthorized(m),
-        Answer::Conflict { code, message } => Answer::Conflict { code, message },
-        Answer::NotFound => Answer::NotFound,
-        Answer::Refused => Answer::Refused,
-        Answer::InvalidProfile(v) => Answer::InvalidProfile(v),
-        Answer::ScriptFailed { outcome, error } => Answer::ScriptFailed { outcome, error },
-        Answer::MissingScript(a) => Answer::MissingScript(a),
-        Answer::BadRequest(v) => Answer::BadRequest(v),
     }
 }
 

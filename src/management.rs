@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::path::Path;
 
-use crate::flows::{Answer, Core, FlowError, hash_password, map_answer};
+use crate::flows::{Answer, Core, FlowError, hash_password};
 use crate::layout::{self, ConnectionFolder};
 use crate::profile::{self, Violation};
 use crate::script::Action;
@@ -259,9 +259,12 @@ impl Core {
                 .get("email_verified")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            match self.change_email(tenant, user_id, email, verified).await? {
-                Answer::Done(_) => {}
-                other => return Ok(map_answer(other)),
+            if let Err(failed) = self
+                .change_email(tenant, user_id, email, verified)
+                .await?
+                .into_done()
+            {
+                return Ok(failed);
             }
         }
         if let Some(password) = patch.get("password").and_then(Value::as_str) {
@@ -275,12 +278,12 @@ impl Core {
                     .await?
                     .and_then(|u| u.email().map(str::to_string))
                     .unwrap_or_default();
-                match self
+                if let Err(failed) = self
                     .change_password(tenant, &user.connection, &email, password)
                     .await?
+                    .into_done()
                 {
-                    Answer::Done(()) => {}
-                    other => return Ok(map_answer(other)),
+                    return Ok(failed);
                 }
             }
         }

@@ -177,9 +177,9 @@ async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     require(&state, &tenant, &headers, "delete:users")?;
     let _slot = state.admit(&tenant.id)?;
-    match state.core.delete(&tenant.id, &id).await? {
-        Answer::Done(()) => Ok(StatusCode::NO_CONTENT),
-        other => answer(crate::flows::map_answer(other)).map(|_| StatusCode::NO_CONTENT),
+    match state.core.delete(&tenant.id, &id).await?.into_done() {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(failed) => answer(failed).map(|_| StatusCode::NO_CONTENT),
     }
 }
 
@@ -300,9 +300,9 @@ async fn create_user(
     }
     let _slot = state.admit(&tenant.id)?;
     let created = state.core.signup(&tenant.id, &connection, user).await?;
-    let created = match created {
-        Answer::Done(u) => Answer::Done(u.to_json()),
-        other => crate::flows::map_answer(other),
+    let created = match created.into_done() {
+        Ok(user) => Answer::Done(user.to_json()),
+        Err(failed) => failed,
     };
     answer(created).map(|json| (StatusCode::CREATED, json))
 }
