@@ -104,17 +104,15 @@ impl Core {
     /// GET /users/{id}: the cached profile, marked `"stale": true` or evicted when the
     /// connection's cache policy says so. Migrated users live here and never expire.
     pub async fn read_user(&self, tenant: &str, user_id: &str) -> Result<Answer<Value>, FlowError> {
-        // One trip to the blocking pool for the profile and its connection's cache policy.
-        let (t, u) = (tenant.to_string(), user_id.to_string());
-        let found = self
-            .blocking(move |s| {
-                let Some(user) = s.get_user(&t, &u)? else {
-                    return Ok(None);
-                };
-                let options = s.connection_options(&t, &user.connection)?;
-                Ok(Some((user, options.unwrap_or_default())))
-            })
-            .await?;
+        // From memory when the store has it; else one trip to the blocking pool for the profile
+        // and its connection's cache policy.
+        let found = match self.store.remembered_profile(tenant, user_id) {
+            Some(hit) => Some(hit),
+            None => {
+                let (t, u) = (tenant.to_string(), user_id.to_string());
+                self.blocking(move |s| s.profile(&t, &u)).await?
+            }
+        };
         let Some((user, options)) = found else {
             return Ok(Answer::NotFound);
         };

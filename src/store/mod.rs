@@ -4,6 +4,8 @@
 //! logical change. Only this module runs SQL against the store. Every method blocks: call it
 //! from a blocking thread (`tokio::task::spawn_blocking`), never on an async worker.
 
+mod memo;
+pub use memo::ProfileCopy;
 pub mod seal;
 mod tickets;
 
@@ -14,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::profile::Profile;
 use crate::script::Action;
@@ -138,6 +140,8 @@ pub struct Store {
     readers: Vec<Mutex<Connection>>,
     next_reader: std::sync::atomic::AtomicUsize,
     sealer: Sealer,
+    /// Copies of what cached-profile reads need (see `memo`).
+    memo: memo::Memo,
 }
 
 /// Reader connections per store.
@@ -257,6 +261,7 @@ impl Store {
             readers,
             next_reader: Default::default(),
             sealer,
+            memo: Default::default(),
         })
     }
 
@@ -308,7 +313,7 @@ impl Store {
         let sealed = self.sealer.seal(&configuration, &record.id);
         let scripts = serde_json::to_string(&record.scripts).unwrap_or_default();
         let options = Value::Object(record.options.clone()).to_string();
-        self.write(|tx| {
+        let written = self.write(|tx| {
             tx.execute(
                 "INSERT INTO tenants (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![record.tenant, now()],
@@ -321,7 +326,10 @@ impl Store {
                 params![record.id, record.tenant, record.name, options, scripts, sealed, now()],
             )?;
             Ok(())
-        })
+        });
+        // Once committed: a copy read before this write must not outlive it.
+        self.memo.forget_connection(&record.tenant, &record.name);
+        written
     }
 
     pub fn get_connection(
@@ -402,7 +410,7 @@ impl Store {
 
     /// Deletes a connection and every user it holds.
     pub fn delete_connection(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
-        self.write(|tx| {
+        let deleted = self.write(|tx| {
             let name: Option<String> = tx
                 .query_row(
                     "SELECT name FROM connections WHERE tenant = ?1 AND id = ?2",
@@ -410,7 +418,7 @@ impl Store {
                     |r| r.get(0),
                 )
                 .optional()?;
-            let Some(name) = name else { return Ok(false) };
+            let Some(name) = name else { return Ok(None) };
             tx.execute(
                 "DELETE FROM users WHERE tenant = ?1 AND connection = ?2",
                 params![tenant, name],
@@ -419,8 +427,12 @@ impl Store {
                 "DELETE FROM connections WHERE tenant = ?1 AND id = ?2",
                 params![tenant, id],
             )?;
-            Ok(true)
-        })
+            Ok(Some(name))
+        })?;
+        if let Some(name) = &deleted {
+            self.memo.forget_connection(tenant, name);
+        }
+        Ok(deleted.is_some())
     }
 
     pub fn get_user(&self, tenant: &str, user_id: &str) -> Result<Option<User>, StoreError> {
@@ -430,6 +442,30 @@ impl Store {
             "tenant = ?1 AND user_id = ?2",
             params![tenant, user_id],
         )
+    }
+
+    /// A cached profile and its connection's options, for reads that only show them: from
+    /// memory when this process has them, else from SQLite (and then kept in memory).
+    pub fn profile(&self, tenant: &str, user_id: &str) -> Result<Option<ProfileCopy>, StoreError> {
+        if let Some(hit) = self.memo.profile(tenant, user_id) {
+            return Ok(Some(hit));
+        }
+        let generation = self.memo.generation();
+        let Some(user) = self.get_user(tenant, user_id)? else {
+            return Ok(None);
+        };
+        let options = Arc::new(
+            self.connection_options(tenant, &user.connection)?
+                .unwrap_or_default(),
+        );
+        let user = Arc::new(user);
+        self.memo.keep(generation, user.clone(), options.clone());
+        Ok(Some((user, options)))
+    }
+
+    /// The profile and options if memory has them: no SQLite, so callable from async code.
+    pub fn remembered_profile(&self, tenant: &str, user_id: &str) -> Option<ProfileCopy> {
+        self.memo.profile(tenant, user_id)
     }
 
     /// The user of `connection` with this email (compared without case) or username.
@@ -464,7 +500,7 @@ impl Store {
         let mut fresh = profile.value.clone();
         let app = take_object(&mut fresh, "app_metadata");
         let user_meta = take_object(&mut fresh, "user_metadata");
-        self.write(|tx| {
+        let written = self.write(|tx| {
             let existing = read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, profile.user_id])?;
             if let Some(owner) = email_owner(tx, tenant, connection, profile.email.as_deref())?
                 && owner != profile.user_id
@@ -544,19 +580,25 @@ impl Store {
             }
             read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, profile.user_id])?
                 .ok_or_else(|| StoreError::Corrupt("the user vanished inside its transaction".into()))
-        })
+        });
+        // Once committed: a copy read before this write must not outlive it.
+        self.memo.forget_user(tenant, &profile.user_id);
+        written
     }
 
     /// A local login of a migrated user: counts it.
     pub fn record_local_login(&self, tenant: &str, user_id: &str) -> Result<(), StoreError> {
-        self.write(|tx| {
+        let written = self.write(|tx| {
             let at = now();
             tx.execute(
                 "UPDATE users SET last_login = ?3, logins_count = logins_count + 1, updated_at = ?3 WHERE tenant = ?1 AND user_id = ?2",
                 params![tenant, user_id, at],
             )?;
             Ok(())
-        })
+        });
+        // Once committed: a copy read before this write must not outlive it.
+        self.memo.forget_user(tenant, user_id);
+        written
     }
 
     pub fn set_password_hash(
@@ -565,12 +607,15 @@ impl Store {
         user_id: &str,
         hash: &str,
     ) -> Result<bool, StoreError> {
-        self.write(|tx| {
+        let written = self.write(|tx| {
             Ok(tx.execute(
                 "UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE tenant = ?1 AND user_id = ?2",
                 params![tenant, user_id, hash, now()],
             )? > 0)
-        })
+        });
+        // Once committed: a copy read before this write must not outlive it.
+        self.memo.forget_user(tenant, user_id);
+        written
     }
 
     /// Applies a Management API change in one transaction: `fields` are profile attributes
@@ -582,7 +627,7 @@ impl Store {
         user_id: &str,
         change: &UserChange,
     ) -> Result<Option<User>, StoreError> {
-        self.write(|tx| {
+        let written = self.write(|tx| {
             let Some(mut user) = read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, user_id])? else {
                 return Ok(None);
             };
@@ -624,16 +669,22 @@ impl Store {
                 ],
             )?;
             read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, user_id])
-        })
+        });
+        // Once committed: a copy read before this write must not outlive it.
+        self.memo.forget_user(tenant, user_id);
+        written
     }
 
     pub fn delete_user(&self, tenant: &str, user_id: &str) -> Result<bool, StoreError> {
-        self.write(|tx| {
+        let written = self.write(|tx| {
             Ok(tx.execute(
                 "DELETE FROM users WHERE tenant = ?1 AND user_id = ?2",
                 params![tenant, user_id],
             )? > 0)
-        })
+        });
+        // Once committed: a copy read before this write must not outlive it.
+        self.memo.forget_user(tenant, user_id);
+        written
     }
 
     /// Users of the tenant (optionally of one connection) matching `search` in the user id,

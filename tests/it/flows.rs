@@ -877,3 +877,38 @@ fn tickets_are_used_once_and_do_not_pile_up() {
     std::thread::sleep(std::time::Duration::from_millis(2100));
     assert_eq!(redeem(&expired), Redeemed::InvalidTicket);
 }
+
+#[test]
+fn reads_from_memory_see_every_write() {
+    let w = world(false, json!({}));
+    done(w.login("alice@example.com", ALICE_PW));
+    let read = || block_on(w.core.read_user(TENANT, "auth0|1")).unwrap();
+    // The first read fills the memory; the second is served from it.
+    assert_eq!(done(read())["logins_count"], 1);
+    assert_eq!(done(read())["logins_count"], 1);
+
+    done(w.login("alice@example.com", ALICE_PW));
+    assert_eq!(
+        done(read())["logins_count"],
+        2,
+        "a login refreshes the copy"
+    );
+
+    done(
+        block_on(w.core.patch_user(
+            TENANT,
+            "auth0|1",
+            &json!({"user_metadata": {"theme": "dark"}, "blocked": true}),
+        ))
+        .unwrap(),
+    );
+    let alice = done(read());
+    assert_eq!(
+        (&alice["user_metadata"]["theme"], &alice["blocked"]),
+        (&json!("dark"), &json!(true)),
+        "a PATCH refreshes the copy"
+    );
+
+    assert!(block_on(w.core.evict(TENANT, "auth0|1")).unwrap());
+    assert_eq!(read(), Answer::NotFound, "a delete drops the copy");
+}
