@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::{ApiError, AppState, Query, Tenant, body};
 use crate::flows::Answer;
+use crate::store::LogWindow;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -268,15 +269,52 @@ async fn users_by_email(
     Ok(Json(Value::Array(exact)))
 }
 
+/// `GET /logs`'s parameters: Auth0's paging (`page`, `per_page`, `include_totals`), or a
+/// checkpoint (`from` an event id, `take` how many after it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsQuery {
+    #[serde(default)]
+    page: usize,
+    per_page: Option<usize>,
+    #[serde(default)]
+    include_totals: bool,
+    from: Option<i64>,
+    take: Option<usize>,
+}
+
 async fn logs(
     State(state): State<Arc<AppState>>,
     tenant: Tenant,
     headers: HeaderMap,
+    Query(q): Query<LogsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     require(&state, &tenant, &headers, "read:logs")?;
+    let per_page = q.per_page.unwrap_or(50);
+    let take = q.take.unwrap_or(50);
+    for (name, value) in [("per_page", per_page), ("take", take)] {
+        if !(1..=100).contains(&value) {
+            return Err(ApiError::management(
+                StatusCode::BAD_REQUEST,
+                format!("Query validation error: {name} must be between 1 and 100"),
+                "invalid_query_string",
+            ));
+        }
+    }
+    let window = match q.from {
+        Some(id) => LogWindow::After { id, take },
+        None => LogWindow::Page {
+            page: q.page,
+            per_page,
+        },
+    };
     let t = tenant.id.clone();
-    let events = state.store(move |s| s.events(&t, 100)).await?;
-    Ok(Json(json!(events)))
+    let (events, total) = state.store(move |s| s.log_window(&t, window)).await?;
+    Ok(Json(if q.include_totals {
+        json!({"start": q.page * per_page, "limit": per_page, "length": events.len(), "total": total, "logs": events})
+    } else {
+        json!(events)
+    }))
 }
 
 async fn create_user(

@@ -221,6 +221,13 @@ pub enum RootAttributes {
 /// Attributes `set_user_root_attributes` governs.
 pub const ROOT_ATTRIBUTES: &[&str] = &["name", "nickname", "given_name", "family_name", "picture"];
 
+/// Which log events to read (see `Store::log_window`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LogWindow {
+    Page { page: usize, per_page: usize },
+    After { id: i64, take: usize },
+}
+
 /// A tenant log event (Auth0's type codes: `s`, `fp`, `fu`, `fs`, `ss`, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEvent {
@@ -757,12 +764,50 @@ impl Store {
 
     /// The tenant's log events, newest first.
     pub fn events(&self, tenant: &str, limit: usize) -> Result<Vec<LogEvent>, StoreError> {
+        Ok(self
+            .log_window(
+                tenant,
+                LogWindow::Page {
+                    page: 0,
+                    per_page: limit,
+                },
+            )?
+            .0)
+    }
+
+    /// A window of the tenant's log events and the tenant's total: a page, newest first, or
+    /// the events after a checkpoint id, oldest first (Auth0's `from`/`take`).
+    pub fn log_window(
+        &self,
+        tenant: &str,
+        window: LogWindow,
+    ) -> Result<(Vec<LogEvent>, usize), StoreError> {
         let conn = self.read();
-        let mut stmt = conn.prepare(
-            "SELECT id, date, type, connection, user_id, description FROM log_events WHERE tenant = ?1 ORDER BY id DESC LIMIT ?2",
+        let total: i64 = conn.query_row(
+            "SELECT count(*) FROM log_events WHERE tenant = ?1",
+            params![tenant],
+            |r| r.get(0),
         )?;
+        let columns = "id, date, type, connection, user_id, description";
+        let (sql, a, b) = match window {
+            LogWindow::Page { page, per_page } => (
+                format!(
+                    "SELECT {columns} FROM log_events WHERE tenant = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+                ),
+                per_page as i64,
+                (page * per_page) as i64,
+            ),
+            LogWindow::After { id, take } => (
+                format!(
+                    "SELECT {columns} FROM log_events WHERE tenant = ?1 AND id > ?3 ORDER BY id LIMIT ?2"
+                ),
+                take as i64,
+                id,
+            ),
+        };
+        let mut stmt = conn.prepare_cached(&sql)?;
         let events = stmt
-            .query_map(params![tenant, limit as i64], |r| {
+            .query_map(params![tenant, a, b], |r| {
                 Ok(LogEvent {
                     id: r.get(0)?,
                     date: r.get(1)?,
@@ -773,7 +818,7 @@ impl Store {
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(events)
+        Ok((events, total as usize))
     }
 
     /// Records one script run (console lines already redacted by the worker).

@@ -1168,3 +1168,66 @@ fn a_config_file_sets_what_flags_do_not() {
         "{stderr}"
     );
 }
+
+#[test]
+fn logs_page_and_resume_from_a_checkpoint() {
+    let s = start();
+    block_on(async {
+        let token_url = format!("{}/oauth/token", s.base);
+        for _ in 0..3 {
+            let (status, _) = call(
+                "POST",
+                &token_url,
+                None,
+                Some(json!({"grant_type": "password", "client_id": s.client_id,
+                "username": "alice@example.com", "password": "not her password"})),
+            )
+            .await;
+            assert_eq!(status, 403);
+        }
+        let (_, mgmt) = call("POST", &token_url, None, Some(json!({
+            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}))).await;
+        let token = mgmt["access_token"].as_str();
+        let logs = |query: String| {
+            let url = format!("{}/api/v2/logs?{query}", s.base);
+            async move { call("GET", &url, token, None).await }
+        };
+
+        let (status, page) = logs("per_page=2&include_totals=true".into()).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(
+            (page["length"].as_u64(), page["limit"].as_u64()),
+            (Some(2), Some(2))
+        );
+        assert!(page["total"].as_u64().unwrap() >= 3, "{page}");
+        let newest = page["logs"][0]["id"].as_i64().unwrap();
+        assert!(
+            newest > page["logs"][1]["id"].as_i64().unwrap(),
+            "newest first"
+        );
+
+        // A log exporter's checkpoint: everything after an id, oldest first.
+        let (_, all) = logs("per_page=100".into()).await;
+        let oldest = all.as_array().unwrap().last().unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let (_, after) = logs(format!("from={oldest}&take=2")).await;
+        let ids: Vec<i64> = after
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 2);
+        assert!(oldest < ids[0] && ids[0] < ids[1], "{ids:?}");
+
+        let (status, body) = logs("per_page=500".into()).await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (
+                400,
+                Some("Query validation error: per_page must be between 1 and 100")
+            )
+        );
+    });
+}
