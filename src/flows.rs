@@ -114,6 +114,23 @@ struct Settings<'a> {
     import_mode: bool,
     roots: RootAttributes,
     profile: ProfileOptions,
+    /// `allowed_hosts`: the hosts its scripts may reach.
+    egress: Vec<String>,
+    /// `enable_script_context`: scripts get `context` before the callback.
+    script_context: bool,
+}
+
+/// A list-of-strings option (other entries are ignored), empty when absent.
+fn string_list(options: &serde_json::Map<String, Value>, key: &str) -> Vec<String> {
+    options
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl<'a> Settings<'a> {
@@ -127,15 +144,7 @@ impl<'a> Settings<'a> {
             .get("set_user_root_attributes")
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default();
-        let non_persistent_attrs = options
-            .get("non_persistent_attrs")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let non_persistent_attrs = string_list(options, "non_persistent_attrs");
         Settings {
             record,
             import_mode,
@@ -146,6 +155,11 @@ impl<'a> Settings<'a> {
                 non_persistent_attrs,
                 ..ProfileOptions::default()
             },
+            egress: string_list(options, "allowed_hosts"),
+            script_context: options
+                .get("enable_script_context")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         }
     }
 }
@@ -241,16 +255,6 @@ impl Core {
             }
             None => Vec::new(),
         };
-        let egress = record
-            .options
-            .get("allowed_hosts")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
         let invocation = Invocation {
             tenant: record.tenant.clone(),
             connection: record.name.clone(),
@@ -259,15 +263,13 @@ impl Core {
             args,
             // Auth0 inserts `context` only with `enable_script_context` (no organizations here,
             // so it is `{}`; delete always gets `{}` anyway).
-            context: record
-                .options
-                .get("enable_script_context")
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-                .then(|| json!({})),
+            context: settings.script_context.then(|| json!({})),
             configuration: record.configuration.clone(),
             limits: Limits::default(),
-            policy: Policy { data_dirs, egress },
+            policy: Policy {
+                data_dirs,
+                egress: settings.egress.clone(),
+            },
         };
         let execution = self.pool.run(&invocation).await?;
         let (t, c, e) = (

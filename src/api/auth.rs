@@ -57,13 +57,7 @@ async fn token(
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
     let body = body(&headers, request).await?;
-    let grant = text(&body, "grant_type").ok_or_else(|| {
-        ApiError::auth(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Missing required parameter: grant_type",
-        )
-    })?;
+    let grant = text(&body, "grant_type").ok_or_else(|| ApiError::missing("grant_type"))?;
     match grant {
         "client_credentials" => client_credentials(&state, &tenant, &body).await,
         "password" | "http://auth0.com/oauth/grant-type/password-realm" => {
@@ -142,30 +136,12 @@ async fn password(
     grant: &str,
 ) -> Result<Json<Value>, ApiError> {
     let client = client(state, tenant, body).await?;
-    let username = text(body, "username").ok_or_else(|| {
-        ApiError::auth(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Missing required parameter: username",
-        )
-    })?;
-    let pw = text(body, "password").ok_or_else(|| {
-        ApiError::auth(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Missing required parameter: password",
-        )
-    })?;
+    let username = text(body, "username").ok_or_else(|| ApiError::missing("username"))?;
+    let pw = text(body, "password").ok_or_else(|| ApiError::missing("password"))?;
     let connection = match (grant, text(body, "realm")) {
         (_, Some(realm)) => realm.to_string(),
         ("password", None) => default_connection(state, tenant).await?,
-        _ => {
-            return Err(ApiError::auth(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Missing required parameter: realm",
-            ));
-        }
+        _ => return Err(ApiError::missing("realm")),
     };
     let _slot = state.admit(&tenant.id)?;
     let answer = state

@@ -384,7 +384,7 @@ fn connection_from(
 }
 
 /// The tenant's connection `id` (or name), or Auth0's 404.
-async fn connection_record(
+pub(super) async fn connection_record(
     state: &AppState,
     tenant: &Tenant,
     id: String,

@@ -309,6 +309,15 @@ impl ApiError {
         }
     }
 
+    /// The Authentication API's answer to a request without a required parameter.
+    pub fn missing(parameter: &str) -> Self {
+        Self::auth(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("Missing required parameter: {parameter}"),
+        )
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::management(StatusCode::BAD_REQUEST, message, "invalid_body")
     }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::auth::{client, text};
-use super::manage::require;
+use super::manage::{connection_record, require};
 use super::{ApiError, AppState, Query, Tenant, body};
 use crate::flows::Answer;
 use crate::tickets::{DEFAULT_TTL_SECS, MAX_TTL_SECS, Redeemed, TicketRequest};
@@ -44,16 +44,11 @@ async fn request_change(
 ) -> Result<Response, ApiError> {
     let body = body(&headers, request).await?;
     client(&state, &tenant, &body).await?;
-    let missing = |key: &str| {
-        ApiError::auth(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("Missing required parameter: {key}"),
-        )
-    };
-    let email = text(&body, "email").ok_or_else(|| missing("email"))?;
-    let name = text(&body, "connection").ok_or_else(|| missing("connection"))?;
-    let record = connection(&state, &tenant, name.to_string())
+    let email = text(&body, "email").ok_or_else(|| ApiError::missing("email"))?;
+    let name = text(&body, "connection").ok_or_else(|| ApiError::missing("connection"))?;
+    let (t, n) = (tenant.id.clone(), name.to_string());
+    let record = state
+        .store(move |s| s.get_connection(&t, &n))
         .await?
         .ok_or_else(|| {
             ApiError::auth(
@@ -86,17 +81,6 @@ async fn request_change(
         REQUESTED,
     )
         .into_response())
-}
-
-async fn connection(
-    state: &AppState,
-    tenant: &Tenant,
-    id_or_name: String,
-) -> Result<Option<crate::store::ConnectionRecord>, ApiError> {
-    let t = tenant.id.clone();
-    state
-        .store(move |s| s.get_connection(&t, &id_or_name))
-        .await
 }
 
 /// The body of `POST /api/v2/tickets/password-change`: the user by id, or by email and
@@ -157,15 +141,7 @@ async fn create_ticket(
             (user.connection, email)
         }
         (None, Some(email), Some(id)) => {
-            let record = connection(&state, &tenant, id.clone())
-                .await?
-                .ok_or_else(|| {
-                    ApiError::management(
-                        StatusCode::NOT_FOUND,
-                        "The connection does not exist",
-                        "inexistent_connection",
-                    )
-                })?;
+            let record = connection_record(&state, &tenant, id.clone()).await?;
             (record.name, email.clone())
         }
         _ => {
@@ -235,9 +211,8 @@ async fn reset(
     let body = body(&headers, request).await?;
     let bad =
         |description: &str| ApiError::auth(StatusCode::BAD_REQUEST, "invalid_request", description);
-    let ticket = text(&body, "ticket").ok_or_else(|| bad("Missing required parameter: ticket"))?;
-    let password =
-        text(&body, "newPassword").ok_or_else(|| bad("Missing required parameter: newPassword"))?;
+    let ticket = text(&body, "ticket").ok_or_else(|| ApiError::missing("ticket"))?;
+    let password = text(&body, "newPassword").ok_or_else(|| ApiError::missing("newPassword"))?;
     if text(&body, "confirmNewPassword").is_some_and(|c| c != password) {
         return Err(bad("The passwords do not match."));
     }
