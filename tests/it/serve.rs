@@ -23,6 +23,16 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// A Management API token of the demo's client.
+    async fn management_token(&self) -> String {
+        let (status, tokens) = call("POST", &format!("{}/oauth/token", self.base), None, Some(json!({
+            "grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}))).await;
+        assert_eq!(status, 200, "{tokens}");
+        tokens["access_token"].as_str().unwrap().to_string()
+    }
+}
+
 fn start() -> Server {
     start_in(tempfile::tempdir().unwrap())
 }
@@ -649,9 +659,8 @@ fn a_tenant_over_its_limit_gets_429_and_others_carry_on() {
 fn try_a_script_and_drop_a_cached_user_over_the_management_api() {
     let s = start();
     block_on(async {
-        let (_, mgmt) = call("POST", &format!("{}/oauth/token", s.base), None, Some(json!({
-            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}))).await;
-        let token = mgmt["access_token"].as_str();
+        let mgmt = s.management_token().await;
+        let token = Some(mgmt.as_str());
         let (_, connections) = call(
             "GET",
             &format!("{}/api/v2/connections", s.base),
@@ -758,9 +767,8 @@ fn a_forgotten_password_is_changed_through_a_ticket() {
             )
         );
 
-        let (_, mgmt) = call("POST", &token_url, None, Some(json!({
-            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}))).await;
-        let token = mgmt["access_token"].as_str();
+        let mgmt = s.management_token().await;
+        let token = Some(mgmt.as_str());
         let tickets = format!("{}/api/v2/tickets/password-change", s.base);
         let (status, body) = call(
             "POST",
@@ -871,9 +879,8 @@ fn a_forgotten_password_is_changed_through_a_ticket() {
 fn runs_and_log_events_stream_live_and_redacted() {
     let s = start();
     block_on(async {
-        let (_, mgmt) = call("POST", &format!("{}/oauth/token", s.base), None, Some(json!({
-            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}))).await;
-        let token = mgmt["access_token"].as_str().unwrap();
+        let mgmt = s.management_token().await;
+        let token = mgmt.as_str();
         let stream_url = format!("{}/api/v2/logs/stream", s.base);
         assert_eq!(call("GET", &stream_url, None, None).await.0, 401);
 
@@ -1035,12 +1042,11 @@ fn connections_round_trip_through_export_and_deploy() {
         )
         .await;
         assert_eq!(status, 200, "{body}");
-        let (_, mgmt) = call("POST", &format!("{}/oauth/token", s.base), None, Some(json!({
-            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}))).await;
+        let mgmt = s.management_token().await;
         let (_, listed) = call(
             "GET",
             &format!("{}/api/v2/connections", s.base),
-            mgmt["access_token"].as_str(),
+            Some(mgmt.as_str()),
             None,
         )
         .await;
@@ -1063,7 +1069,7 @@ fn connections_round_trip_through_export_and_deploy() {
                 s.base,
                 demo["id"].as_str().unwrap()
             ),
-            mgmt["access_token"].as_str(),
+            Some(mgmt.as_str()),
             Some(json!({"options": demo["options"]})),
         )
         .await;
@@ -1185,9 +1191,8 @@ fn logs_page_and_resume_from_a_checkpoint() {
             .await;
             assert_eq!(status, 403);
         }
-        let (_, mgmt) = call("POST", &token_url, None, Some(json!({
-            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}))).await;
-        let token = mgmt["access_token"].as_str();
+        let mgmt = s.management_token().await;
+        let token = Some(mgmt.as_str());
         let logs = |query: String| {
             let url = format!("{}/api/v2/logs?{query}", s.base);
             async move { call("GET", &url, token, None).await }
