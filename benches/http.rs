@@ -29,6 +29,8 @@ struct Server {
     base: String,
     client_id: String,
     client_secret: String,
+    /// The demo's public application, the client of its logins.
+    app_id: String,
     /// A client of the noisy tenant (whose login script never answers).
     noisy_client: String,
 }
@@ -53,7 +55,7 @@ fn start(data: &Path) -> Server {
         String::from_utf8(out.stdout).unwrap()
     };
     admin(&["create", "noisy", "--domain", NOISY_HOST]);
-    let printed = admin(&["client", "noisy"]);
+    let printed = admin(&["client", "noisy", "--public"]);
     let noisy_client = printed
         .lines()
         .find_map(|l| l.strip_prefix("client_id "))
@@ -92,18 +94,22 @@ fn start(data: &Path) -> Server {
     let creds: Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("demo-client.json")).unwrap())
             .unwrap();
+    let app: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("demo-app.json")).unwrap())
+            .unwrap();
     Server {
         child,
         base,
         client_id: creds["client_id"].as_str().unwrap().to_string(),
         client_secret: creds["client_secret"].as_str().unwrap().to_string(),
+        app_id: app["client_id"].as_str().unwrap().to_string(),
         noisy_client,
     }
 }
 
 fn demo_login(s: &Server) -> String {
     json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Username-Password-Authentication",
-           "client_id": s.client_id, "username": "alice@example.com", "password": PASSWORD})
+           "client_id": s.app_id, "username": "alice@example.com", "password": PASSWORD})
     .to_string()
 }
 

@@ -12,13 +12,29 @@ use crate::templates;
 
 pub const TENANT: &str = "demo";
 pub const CONNECTION: &str = "Username-Password-Authentication";
+/// The demo connection's id, which also names its data folder.
+pub const CONNECTION_ID: &str = "con_demo";
 const CREDENTIALS: &str = "demo-client.json";
+const APP: &str = "demo-app.json";
 
 /// The demo's management client, as printed at start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DemoClient {
     pub client_id: String,
     pub client_secret: String,
+}
+
+/// The demo's public application: the client of its login example (no secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoApp {
+    pub client_id: String,
+}
+
+/// What `serve` prints of the demo.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    pub app: DemoApp,
+    pub management: DemoClient,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,24 +45,47 @@ pub enum DemoError {
     Files(String, String),
 }
 
-/// Creates the demo on first start (an empty store) and returns its client either way.
-pub fn ensure(store: &Store, data: &Path) -> Result<Option<DemoClient>, DemoError> {
-    let credentials = data.join(CREDENTIALS);
-    if let Ok(text) = std::fs::read_to_string(&credentials) {
-        let client: Option<DemoClient> = serde_json::from_str(&text).ok();
-        // A demo made by an older customdb gets the scopes added since (create:user_tickets).
-        if let Some(c) = &client
-            && let Some(mut stored) = store.get_client(&c.client_id)?
-            && stored.scopes != management_scopes()
-        {
-            stored.scopes = management_scopes();
-            store.put_client(&stored)?;
+/// Creates the demo on first start (an empty store) and returns its clients either way.
+pub fn ensure(store: &Store, data: &Path) -> Result<Option<Demo>, DemoError> {
+    let files = |e: std::io::Error| DemoError::Files(data.display().to_string(), e.to_string());
+    let management = match std::fs::read_to_string(data.join(CREDENTIALS)) {
+        Ok(text) => {
+            let Ok(client) = serde_json::from_str::<DemoClient>(&text) else {
+                return Ok(None);
+            };
+            // A demo made by an older customdb gets the scopes added since (create:user_tickets).
+            if let Some(mut stored) = store.get_client(&client.client_id)?
+                && stored.scopes != management_scopes()
+            {
+                stored.scopes = management_scopes();
+                store.put_client(&stored)?;
+            }
+            client
         }
-        return Ok(client);
-    }
-    if store.get_connection(TENANT, CONNECTION)?.is_some() {
-        return Ok(None);
-    }
+        Err(_) if store.get_connection(TENANT, CONNECTION)?.is_some() => return Ok(None),
+        Err(_) => create(store, data)?,
+    };
+    // The public app came later than the management client: older demos get one too.
+    let app = match std::fs::read_to_string(data.join(APP)) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| files(e.into()))?,
+        Err(_) => {
+            let app = DemoApp {
+                client_id: uuid::Uuid::new_v4().simple().to_string(),
+            };
+            store.put_client(&Client::public_app(
+                app.client_id.clone(),
+                TENANT.into(),
+                "demo app".into(),
+            ))?;
+            write_private(&data.join(APP), &app).map_err(files)?;
+            app
+        }
+    };
+    Ok(Some(Demo { app, management }))
+}
+
+/// The demo tenant, its connection with the seeded legacy database, and its management client.
+fn create(store: &Store, data: &Path) -> Result<DemoClient, DemoError> {
     let files = |e: std::io::Error| DemoError::Files(data.display().to_string(), e.to_string());
     let text = |path: &str| {
         String::from_utf8_lossy(templates::file("sqlite", path).unwrap_or_default()).into_owned()
@@ -56,8 +95,8 @@ pub fn ensure(store: &Store, data: &Path) -> Result<Option<DemoClient>, DemoErro
         scripts.insert(action, text(&format!("{action}.js")));
     }
     store.add_domain(TENANT, "localhost", true)?;
-    store.put_connection(&ConnectionRecord {
-        id: "con_demo".into(),
+    let record = ConnectionRecord {
+        id: CONNECTION_ID.into(),
         tenant: TENANT.into(),
         name: CONNECTION.into(),
         options: serde_json::json!({"import_mode": false})
@@ -66,10 +105,11 @@ pub fn ensure(store: &Store, data: &Path) -> Result<Option<DemoClient>, DemoErro
             .unwrap_or_default(),
         scripts,
         configuration: BTreeMap::from([("DB_FILE".to_string(), "users.db".to_string())]),
-    })?;
+    };
+    store.put_connection(&record)?;
     // The legacy database the demo connection's scripts read: the template's seed users.
-    let legacy = data.join("connections").join(TENANT).join(CONNECTION);
-    std::fs::create_dir_all(&legacy).map_err(files)?;
+    let legacy = crate::flows::connection_dir(&data.join("connections"), &record)
+        .map_err(|e| DemoError::Files(data.display().to_string(), e.to_string()))?;
     let db = rusqlite::Connection::open(legacy.join("users.db"))
         .map_err(|e| DemoError::Files(data.display().to_string(), e.to_string()))?;
     db.execute_batch(&format!(
@@ -80,41 +120,38 @@ pub fn ensure(store: &Store, data: &Path) -> Result<Option<DemoClient>, DemoErro
     .map_err(|e| DemoError::Files(data.display().to_string(), e.to_string()))?;
     let client = DemoClient {
         client_id: uuid::Uuid::new_v4().simple().to_string(),
-        client_secret: crate::store::seal::Sealer::generate_key(),
+        client_secret: crate::secret::client_secret(),
     };
-    store.put_client(&Client {
-        client_id: client.client_id.clone(),
-        tenant: TENANT.into(),
-        name: "demo management client".into(),
-        secret_hash: secret_hash(&client.client_secret),
-        scopes: management_scopes(),
-    })?;
+    store.put_client(&Client::management(
+        client.client_id.clone(),
+        TENANT.into(),
+        "demo management client".into(),
+        crate::secret::digest(&client.client_secret),
+        management_scopes(),
+    ))?;
+    write_private(&data.join(CREDENTIALS), &client).map_err(files)?;
+    Ok(client)
+}
+
+/// Writes `value` as JSON to a new file only its owner can read.
+fn write_private(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&credentials)
-        .map_err(files)?;
+        .open(path)?;
     writeln!(
         file,
         "{}",
-        serde_json::to_string_pretty(&client).unwrap_or_default()
+        serde_json::to_string_pretty(value).unwrap_or_default()
     )
-    .map_err(files)?;
-    Ok(Some(client))
 }
 
 fn management_scopes() -> Vec<String> {
-    crate::store::MANAGEMENT_SCOPES
-        .split_whitespace()
-        .map(str::to_string)
+    crate::domain::client::MANAGEMENT_SCOPES
+        .iter()
+        .map(|s| s.to_string())
         .collect()
-}
-
-/// How client secrets are stored: SHA-256 (they are 256-bit random values, not passwords).
-pub fn secret_hash(secret: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
 }

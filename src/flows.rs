@@ -27,6 +27,58 @@ pub enum FlowError {
     UnknownConnection(String),
     #[error("a blocking task failed: {0}")]
     Task(String),
+    /// A data folder could not be made, or a stored value would have put it outside the
+    /// data root.
+    #[error("data folder: {0}")]
+    DataFolder(String),
+}
+
+/// The data folder of a connection under `root` (`<root>/<connection id>`), created when
+/// missing. The id is checked again here, and the result must lie under the root: a stored
+/// value never becomes a path elsewhere. A folder of an older customdb, keyed by tenant and
+/// connection name, is moved to its new place the first time.
+pub fn connection_dir(
+    root: &std::path::Path,
+    record: &ConnectionRecord,
+) -> Result<PathBuf, FlowError> {
+    use crate::domain::names;
+    let failed = |what: String| FlowError::DataFolder(what);
+    let id = names::connection_id(&record.id).map_err(|e| failed(e.to_string()))?;
+    std::fs::create_dir_all(root)
+        .map_err(|e| failed(format!("cannot create {}: {e}", root.display())))?;
+    let root = root
+        .canonicalize()
+        .map_err(|e| failed(format!("cannot resolve {}: {e}", root.display())))?;
+    let dir = root.join(id);
+    if std::fs::symlink_metadata(&dir).is_err()
+        && names::tenant(&record.tenant).is_ok()
+        && names::connection_name(&record.name).is_ok()
+    {
+        let old = root.join(&record.tenant).join(&record.name);
+        if std::fs::symlink_metadata(&old).is_ok_and(|m| m.is_dir()) {
+            std::fs::rename(&old, &dir).map_err(|e| {
+                failed(format!(
+                    "cannot move {} to {}: {e}",
+                    old.display(),
+                    dir.display()
+                ))
+            })?;
+        }
+    }
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(failed(format!("{} is not a folder", dir.display()))),
+        Err(_) => std::fs::create_dir(&dir)
+            .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?,
+    }
+    if dir.parent() != Some(root.as_path()) {
+        return Err(failed(format!(
+            "{} is outside {}",
+            dir.display(),
+            root.display()
+        )));
+    }
+    Ok(dir)
 }
 
 /// How a flow ended, as the API will answer it. Failures of the tenant's scripts or database
@@ -246,13 +298,7 @@ impl Core {
             return Ok(None);
         };
         let data_dirs = match &self.data_root {
-            Some(root) => {
-                let dir = root.join(&record.tenant).join(&record.name);
-                std::fs::create_dir_all(&dir).map_err(|e| {
-                    FlowError::Task(format!("cannot create {}: {e}", dir.display()))
-                })?;
-                vec![dir]
-            }
+            Some(root) => vec![connection_dir(root, record)?],
             None => Vec::new(),
         };
         let invocation = Invocation {

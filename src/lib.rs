@@ -1,6 +1,7 @@
 //! customdb runs Auth0-style custom database scripts in a sandbox they cannot break.
 //!
 //! Code map, in reading order:
+//! - `domain`: pure values — the client model, names that enter from outside.
 //! - `script`: the seven actions, invocations, limits, static checks of a source.
 //! - `outcome`: what a run produced (`Execution`), outcomes as an enum.
 //! - `sandbox`: the only module that knows the JavaScript engine (boa); runs one invocation.
@@ -14,6 +15,7 @@
 //! - `layout`: the Deploy CLI connection folder (`database.json` and the scripts).
 //! - `harness`: `customdb test` — cases, throwaway databases, HTTP stubs, golden transcripts.
 //! - `tickets`: password-change tickets, issued and redeemed through the password flow.
+//! - `secret`: random secrets, their digests, constant-time comparison.
 //! - `templates`, `demo`: the shipped connection templates, and the demo `serve` starts on.
 //! - `cli`: the front doors (`try`, `test`, `init`, `serve`, `tenant`, and the hidden `worker`).
 //!
@@ -32,6 +34,7 @@
 pub mod api;
 pub mod cli;
 pub mod demo;
+pub mod domain;
 pub mod flows;
 pub mod harness;
 pub mod isolation;
@@ -41,6 +44,7 @@ pub mod outcome;
 pub mod profile;
 pub mod sandbox;
 pub mod script;
+pub mod secret;
 pub mod store;
 pub mod templates;
 pub mod tickets;

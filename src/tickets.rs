@@ -3,8 +3,6 @@
 //! password-change flow of SPEC §4. customdb sends no mail: the Management API hands the
 //! ticket URL to whoever delivers it.
 
-use rand::RngCore;
-
 use crate::flows::{Answer, Core, FlowError};
 use crate::store::{Ticket, UserChange, unix_now};
 
@@ -35,7 +33,7 @@ pub enum Redeemed {
 }
 
 fn digest(ticket_id: &str) -> String {
-    crate::demo::secret_hash(ticket_id)
+    crate::secret::digest(ticket_id)
 }
 
 impl Core {
@@ -45,9 +43,7 @@ impl Core {
         tenant: &str,
         request: TicketRequest,
     ) -> Result<String, FlowError> {
-        let mut bytes = [0u8; 24];
-        rand::rng().fill_bytes(&mut bytes);
-        let id = hex::encode(bytes);
+        let id = crate::secret::random_hex(24);
         let now = unix_now();
         let ticket = Ticket {
             tenant: tenant.to_string(),

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::{ApiError, AppState, Tenant, body};
+use crate::domain::client::{Client, Grant};
 use crate::flows::Answer;
 use crate::store::User;
 
@@ -57,67 +58,155 @@ async fn token(
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
     let body = body(&headers, request).await?;
-    let grant = text(&body, "grant_type").ok_or_else(|| ApiError::missing("grant_type"))?;
-    match grant {
-        "client_credentials" => client_credentials(&state, &tenant, &body).await,
-        "password" | "http://auth0.com/oauth/grant-type/password-realm" => {
-            password(&state, &tenant, &body, grant).await
-        }
-        other => Err(ApiError::auth(
+    let name = text(&body, "grant_type").ok_or_else(|| ApiError::missing("grant_type"))?;
+    let Some(grant) = Grant::parse(name) else {
+        return Err(ApiError::auth(
             StatusCode::FORBIDDEN,
             "unsupported_grant_type",
-            format!("Grant type '{other}' not allowed for the client."),
-        )),
+            format!("Grant type '{name}' not allowed for the client."),
+        ));
+    };
+    let client = authenticate(&state, &tenant, &headers, &body, grant).await?;
+    match grant {
+        Grant::ClientCredentials => client_credentials(&state, &tenant, &client, &body),
+        Grant::Password | Grant::PasswordRealm => {
+            password(&state, &tenant, &client, &body, grant).await
+        }
     }
 }
 
+fn unauthorized() -> ApiError {
+    ApiError::auth(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized")
+}
+
+/// The tenant's client named by `client_id` in the body, without authentication: the
+/// endpoints Auth0 opens to public clients (signup, change_password) need only its id.
 pub(super) async fn client(
     state: &AppState,
     tenant: &Tenant,
     body: &Value,
-) -> Result<crate::store::Client, ApiError> {
+) -> Result<Client, ApiError> {
     let id = text(body, "client_id")
-        .ok_or_else(|| ApiError::auth(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized"))?
+        .ok_or_else(unauthorized)?
         .to_string();
+    lookup(state, tenant, id).await
+}
+
+async fn lookup(state: &AppState, tenant: &Tenant, id: String) -> Result<Client, ApiError> {
     let client = state.store(move |s| s.get_client(&id)).await?;
     client
         .filter(|c| c.tenant == tenant.id)
-        .ok_or_else(|| ApiError::auth(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized"))
+        .ok_or_else(unauthorized)
 }
 
-async fn client_credentials(
+/// The client of a token request, authenticated as Auth0 does: it must allow the grant, and a
+/// confidential client must prove its secret (in the body, `client_secret_post`, or in an
+/// `Authorization: Basic` header, `client_secret_basic`) on every grant. A public client has
+/// no secret to prove.
+async fn authenticate(
     state: &AppState,
     tenant: &Tenant,
+    headers: &HeaderMap,
     body: &Value,
-) -> Result<Json<Value>, ApiError> {
-    let client = client(state, tenant, body).await?;
-    let secret = text(body, "client_secret").unwrap_or_default();
-    let hash = crate::demo::secret_hash(secret);
-    if !constant_time_eq(hash.as_bytes(), client.secret_hash.as_bytes()) {
+    grant: Grant,
+) -> Result<Client, ApiError> {
+    let basic = basic_credentials(headers)?;
+    let from_body = text(body, "client_id");
+    let id = match (&basic, from_body) {
+        (Some((a, _)), Some(b)) if a != b => return Err(unauthorized()),
+        (Some((id, _)), _) => id.clone(),
+        (None, Some(id)) => id.to_string(),
+        (None, None) => return Err(unauthorized()),
+    };
+    let client = lookup(state, tenant, id).await?;
+    if !client.allows(grant) {
         return Err(ApiError::auth(
-            StatusCode::UNAUTHORIZED,
-            "access_denied",
-            "Unauthorized",
+            StatusCode::FORBIDDEN,
+            "unauthorized_client",
+            format!(
+                "Grant type '{}' not allowed for the client.",
+                grant.as_str()
+            ),
         ));
     }
-    let audience = format!("https://{}/api/v2/", tenant.domain);
-    let wanted = text(body, "audience").unwrap_or(&audience);
-    if wanted != audience && wanted != format!("http://{}/api/v2/", tenant.domain) {
+    if client.is_public() {
+        return Ok(client);
+    }
+    let presented = basic
+        .map(|(_, secret)| secret)
+        .or_else(|| text(body, "client_secret").map(str::to_string));
+    match (presented, &client.secret_digest) {
+        (Some(secret), Some(digest)) if crate::secret::matches_digest(&secret, digest) => {
+            Ok(client)
+        }
+        _ => Err(unauthorized()),
+    }
+}
+
+/// `Authorization: Basic` credentials (RFC 6749 §2.3.1: each part form-urlencoded).
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, ApiError> {
+    use base64::Engine as _;
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let Some(encoded) = value.to_str().ok().and_then(|v| v.strip_prefix("Basic ")) else {
+        return Ok(None);
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(unauthorized)?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(unauthorized)?;
+    let part = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((part(id), part(secret))))
+}
+
+/// The Management API's audience at the tenant's domain: the only audience of
+/// `client_credentials` tokens, and the one the Management API accepts.
+pub(super) fn management_audience(tenant: &Tenant) -> String {
+    format!("https://{}/api/v2/", tenant.domain)
+}
+
+fn client_credentials(
+    state: &AppState,
+    tenant: &Tenant,
+    client: &Client,
+    body: &Value,
+) -> Result<Json<Value>, ApiError> {
+    let audience = management_audience(tenant);
+    if let Some(wanted) = text(body, "audience")
+        && wanted != audience
+    {
         return Err(ApiError::auth(
             StatusCode::FORBIDDEN,
             "access_denied",
             format!("Service not found: {wanted}"),
         ));
     }
+    // A request may narrow the client's scopes, never widen them.
+    let scope = match text(body, "scope") {
+        Some(asked) => asked
+            .split_whitespace()
+            .filter(|s| client.scopes.iter().any(|g| g == s))
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => client.scopes.join(" "),
+    };
     let now = crate::store::unix_now();
     let claims = json!({
         "iss": format!("https://{}/", tenant.domain),
         "sub": format!("{}@clients", client.client_id),
-        "aud": wanted,
+        "aud": audience,
         "iat": now,
         "exp": now + TOKEN_SECONDS,
         "azp": client.client_id,
-        "scope": client.scopes.join(" "),
+        "scope": scope,
         "gty": "client-credentials",
         "https://customdb.dev/tenant": tenant.id,
     });
@@ -125,22 +214,36 @@ async fn client_credentials(
         "access_token": state.keys.sign(&claims),
         "token_type": "Bearer",
         "expires_in": TOKEN_SECONDS,
-        "scope": client.scopes.join(" "),
+        "scope": scope,
     })))
 }
 
 async fn password(
     state: &AppState,
     tenant: &Tenant,
+    client: &Client,
     body: &Value,
-    grant: &str,
+    grant: Grant,
 ) -> Result<Json<Value>, ApiError> {
-    let client = client(state, tenant, body).await?;
     let username = text(body, "username").ok_or_else(|| ApiError::missing("username"))?;
     let pw = text(body, "password").ok_or_else(|| ApiError::missing("password"))?;
+    let userinfo = format!("https://{}/userinfo", tenant.domain);
+    // An end user's token is for /userinfo (or names the Management API, as Auth0 allows,
+    // which still accepts only client_credentials tokens); no other audience exists here.
+    let audience = match text(body, "audience") {
+        None => userinfo.clone(),
+        Some(a) if a == userinfo || a == management_audience(tenant) => a.to_string(),
+        Some(other) => {
+            return Err(ApiError::auth(
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                format!("Service not found: {other}"),
+            ));
+        }
+    };
     let connection = match (grant, text(body, "realm")) {
         (_, Some(realm)) => realm.to_string(),
-        ("password", None) => default_connection(state, tenant).await?,
+        (Grant::Password, None) => default_connection(state, tenant).await?,
         _ => return Err(ApiError::missing("realm")),
     };
     let _slot = state.admit(&tenant.id)?;
@@ -159,17 +262,17 @@ async fn password(
     id_claims.insert("aud".into(), json!(client.client_id));
     id_claims.insert("iat".into(), json!(now));
     id_claims.insert("exp".into(), json!(now + TOKEN_SECONDS));
-    let scope = text(body, "scope")
-        .unwrap_or("openid profile email")
-        .to_string();
+    // Only OpenID scopes: a Management scope asked for here is simply not granted.
+    let scope = crate::domain::client::user_scope(text(body, "scope"));
     let access = json!({
         "iss": issuer,
         "sub": user.user_id,
-        "aud": text(body, "audience").map_or(format!("https://{}/userinfo", tenant.domain), str::to_string),
+        "aud": audience,
         "iat": now,
         "exp": now + TOKEN_SECONDS,
         "azp": client.client_id,
         "scope": scope,
+        "gty": "password",
         "https://customdb.dev/tenant": tenant.id,
     });
     Ok(Json(json!({
@@ -342,8 +445,4 @@ async fn signup(
         }),
         other => Err(login_error(other)),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

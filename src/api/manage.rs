@@ -74,6 +74,9 @@ pub fn bearer(
     Ok(claims)
 }
 
+/// Checks that the request carries a Management API token with `scope`: one issued by
+/// `client_credentials` (`gty`, and `sub` = `<client_id>@clients`) for this domain's
+/// Management API audience. An end user's token never passes, whatever its scope says.
 pub(super) fn require(
     state: &AppState,
     tenant: &Tenant,
@@ -81,6 +84,26 @@ pub(super) fn require(
     scope: &str,
 ) -> Result<(), ApiError> {
     let claims = bearer(state, tenant, headers)?;
+    let audience = super::auth::management_audience(tenant);
+    let for_management = match claims.get("aud") {
+        Some(Value::String(a)) => *a == audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience.as_str())),
+        _ => false,
+    };
+    let azp = claims
+        .get("azp")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let machine = claims.get("gty").and_then(Value::as_str) == Some("client-credentials")
+        && !azp.is_empty()
+        && claims.get("sub").and_then(Value::as_str) == Some(format!("{azp}@clients").as_str());
+    if !(for_management && machine) {
+        return Err(ApiError::management(
+            StatusCode::UNAUTHORIZED,
+            "Bad audience or grant: the Management API accepts only client_credentials tokens for its audience",
+            "invalid_token",
+        ));
+    }
     let has = claims
         .get("scope")
         .and_then(Value::as_str)

@@ -119,6 +119,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("cannot create the data folder {}", args.data.display()))?;
+    // Workers run in another current folder: every path handed on is absolute.
+    let data = args
+        .data
+        .canonicalize()
+        .with_context(|| format!("cannot resolve the data folder {}", args.data.display()))?;
+    let args = Settings { data, ..args };
     let sealer = Sealer::load(&args.data.join("store.key"), true)?;
     let store = Store::open(&args.data.join("store.db"), sealer)?;
     let demo = crate::demo::ensure(&store, &args.data)?;
@@ -140,13 +146,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
         let mut banner = format!("customdb listening on http://{address}\n");
-        if let Some(client) = demo {
+        if let Some(demo) = demo {
             banner += &format!("demo tenant: connection \"{}\", users alice@example.com / \"correct horse battery staple\", bob@example.com / \"hunter22\"\n", crate::demo::CONNECTION);
-            banner += &format!("management client: client_id {} client_secret {}\n", client.client_id, client.client_secret);
+            banner += &format!("demo app (public client, for logins): client_id {}\n", demo.app.client_id);
+            banner += &format!("management client (client_credentials): client_id {} client_secret {}\n", demo.management.client_id, demo.management.client_secret);
             banner += &format!(
                 "try: curl -s http://{address}/oauth/token -H 'content-type: application/json' -d '{{\"grant_type\":\"http://auth0.com/oauth/grant-type/password-realm\",\"realm\":\"{}\",\"client_id\":\"{}\",\"username\":\"alice@example.com\",\"password\":\"correct horse battery staple\"}}'\n",
                 crate::demo::CONNECTION,
-                client.client_id
+                demo.app.client_id
             );
         }
         // Whoever started the server may stop reading its output (`| head -1`): the server

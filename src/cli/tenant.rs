@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::domain::client::{Client, Grant, MANAGEMENT_SCOPES};
+use crate::domain::names;
 use crate::flows::Core;
 use crate::isolation::{Pool, PoolConfig};
-use crate::store::{Client, Store, seal::Sealer};
+use crate::store::{Store, seal::Sealer};
 
 /// Administer tenants: domains, management clients, connections.
 #[derive(Debug, Args)]
@@ -33,20 +35,31 @@ enum TenantCommand {
         #[arg(long)]
         default: bool,
     },
-    /// Add a client; prints its id and secret once (only a hash of the secret is kept).
+    /// Add a client: by default a confidential management client (client_credentials; its id
+    /// and secret are printed once, only a digest of the secret is kept); with --public an
+    /// application without a secret that logs users in with the password grants.
     Client {
         tenant: String,
-        /// Scopes of its Management API tokens.
-        #[arg(long, default_value = crate::store::MANAGEMENT_SCOPES)]
-        scopes: String,
-        #[arg(long, default_value = "management client")]
-        name: String,
+        /// Scopes of its Management API tokens (default: every scope customdb checks).
+        #[arg(long, conflicts_with = "public")]
+        scopes: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// A public (native) application: no secret, password and password-realm grants only.
+        #[arg(long)]
+        public: bool,
+        /// The grants of a confidential client (repeatable): client_credentials (the
+        /// default), password, password-realm. It must send its secret on each.
+        #[arg(long = "grant-type", value_parser = Grant::from_flag, conflicts_with = "public")]
+        grant_types: Vec<Grant>,
     },
     /// Import a Deploy CLI connection folder (database.json and scripts) into the tenant.
     Connection { tenant: String, dir: PathBuf },
 }
 
-pub fn run(args: TenantArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: TenantArgs) -> anyhow::Result<ExitCode> {
+    args.data = std::path::absolute(&args.data)
+        .with_context(|| format!("cannot resolve the data folder {}", args.data.display()))?;
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("cannot create the data folder {}", args.data.display()))?;
     let sealer = Sealer::load(&args.data.join("store.key"), true)?;
@@ -57,6 +70,7 @@ pub fn run(args: TenantArgs) -> anyhow::Result<ExitCode> {
             domains,
             default,
         } => {
+            names::tenant(&tenant)?;
             for (i, domain) in domains.iter().enumerate() {
                 store.add_domain(&tenant, domain, default && i == 0)?;
             }
@@ -70,22 +84,43 @@ pub fn run(args: TenantArgs) -> anyhow::Result<ExitCode> {
             tenant,
             scopes,
             name,
+            public,
+            grant_types,
         } => {
-            store.ensure_tenant(&tenant)?;
+            names::tenant(&tenant)?;
             let client_id = uuid::Uuid::new_v4().simple().to_string();
-            let secret = Sealer::generate_key();
-            store.put_client(&Client {
-                client_id: client_id.clone(),
-                tenant: tenant.clone(),
-                name,
-                secret_hash: crate::demo::secret_hash(&secret),
-                scopes: scopes.split_whitespace().map(str::to_string).collect(),
-            })?;
-            println!(
-                "client_id {client_id}\nclient_secret {secret}\n(the secret is shown only now)"
-            );
+            if public {
+                let name = name.unwrap_or_else(|| "application".into());
+                store.put_client(&Client::public_app(client_id.clone(), tenant, name))?;
+                println!("client_id {client_id}\n(a public client: it has no secret)");
+            } else {
+                let secret = crate::secret::client_secret();
+                let scopes = match scopes {
+                    Some(s) => s.split_whitespace().map(str::to_string).collect(),
+                    None => MANAGEMENT_SCOPES.iter().map(|s| s.to_string()).collect(),
+                };
+                let name = name.unwrap_or_else(|| "management client".into());
+                let digest = crate::secret::digest(&secret);
+                let grants = if grant_types.is_empty() {
+                    vec![Grant::ClientCredentials]
+                } else {
+                    grant_types
+                };
+                store.put_client(&Client::confidential(
+                    client_id.clone(),
+                    tenant,
+                    name,
+                    digest,
+                    scopes,
+                    grants,
+                ))?;
+                println!(
+                    "client_id {client_id}\nclient_secret {secret}\n(the secret is shown only now)"
+                );
+            }
         }
         TenantCommand::Connection { tenant, dir } => {
+            names::tenant(&tenant)?;
             let program = std::env::current_exe()?;
             let core = Core::new(
                 Arc::new(store),

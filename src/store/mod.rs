@@ -130,6 +130,11 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL,
         claimed INTEGER NOT NULL DEFAULT 0
     );",
+    // 4: Auth0's client model. Clients made before it were management clients: they keep
+    // client_credentials only (a password grant now needs a client that allows it).
+    "ALTER TABLE clients ADD COLUMN app_type TEXT NOT NULL DEFAULT 'non_interactive';
+    ALTER TABLE clients ADD COLUMN token_endpoint_auth_method TEXT NOT NULL DEFAULT 'client_secret_post';
+    ALTER TABLE clients ADD COLUMN grant_types TEXT NOT NULL DEFAULT 'client_credentials';",
 ];
 
 /// The store. One writer connection behind a mutex (SQLite serializes writers anyway, and
@@ -847,20 +852,7 @@ impl Store {
     }
 }
 
-/// Every Management API scope customdb checks, the default grant of a management client.
-pub const MANAGEMENT_SCOPES: &str = "read:users create:users update:users delete:users read:logs read:connections create:connections update:connections delete:connections create:user_tickets";
-
-/// An API client of a tenant (Management API access with client_credentials, and the
-/// client of password grants). Only a SHA-256 of its secret is stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Client {
-    pub client_id: String,
-    pub tenant: String,
-    pub name: String,
-    #[serde(skip_serializing)]
-    pub secret_hash: String,
-    pub scopes: Vec<String>,
-}
+pub use crate::domain::client::Client;
 
 impl Store {
     /// Makes `tenant` answer for `domain` (a Host header value, port included when not 80/443).
@@ -901,29 +893,53 @@ impl Store {
     }
 
     pub fn put_client(&self, client: &Client) -> Result<(), StoreError> {
+        let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
         self.write(|tx| {
+            tx.execute("INSERT INTO tenants (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![client.tenant, now()])?;
             tx.execute(
-                "INSERT INTO clients (client_id, tenant, name, secret_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (client_id) DO UPDATE SET name = ?3, secret_hash = ?4, scopes = ?5",
-                params![client.client_id, client.tenant, client.name, client.secret_hash, client.scopes.join(" "), now()],
+                "INSERT INTO clients (client_id, tenant, name, secret_hash, scopes, created_at, app_type, token_endpoint_auth_method, grant_types)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (client_id) DO UPDATE SET name = ?3, secret_hash = ?4, scopes = ?5, app_type = ?7,
+                    token_endpoint_auth_method = ?8, grant_types = ?9",
+                params![
+                    client.client_id, client.tenant, client.name,
+                    client.secret_digest.as_deref().unwrap_or_default(),
+                    client.scopes.join(" "), now(), client.app_type.as_str(),
+                    client.auth_method.as_str(), grants.join(" ")
+                ],
             )?;
             Ok(())
         })
     }
 
     pub fn get_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        use crate::domain::client::{AppType, AuthMethod, Grant};
         query_one(
             &self.read(),
-            "SELECT client_id, tenant, name, secret_hash, scopes FROM clients WHERE client_id = ?1",
+            "SELECT client_id, tenant, name, secret_hash, scopes, app_type, token_endpoint_auth_method, grant_types
+             FROM clients WHERE client_id = ?1",
             params![client_id],
             |r| {
-                let scopes: String = r.get(4)?;
+                let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+                let corrupt = |i: usize, what: String| {
+                    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.into())
+                };
+                let (app_type, method) = (text(5)?, text(6)?);
+                let auth_method = AuthMethod::parse(&method)
+                    .ok_or_else(|| corrupt(6, format!("unknown token_endpoint_auth_method {method}")))?;
+                let secret: String = text(3)?;
                 Ok(Client {
-                    client_id: r.get(0)?,
-                    tenant: r.get(1)?,
-                    name: r.get(2)?,
-                    secret_hash: r.get(3)?,
-                    scopes: scopes.split_whitespace().map(str::to_string).collect(),
+                    client_id: text(0)?,
+                    tenant: text(1)?,
+                    name: text(2)?,
+                    app_type: AppType::parse(&app_type)
+                        .ok_or_else(|| corrupt(5, format!("unknown app_type {app_type}")))?,
+                    auth_method,
+                    grant_types: text(7)?.split_whitespace().filter_map(Grant::parse).collect(),
+                    // A public client has no secret, whatever the column holds.
+                    secret_digest: (auth_method != AuthMethod::None && !secret.is_empty())
+                        .then_some(secret),
+                    scopes: text(4)?.split_whitespace().map(str::to_string).collect(),
                 })
             },
         )

@@ -20,10 +20,9 @@ fn app() -> (axum::Router, Value, tempfile::TempDir) {
     )
     .unwrap();
     customdb::demo::ensure(&store, dir.path()).unwrap();
-    let creds: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("demo-client.json")).unwrap(),
-    )
-    .unwrap();
+    let creds: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo-app.json")).unwrap())
+            .unwrap();
     let keys = Keys::load(&store).unwrap();
     let core = Core::new(
         Arc::new(store),
@@ -133,11 +132,18 @@ fn an_older_demo_client_gets_the_scopes_added_since() {
     )
     .unwrap();
     let demo = customdb::demo::ensure(&store, dir.path()).unwrap().unwrap();
-    let mut client = store.get_client(&demo.client_id).unwrap().unwrap();
+    let mut client = store
+        .get_client(&demo.management.client_id)
+        .unwrap()
+        .unwrap();
     client.scopes.retain(|s| s != "create:user_tickets");
     store.put_client(&client).unwrap();
     customdb::demo::ensure(&store, dir.path()).unwrap();
-    let scopes = store.get_client(&demo.client_id).unwrap().unwrap().scopes;
+    let scopes = store
+        .get_client(&demo.management.client_id)
+        .unwrap()
+        .unwrap()
+        .scopes;
     assert!(
         scopes.iter().any(|s| s == "create:user_tickets"),
         "{scopes:?}"

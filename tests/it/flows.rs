@@ -47,19 +47,17 @@ fn world(import_mode: bool, options: Value) -> World {
     }
     let mut opts: Map<String, Value> = options.as_object().cloned().unwrap_or_default();
     opts.insert("import_mode".into(), json!(import_mode));
-    store
-        .put_connection(&ConnectionRecord {
-            id: "con_1".into(),
-            tenant: TENANT.into(),
-            name: "users".into(),
-            options: opts,
-            scripts,
-            configuration: BTreeMap::from([("DB_FILE".to_string(), "users.db".to_string())]),
-        })
-        .unwrap();
+    let record = ConnectionRecord {
+        id: "con_1".into(),
+        tenant: TENANT.into(),
+        name: "users".into(),
+        options: opts,
+        scripts,
+        configuration: BTreeMap::from([("DB_FILE".to_string(), "users.db".to_string())]),
+    };
+    store.put_connection(&record).unwrap();
     let data_root = dir.path().join("data");
-    let legacy_dir = data_root.join(TENANT).join("users");
-    std::fs::create_dir_all(&legacy_dir).unwrap();
+    let legacy_dir = customdb::flows::connection_dir(&data_root, &record).unwrap();
     let legacy = legacy_dir.join("users.db");
     let db = rusqlite::Connection::open(&legacy).unwrap();
     db.execute_batch(&template("cases/schema.sql")).unwrap();

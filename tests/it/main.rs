@@ -2,6 +2,7 @@
 //! `customdb` executable, as production does.
 
 mod api;
+mod attacks;
 mod cli;
 mod contract;
 mod flows;

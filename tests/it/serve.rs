@@ -7,11 +7,14 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
-    client_id: String,
-    client_secret: String,
+    pub(crate) base: String,
+    /// The demo's management client (client_credentials).
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    /// The demo's public application (password logins).
+    pub(crate) app_id: String,
     _data: tempfile::TempDir,
 }
 
@@ -25,7 +28,7 @@ impl Drop for Server {
 
 impl Server {
     /// A Management API token of the demo's client.
-    async fn management_token(&self) -> String {
+    pub(crate) async fn management_token(&self) -> String {
         let (status, tokens) = call("POST", &format!("{}/oauth/token", self.base), None, Some(json!({
             "grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}))).await;
         assert_eq!(status, 200, "{tokens}");
@@ -33,15 +36,15 @@ impl Server {
     }
 }
 
-fn start() -> Server {
+pub(crate) fn start() -> Server {
     start_in(tempfile::tempdir().unwrap())
 }
 
-fn start_in(data: tempfile::TempDir) -> Server {
+pub(crate) fn start_in(data: tempfile::TempDir) -> Server {
     start_with(data, &[])
 }
 
-fn start_with(data: tempfile::TempDir, extra: &[&str]) -> Server {
+pub(crate) fn start_with(data: tempfile::TempDir, extra: &[&str]) -> Server {
     let mut child = Command::new(customdb_exe())
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data.path().join("data"))
@@ -60,27 +63,41 @@ fn start_with(data: tempfile::TempDir, extra: &[&str]) -> Server {
         &std::fs::read_to_string(data.path().join("data/demo-client.json")).unwrap(),
     )
     .unwrap();
-    let printed: Vec<String> = lines.take(3).map(Result::unwrap).collect();
+    let app: Value = serde_json::from_str(
+        &std::fs::read_to_string(data.path().join("data/demo-app.json")).unwrap(),
+    )
+    .unwrap();
+    let printed: Vec<String> = lines.take(4).map(Result::unwrap).collect();
     assert!(
-        printed[1].contains(creds["client_id"].as_str().unwrap()),
+        printed[1].contains(app["client_id"].as_str().unwrap()),
         "{printed:?}"
     );
-    assert!(printed[2].starts_with("try: curl"), "{printed:?}");
+    assert!(
+        printed[2].contains(creds["client_id"].as_str().unwrap()),
+        "{printed:?}"
+    );
+    assert!(printed[3].starts_with("try: curl"), "{printed:?}");
     Server {
         child,
         base,
         client_id: creds["client_id"].as_str().unwrap().into(),
         client_secret: creds["client_secret"].as_str().unwrap().into(),
+        app_id: app["client_id"].as_str().unwrap().into(),
         _data: data,
     }
 }
 
-async fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     call_as(None, method, url, token, body).await
 }
 
 /// A request with an explicit Host header (the tenant is chosen by it).
-async fn call_as(
+pub(crate) async fn call_as(
     host: Option<&str>,
     method: &str,
     url: &str,
@@ -115,7 +132,7 @@ fn the_demo_server_speaks_auth0() {
     let s = &server;
     let login = |user: &str, pw: &str| {
         json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Username-Password-Authentication",
-               "client_id": s.client_id, "username": user, "password": pw})
+               "client_id": s.app_id, "username": user, "password": pw})
     };
     block_on(async {
         let (status, tokens) = call(
@@ -136,7 +153,7 @@ fn the_demo_server_speaks_auth0() {
         .await;
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-        validation.set_audience(&[s.client_id.as_str()]);
+        validation.set_audience(&[s.app_id.as_str()]);
         let id = jsonwebtoken::decode::<Value>(
             tokens["id_token"].as_str().unwrap(),
             &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
@@ -180,7 +197,7 @@ fn the_demo_server_speaks_auth0() {
         );
 
         let (status, body) = call("POST", &format!("{}/dbconnections/signup", s.base), None,
-            Some(json!({"client_id": s.client_id, "connection": "Username-Password-Authentication", "email": "carol@example.com", "password": "carol's password"}))).await;
+            Some(json!({"client_id": s.app_id, "connection": "Username-Password-Authentication", "email": "carol@example.com", "password": "carol's password"}))).await;
         assert_eq!(
             (status, body["email"].as_str()),
             (200, Some("carol@example.com")),
@@ -188,7 +205,7 @@ fn the_demo_server_speaks_auth0() {
         );
         let carol = format!("auth0%7C{}", body["_id"].as_str().unwrap());
         let (status, body) = call("POST", &format!("{}/dbconnections/signup", s.base), None,
-            Some(json!({"client_id": s.client_id, "connection": "Username-Password-Authentication", "email": "alice@example.com", "password": "x"}))).await;
+            Some(json!({"client_id": s.app_id, "connection": "Username-Password-Authentication", "email": "alice@example.com", "password": "x"}))).await;
         assert_eq!(
             (status, body["code"].as_str(), body["statusCode"].as_u64()),
             (400, Some("user_exists"), Some(400)),
@@ -216,7 +233,7 @@ fn the_demo_server_speaks_auth0() {
         .await;
         assert_eq!(
             (status, body["errorCode"].as_str()),
-            (403, Some("insufficient_scope")),
+            (401, Some("invalid_token")),
             "a user's token is not a management token"
         );
         let (status, mgmt) = call("POST", &format!("{}/oauth/token", s.base), None, Some(json!({
@@ -445,7 +462,7 @@ fn the_demo_server_speaks_auth0() {
     assert!(server.child.wait().unwrap().success());
 }
 
-fn admin(data: &std::path::Path, args: &[&str]) -> String {
+pub(crate) fn admin(data: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(customdb_exe())
         .arg("tenant")
         .arg("--data")
@@ -574,7 +591,7 @@ fn a_tenant_over_its_limit_gets_429_and_others_carry_on() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     admin(&data, &["create", "slow", "--domain", "slow.test"]);
-    let printed = admin(&data, &["client", "slow"]);
+    let printed = admin(&data, &["client", "slow", "--public"]);
     let slow_client = printed
         .lines()
         .find_map(|l| l.strip_prefix("client_id "))
@@ -640,7 +657,7 @@ fn a_tenant_over_its_limit_gets_429_and_others_carry_on() {
         // The demo tenant is served while the other tenant's script still hangs.
         let (status, _) = login(
             "localhost",
-            s.client_id.clone(),
+            s.app_id.clone(),
             "Username-Password-Authentication",
             "alice@example.com",
             "correct horse battery staple",
@@ -731,7 +748,7 @@ fn try_a_script_and_drop_a_cached_user_over_the_management_api() {
             "POST",
             &format!("{}/oauth/token", s.base),
             None,
-            Some(json!({"grant_type": "password", "client_id": s.client_id,
+            Some(json!({"grant_type": "password", "client_id": s.app_id,
             "username": "alice@example.com", "password": "correct horse battery staple"})),
         )
         .await;
@@ -752,12 +769,12 @@ fn a_forgotten_password_is_changed_through_a_ticket() {
     let s = start();
     block_on(async {
         let login = |pw: &str| {
-            json!({"grant_type": "password", "client_id": s.client_id,
+            json!({"grant_type": "password", "client_id": s.app_id,
                    "username": "alice@example.com", "password": pw})
         };
         let token_url = format!("{}/oauth/token", s.base);
         let (status, body) = call("POST", &format!("{}/dbconnections/change_password", s.base), None,
-            Some(json!({"client_id": s.client_id, "email": "alice@example.com", "connection": "Username-Password-Authentication"}))).await;
+            Some(json!({"client_id": s.app_id, "email": "alice@example.com", "connection": "Username-Password-Authentication"}))).await;
         // Auth0's answer is the sentence as text, not JSON.
         assert_eq!(
             (status, body),
@@ -938,7 +955,7 @@ fn runs_and_log_events_stream_live_and_redacted() {
             "POST",
             &format!("{}/oauth/token", s.base),
             None,
-            Some(json!({"grant_type": "password", "client_id": s.client_id,
+            Some(json!({"grant_type": "password", "client_id": s.app_id,
                         "username": "alice@example.com", "password": "wrong-pw-123"})),
         )
         .await;
@@ -1032,7 +1049,7 @@ fn connections_round_trip_through_export_and_deploy() {
     // and the copy carries the same scripts.
     block_on(async {
         let login = json!({
-            "grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Username-Password-Authentication", "client_id": s.client_id,
+            "grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Username-Password-Authentication", "client_id": s.app_id,
             "username": "alice@example.com", "password": "correct horse battery staple"});
         let (status, body) = call(
             "POST",
@@ -1185,7 +1202,7 @@ fn logs_page_and_resume_from_a_checkpoint() {
                 "POST",
                 &token_url,
                 None,
-                Some(json!({"grant_type": "password", "client_id": s.client_id,
+                Some(json!({"grant_type": "password", "client_id": s.app_id,
                 "username": "alice@example.com", "password": "not her password"})),
             )
             .await;

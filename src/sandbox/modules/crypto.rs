@@ -192,8 +192,7 @@ fn timing_safe_equal(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResu
     if a.len() != b.len() {
         return Err(js_error!(RangeError: "Input buffers must have the same byte length"));
     }
-    let diff = a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    Ok((diff == 0).into())
+    Ok(crate::secret::equal(&a, &b).into())
 }
 
 fn get_hashes(_: &JsValue, _: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {

@@ -1,0 +1,263 @@
+//! Attacks on the boundaries, each against a real `customdb serve` (or the real CLI) and
+//! asserted on what the attacker would see: end users never get administrator tokens, names
+//! never become paths, tenants never reach internal addresses, secrets never leave, tickets
+//! cannot be evicted by strangers.
+
+use crate::serve::{admin, call, start, start_in};
+use crate::util::block_on;
+use serde_json::{Value, json};
+
+const REALM: &str = "http://auth0.com/oauth/grant-type/password-realm";
+
+/// The claims of a token, without checking its signature (the attacker's view of it).
+fn claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_stranger_who_signs_up_never_gets_a_management_token() {
+    let s = start();
+    block_on(async {
+        let (status, _) = call(
+            "POST",
+            &format!("{}/dbconnections/signup", s.base),
+            None,
+            Some(json!({
+            "client_id": s.app_id, "connection": "Username-Password-Authentication",
+            "email": "mallory@example.com", "password": "mallory's password"})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        for grant in [
+            json!({"grant_type": "password"}),
+            json!({"grant_type": REALM, "realm": "Username-Password-Authentication"}),
+            json!({"grant_type": "password", "audience": format!("https://{}/api/v2/", s.base.trim_start_matches("http://"))}),
+        ] {
+            let mut body = grant.clone();
+            body["client_id"] = json!(s.app_id);
+            body["username"] = json!("mallory@example.com");
+            body["password"] = json!("mallory's password");
+            body["scope"] =
+                json!("openid read:users update:connections create:connections read:logs");
+            let (status, tokens) =
+                call("POST", &format!("{}/oauth/token", s.base), None, Some(body)).await;
+            assert_eq!(status, 200, "{tokens}");
+            assert_eq!(
+                tokens["scope"], "openid",
+                "{grant}: only OpenID scopes are granted"
+            );
+            let token = tokens["access_token"].as_str().unwrap();
+            assert_eq!(claims(token)["scope"], "openid");
+            assert_eq!(claims(token)["gty"], "password");
+            for (method, path, body) in [
+                ("GET", "/api/v2/users".to_string(), None),
+                ("GET", "/api/v2/connections".to_string(), None),
+                (
+                    "POST",
+                    "/api/v2/connections/con_demo/try".to_string(),
+                    Some(json!({"action": "get_user", "args": ["alice@example.com"]})),
+                ),
+            ] {
+                let (status, answer) =
+                    call(method, &format!("{}{path}", s.base), Some(token), body).await;
+                assert_eq!(
+                    (status, answer["errorCode"].as_str()),
+                    (401, Some("invalid_token")),
+                    "{grant} {path}: {answer}"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn clients_authenticate_as_their_model_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A confidential web application of the demo tenant, beside the demo's own clients.
+    let printed = admin(
+        &data,
+        &[
+            "client",
+            "demo",
+            "--grant-type",
+            "password-realm",
+            "--name",
+            "web app",
+        ],
+    );
+    let field = |name: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (web_id, web_secret) = (field("client_id "), field("client_secret "));
+    let s = start_in(dir);
+    block_on(async {
+        let token = |body: Value, basic: Option<(String, String)>| {
+            let url = format!("{}/oauth/token", s.base);
+            async move {
+                let mut req = reqwest::Client::new()
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body.to_string());
+                if let Some((id, secret)) = basic {
+                    req = req.basic_auth(id, Some(secret));
+                }
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                (
+                    status,
+                    serde_json::from_str::<Value>(&resp.text().await.unwrap()).unwrap(),
+                )
+            }
+        };
+        let login = |client: &str| {
+            json!({"grant_type": REALM, "realm": "Username-Password-Authentication",
+            "client_id": client, "username": "alice@example.com", "password": "correct horse battery staple"})
+        };
+        // A confidential client proves its secret on a password-realm login.
+        type Case<'a> = (&'a str, Value, Option<(String, String)>, u16, &'a str);
+        let cases: Vec<Case> = vec![
+            ("no secret", login(&web_id), None, 401, "access_denied"),
+            (
+                "a wrong secret",
+                {
+                    let mut b = login(&web_id);
+                    b["client_secret"] = json!("guess");
+                    b
+                },
+                None,
+                401,
+                "access_denied",
+            ),
+            (
+                "a wrong secret in Basic",
+                login(&web_id),
+                Some((web_id.clone(), "guess".into())),
+                401,
+                "access_denied",
+            ),
+            (
+                "Basic for another client",
+                login(&web_id),
+                Some((s.client_id.clone(), s.client_secret.clone())),
+                401,
+                "access_denied",
+            ),
+            (
+                "the management client logging users in",
+                {
+                    let mut b = login(&s.client_id);
+                    b["client_secret"] = json!(s.client_secret);
+                    b
+                },
+                None,
+                403,
+                "unauthorized_client",
+            ),
+            (
+                "a public client asking for a management token",
+                json!({"grant_type": "client_credentials", "client_id": s.app_id}),
+                None,
+                403,
+                "unauthorized_client",
+            ),
+            (
+                "a management token for another audience",
+                json!({"grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret, "audience": "https://evil.example/api/v2/"}),
+                None,
+                403,
+                "access_denied",
+            ),
+        ];
+        for (name, body, basic, status, error) in cases {
+            let (got, answer) = token(body, basic).await;
+            assert_eq!(
+                (got, answer["error"].as_str()),
+                (status, Some(error)),
+                "{name}: {answer}"
+            );
+        }
+        let mut right = login(&web_id);
+        right["client_secret"] = json!(web_secret);
+        assert_eq!(token(right, None).await.0, 200, "client_secret_post");
+        assert_eq!(
+            token(login(&web_id), Some((web_id.clone(), web_secret.clone())))
+                .await
+                .0,
+            200,
+            "client_secret_basic"
+        );
+        assert_eq!(
+            token(login(&s.app_id), None).await.0,
+            200,
+            "a public client has no secret"
+        );
+        // A management token carries only the scopes granted, narrowed when asked.
+        let (status, narrow) = token(
+            json!({"grant_type": "client_credentials", "client_id": s.client_id,
+            "client_secret": s.client_secret, "scope": "read:users delete:everything"}),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, narrow["scope"].as_str()),
+            (200, Some("read:users")),
+            "{narrow}"
+        );
+        let t = narrow["access_token"].as_str();
+        assert_eq!(
+            call("GET", &format!("{}/api/v2/users", s.base), t, None)
+                .await
+                .0,
+            200
+        );
+        assert_eq!(
+            call("GET", &format!("{}/api/v2/connections", s.base), t, None)
+                .await
+                .0,
+            403
+        );
+    });
+}
+
+#[test]
+fn tokens_are_signed_by_constant_time_rsa() {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+    assert!(
+        !lock.contains("\nname = \"rsa\"\n"),
+        "the rsa crate (RUSTSEC-2023-0071) must not be built"
+    );
+    // The tokens the server signs verify against its JWKS with an independent verifier.
+    let s = start();
+    block_on(async {
+        let token = s.management_token().await;
+        let (_, jwks) = call(
+            "GET",
+            &format!("{}/.well-known/jwks.json", s.base),
+            None,
+            None,
+        )
+        .await;
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.validate_aud = false;
+        jsonwebtoken::decode::<Value>(
+            &token,
+            &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+            &validation,
+        )
+        .unwrap();
+    });
+}
