@@ -343,6 +343,9 @@ impl Core {
             Ok(f) => f,
             Err(e) => return Ok(Err(e.to_string())),
         };
+        if let Err(e) = crate::domain::names::connection_name(&folder.name) {
+            return Ok(Err(format!("{}: {e}", dir.display())));
+        }
         let mut configuration = std::collections::BTreeMap::new();
         for (k, v) in &folder.configuration {
             match layout::replace_keywords(v, &lookup) {
@@ -377,9 +380,11 @@ pub fn connection_from_api(
 ) -> Result<ConnectionRecord, String> {
     let name = match (name, body.get("name")) {
         (Some(name), _) => name,
-        (None, Some(Value::String(n))) if !n.is_empty() => n.clone(),
+        (None, Some(Value::String(n))) => crate::domain::names::connection_name(n)
+            .map_err(|e| e.to_string())?
+            .to_string(),
         (None, None) => return Err("Missing required property: name".into()),
-        (None, Some(_)) => return Err("name must be a non-empty string".into()),
+        (None, Some(_)) => return Err("name must be a string".into()),
     };
     let mut options = match body.get("options") {
         None => Map::new(),

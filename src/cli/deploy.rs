@@ -147,6 +147,8 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let mut bodies = Vec::new();
     for dir in &folders {
         let folder = layout::read(dir)?;
+        crate::domain::names::connection_name(&folder.name)
+            .with_context(|| format!("{}", dir.display()))?;
         let mut options = folder.options.clone();
         let mut configuration = serde_json::Map::new();
         for (key, value) in &folder.configuration {
@@ -235,9 +237,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
             // The name becomes a folder name: nothing that could leave the export folder.
-            if record.name.contains(['/', '\\']) || record.name.starts_with('.') {
-                bail!("connection name {:?} cannot be a folder name", record.name);
-            }
+            crate::domain::names::connection_name(&record.name)?;
             let dir = root.join(&record.name);
             export_connection(&record, &dir)
                 .with_context(|| format!("cannot write {}", dir.display()))?;

@@ -261,3 +261,102 @@ fn tokens_are_signed_by_constant_time_rsa() {
         .unwrap();
     });
 }
+
+#[test]
+fn a_connection_name_is_never_a_path() {
+    let s = start();
+    block_on(async {
+        let token = s.management_token().await;
+        let url = format!("{}/api/v2/connections", s.base);
+        for name in ["../..", "/", "a/b", "..", "-x", "a--b", "tab\tname"] {
+            let (status, answer) = call("POST", &url, Some(&token), Some(json!({"name": name, "strategy": "auth0",
+                "options": {"customScripts": {"login": "function login(e, p, cb) { cb(null, null); }"}}}))).await;
+            assert_eq!(status, 400, "{name}: {answer}");
+            assert!(
+                answer["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("letters, digits and single dashes"),
+                "{name}: {answer}"
+            );
+        }
+        let (_, list) = call("GET", &url, Some(&token), None).await;
+        assert_eq!(
+            list.as_array().map(Vec::len),
+            Some(1),
+            "nothing was created: {list}"
+        );
+        // A valid connection's script works in a folder of its own, keyed by its id: the
+        // server's store is not there, and `..` is refused.
+        let probe = "function login(e, p, cb) { const sqlite3 = require('sqlite3'); \
+            new sqlite3.Database(e, sqlite3.OPEN_READONLY, (err) => cb(null, { user_id: 1, email: 'x@example.com', nickname: err ? err.code + ' ' + err.message : 'opened' })); }";
+        let (status, created) = call(
+            "POST",
+            &url,
+            Some(&token),
+            Some(json!({"name": "probe", "strategy": "auth0",
+            "options": {"customScripts": {"login": probe}}})),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        let try_url = format!("{url}/{}/try", created["id"].as_str().unwrap());
+        for (path, why) in [
+            ("store.db", "SQLITE_CANTOPEN"),
+            ("../../store.db", "'..' is not allowed"),
+        ] {
+            let (status, run) = call(
+                "POST",
+                &try_url,
+                Some(&token),
+                Some(json!({"action": "login", "args": [path, "pw"]})),
+            )
+            .await;
+            assert_eq!(status, 200, "{run}");
+            let seen = run["result"]["nickname"].as_str().unwrap_or_default();
+            assert!(seen.contains(why), "{path}: {run}");
+        }
+    });
+}
+
+#[test]
+fn the_cli_refuses_a_connection_folder_whose_name_is_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("evil");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("database.json"),
+        r#"{"name": "../..", "options": {}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("login.js"),
+        "function login(e, p, cb) { cb(null, null); }",
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::util::customdb_exe())
+        .args(["tenant", "--data"])
+        .arg(dir.path().join("data"))
+        .args(["connection", "demo"])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("connection name '../..' is not valid"),
+        "{stderr}"
+    );
+    for bad_tenant in ["../x", "Demo"] {
+        let out = std::process::Command::new(crate::util::customdb_exe())
+            .args(["tenant", "--data"])
+            .arg(dir.path().join("data"))
+            .args(["client", bad_tenant])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad_tenant}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("tenant"),
+            "{out:?}"
+        );
+    }
+}

@@ -109,7 +109,22 @@ fn data_written_in_one_run_is_read_in_the_next() {
 fn paths_outside_the_data_folder_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink("/etc", dir.path().join("etc-link")).unwrap();
+    // A dangling link would let SQLite create the file it points to, outside the folder.
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("created-by-the-script.db");
+    std::os::unix::fs::symlink(&target, dir.path().join("dangling.db")).unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join("plain.db-journal")).unwrap();
     let cases = [
+        (
+            "a dangling symbolic link",
+            "dangling.db",
+            "symbolic links are not allowed",
+        ),
+        (
+            "a symbolic link as the journal",
+            "plain.db",
+            "symbolic links are not allowed",
+        ),
         (
             "absolute path elsewhere",
             "/etc/passwd",
@@ -137,6 +152,7 @@ fn paths_outside_the_data_folder_are_refused() {
             &json!({"outcome": "success", "result": {"code": "SQLITE_CANTOPEN", "message": format!("~{why}")}}),
         );
     }
+    assert!(!target.exists(), "a link led the script out of its folder");
     let mut no_folder = login(
         "new sqlite3.Database('x.db', (err) => cb(null, { user_id: 1, message: err && err.message }));",
         dir.path(),

@@ -39,7 +39,9 @@ fn open(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     defer(
         ctx,
         move || {
-            let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            // SQLite refuses a database file that is a symbolic link (checked again here: the
+            // policy already refused one, but the file system may change in between).
+            let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
             flags |= if mode & OPEN_READONLY != 0 {
                 OpenFlags::SQLITE_OPEN_READ_ONLY
             } else {
@@ -65,8 +67,10 @@ fn open(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
 }
 
 /// Where `path` may be opened under `policy`: `None` for an in-memory database, the file
-/// otherwise. Relative paths name files in the first data folder; `..` is refused outright and
-/// symbolic links are resolved before the containment check.
+/// otherwise. Relative paths name files in the first data folder; `..` is refused outright,
+/// folders are resolved before the containment check, and a symbolic link at the file (or at
+/// its journal, WAL or shared-memory file) is refused: even a dangling one would let SQLite
+/// create the file it points to, wherever that is.
 pub fn resolve(path: &str, policy: &Policy) -> Result<Option<PathBuf>, Failure> {
     if path.is_empty() || path == ":memory:" {
         return Ok(None);
@@ -102,11 +106,13 @@ pub fn resolve(path: &str, policy: &Policy) -> Result<Option<PathBuf>, Failure> 
         .canonicalize()
         .map_err(|_| refuse("its folder does not exist"))?;
     let file = parent.join(name);
-    // A symbolic link at the file name itself could point anywhere: resolve it too.
-    let file = match file.canonicalize() {
-        Ok(real) => real,
-        Err(_) => file,
-    };
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let mut sidecar = file.clone().into_os_string();
+        sidecar.push(suffix);
+        if std::fs::symlink_metadata(&sidecar).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(refuse("symbolic links are not allowed in data folders"));
+        }
+    }
     let inside = policy.data_dirs.iter().any(|dir| {
         dir.canonicalize()
             .is_ok_and(|dir| file.starts_with(&dir) && file != dir)
