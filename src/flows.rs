@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::isolation::{Pool, PoolError};
 use crate::outcome::{Execution, Outcome, ScriptError};
 use crate::profile::{self, Profile, ProfileOptions, Violation};
-use crate::script::{Action, Invocation, Limits, Policy, complete_create_user};
+use crate::script::{Action, Internal, Invocation, Limits, Policy, complete_create_user};
 use crate::store::{ConnectionRecord, RootAttributes, Store, StoreError, User, UserChange};
 
 /// bcrypt cost of the hashes the store keeps (Auth0 uses 10).
@@ -141,8 +141,10 @@ impl<T> Answer<T> {
 pub struct Core {
     pub store: Arc<Store>,
     pub pool: Arc<Pool>,
-    /// Each connection gets `<data_root>/<tenant>/<connection>` as its `sqlite3` data folder.
+    /// Each connection gets `<data_root>/<connection id>` as its `sqlite3` data folder.
     pub data_root: Option<PathBuf>,
+    /// The internal addresses the operator lets scripts reach (`serve --egress-allow-internal`).
+    internal_egress: Vec<String>,
     /// Every run and log event as it happens, for live watchers (`GET /api/v2/logs/stream`).
     live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
 }
@@ -222,8 +224,16 @@ impl Core {
             store,
             pool,
             data_root,
+            internal_egress: Vec::new(),
             live: tokio::sync::broadcast::channel(LIVE_BACKLOG).0,
         }
+    }
+
+    /// Lets scripts reach these internal addresses, hosts or CIDR blocks (when their
+    /// allow-list names them too); by default they reach none.
+    pub fn with_internal_egress(mut self, entries: Vec<String>) -> Self {
+        self.internal_egress = entries;
+        self
     }
 
     /// A receiver of every live event from now on (all tenants: the caller filters).
@@ -315,6 +325,7 @@ impl Core {
             policy: Policy {
                 data_dirs,
                 egress: settings.egress.clone(),
+                internal: Internal::Operator(self.internal_egress.clone()),
             },
         };
         let execution = self.pool.run(&invocation).await?;

@@ -304,8 +304,31 @@ pub struct Policy {
     /// Hosts HTTP requests may reach: `api.example.com`, `*.example.com` (subdomains),
     /// `host:port`, an IP address, or `localhost`. A name only ever reaches public addresses
     /// (a tenant's DNS must not lead into the operator's network); private and loopback
-    /// addresses need an entry that is that IP address, or `localhost` for loopback.
+    /// addresses need an entry that is that IP address, or `localhost` for loopback, and
+    /// `internal` must allow them.
     pub egress: Vec<String>,
+    /// Who decides about internal addresses (loopback, private, link-local, CGNAT,
+    /// multicast, unspecified).
+    pub internal: Internal,
+}
+
+/// Which internal addresses a script may reach. The default is the server's: none but
+/// those the operator allows, whatever a tenant lists.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Internal {
+    /// `customdb serve`: the operator's `--egress-allow-internal` entries only (an address,
+    /// a CIDR block, or `HOST:PORT`), and only for hosts the allow-list also names.
+    Operator(Vec<String>),
+    /// `customdb try` and `customdb test`, which the operator runs on their own machine: the
+    /// allow-list may name loopback and private addresses itself.
+    Listed,
+}
+
+impl Default for Internal {
+    fn default() -> Self {
+        Internal::Operator(Vec::new())
+    }
 }
 
 /// Fills in what Auth0 adds to the `user` a `create` script receives, when the caller left it

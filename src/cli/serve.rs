@@ -18,7 +18,8 @@ use crate::store::{Store, seal::Sealer};
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// A JSON file with any of the settings below, by their names with underscores
-    /// (`listen`, `data`, `max_runs_per_tenant`, `workers`, `log_format`); flags win over it.
+    /// (`listen`, `data`, `max_runs_per_tenant`, `workers`, `log_format`,
+    /// `egress_allow_internal`); flags win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free one) [default: 127.0.0.1:3000].
@@ -38,6 +39,14 @@ pub struct ServeArgs {
     /// Log lines as text or json [default: text].
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// An internal address tenants' scripts may reach when their allow-list names it: an
+    /// address, a CIDR block (10.0.0.0/8) or HOST:PORT (repeatable). Without it, loopback,
+    /// private, link-local, CGNAT, multicast and unspecified addresses are never reached.
+    #[arg(
+        long = "egress-allow-internal",
+        value_name = "ADDR_OR_CIDR_OR_HOST:PORT"
+    )]
+    egress_allow_internal: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum, serde::Deserialize)]
@@ -56,6 +65,8 @@ struct ConfigFile {
     max_runs_per_tenant: Option<usize>,
     workers: Option<usize>,
     log_format: Option<LogFormat>,
+    #[serde(default)]
+    egress_allow_internal: Vec<String>,
 }
 
 /// What the server runs with: flags, then the config file, then the defaults.
@@ -65,6 +76,7 @@ struct Settings {
     max_runs_per_tenant: usize,
     workers: Option<usize>,
     log_format: LogFormat,
+    egress_allow_internal: Vec<String>,
 }
 
 impl Settings {
@@ -76,13 +88,23 @@ impl Settings {
                     .with_context(|| format!("cannot read the config file {}", path.display()))?;
                 serde_json::from_str(&text).with_context(|| {
                     format!(
-                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format)",
+                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal)",
                         path.display()
                     )
                 })?
             }
         };
+        let egress_allow_internal = if args.egress_allow_internal.is_empty() {
+            file.egress_allow_internal
+        } else {
+            args.egress_allow_internal
+        };
+        for entry in &egress_allow_internal {
+            crate::sandbox::check_operator_entry(entry)
+                .map_err(|e| anyhow::anyhow!("egress_allow_internal: {e}"))?;
+        }
         Ok(Settings {
+            egress_allow_internal,
             listen: args
                 .listen
                 .or(file.listen)
@@ -135,7 +157,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Arc::new(store),
         Arc::new(Pool::new(pool_config(program, args.workers))),
         Some(args.data.join("connections")),
-    );
+    )
+    .with_internal_egress(args.egress_allow_internal.clone());
     let state = Arc::new(AppState::new(core, keys, args.max_runs_per_tenant));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

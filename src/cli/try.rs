@@ -210,6 +210,8 @@ fn policy(args: &TryArgs) -> anyhow::Result<Policy> {
     Ok(Policy {
         data_dirs: dirs,
         egress: args.allow_hosts.clone(),
+        // The operator's own machine: --allow-host may name loopback and private addresses.
+        internal: crate::script::Internal::Listed,
     })
 }
 

@@ -376,6 +376,9 @@ async fn execute(
             policy: Policy {
                 data_dirs: vec![data.path().to_path_buf()],
                 egress,
+                // The operator runs the harness on their own machine: case databases and stubs
+                // listen on loopback.
+                internal: crate::script::Internal::Listed,
             },
         };
         let execution = pool.run(&invocation).await.map_err(|e| e.to_string())?;

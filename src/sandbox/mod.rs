@@ -7,6 +7,9 @@ mod convert;
 mod engine;
 mod modules;
 
+/// Checks an operator's `--egress-allow-internal` entry before the server starts.
+pub use modules::egress::check_operator_entry;
+
 use boa_engine::object::builtins::JsPromise;
 use boa_engine::{Context, JsError, JsObject, JsValue, NativeFunction, Source};
 use std::cell::RefCell;

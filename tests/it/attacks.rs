@@ -360,3 +360,76 @@ fn the_cli_refuses_a_connection_folder_whose_name_is_a_path() {
         );
     }
 }
+
+/// A connection of the demo tenant whose login script fetches `url` and reports what happened.
+async fn fetching_connection(
+    s: &crate::serve::Server,
+    token: &str,
+    url: &str,
+    allowed: Value,
+) -> String {
+    let script = format!(
+        "function login(e, p, cb) {{ fetch({url:?}).then(r => cb(null, {{ user_id: 1, email: 'x@example.com', nickname: 'reached ' + r.status }}), \
+         err => cb(null, {{ user_id: 1, email: 'x@example.com', nickname: String(err.cause ? err.cause.message : err.message) }})); }}"
+    );
+    let (status, created) = call(
+        "POST",
+        &format!("{}/api/v2/connections", s.base),
+        Some(token),
+        Some(json!({
+        "name": "fetcher", "strategy": "auth0",
+        "options": {"customScripts": {"login": script}, "allowed_hosts": allowed}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let try_url = format!(
+        "{}/api/v2/connections/{}/try",
+        s.base,
+        created["id"].as_str().unwrap()
+    );
+    let (status, run) = call(
+        "POST",
+        &try_url,
+        Some(token),
+        Some(json!({"action": "login", "args": ["x@example.com", "pw"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    run["result"]["nickname"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_tenant_cannot_list_its_way_into_internal_addresses() {
+    let s = start();
+    block_on(async {
+        let token = s.management_token().await;
+        let own = format!("{}/.well-known/jwks.json", s.base);
+        let seen = fetching_connection(
+            &s,
+            &token,
+            &own,
+            json!(["127.0.0.1", "169.254.169.254", "localhost"]),
+        )
+        .await;
+        assert!(
+            seen.contains("internal address"),
+            "the server's own port: {seen}"
+        );
+        assert!(seen.contains("--egress-allow-internal"), "{seen}");
+    });
+    drop(s);
+    // The operator may open an internal address on purpose.
+    let s = crate::serve::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--egress-allow-internal", "127.0.0.1/32"],
+    );
+    block_on(async {
+        let token = s.management_token().await;
+        let own = format!("{}/.well-known/jwks.json", s.base);
+        let seen = fetching_connection(&s, &token, &own, json!(["127.0.0.1"])).await;
+        assert_eq!(seen, "reached 200");
+    });
+}

@@ -14,6 +14,8 @@ fn login(body: &str, table: &str) -> customdb::script::Invocation {
         .insert("MYSQL_URL".into(), server_url("CUSTOMDB_TEST_MYSQL"));
     inv.configuration.insert("TABLE".into(), table.into());
     // The server, and port 1 of loopback (nothing listens there), are on the allow-list.
+    // Run as `customdb try` runs it: the test servers listen on loopback.
+    inv.policy.internal = customdb::script::Internal::Listed;
     inv.policy.egress = vec![
         host_port(&server_url("CUSTOMDB_TEST_MYSQL")),
         "127.0.0.1:1".into(),

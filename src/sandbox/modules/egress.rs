@@ -1,11 +1,14 @@
 //! The connection's egress allow-list, shared by every module that opens a socket (HTTP,
 //! `pg`, `mysql`): which hosts and ports a script may reach, and which addresses a name may
 //! lead to — public ones only, so a tenant's DNS cannot reach loopback or the operator's
-//! private network unless the list names the address itself.
+//! private network. In `customdb serve` an internal address (loopback, private, link-local,
+//! CGNAT, multicast, unspecified) is reached only where the operator allows it, whatever the
+//! tenant lists; `customdb try` and `customdb test` let the list name such addresses itself.
 
 use std::net::{IpAddr, SocketAddr};
 
 use super::Failure;
+use crate::script::{Internal, Policy};
 
 /// An egress refusal: the request never left the worker.
 #[derive(Debug, thiserror::Error)]
@@ -20,13 +23,28 @@ pub fn denied(d: Denied) -> Failure {
     Failure::new(d.to_string()).with("code", "EGRESS_DENIED")
 }
 
-/// The parsed allow-list.
-#[derive(Debug, Clone, Default)]
+/// The parsed allow-list, with the operator's rule for internal addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct AllowList {
     entries: Vec<Entry>,
+    internal: InternalRule,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// `None`: the allow-list may name internal addresses (try, test). `Some`: only these
+/// operator entries reach them (serve).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+struct InternalRule(Option<Vec<Operator>>);
+
+/// One `--egress-allow-internal` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Operator {
+    /// An address or CIDR block, any port.
+    Block(IpAddr, u8),
+    /// `HOST:PORT`: that name or address at that port.
+    At(Host, u16),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Host {
     Name(String),
     /// `*.example.com`: any subdomain of `example.com`.
@@ -34,13 +52,26 @@ enum Host {
     Ip(IpAddr),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Entry {
     host: Host,
     port: Option<u16>,
 }
 
 impl AllowList {
+    /// The allow-list of a run's policy.
+    pub fn of(policy: &Policy) -> Self {
+        let mut list = AllowList::parse(&policy.egress);
+        list.internal = match &policy.internal {
+            Internal::Listed => InternalRule(None),
+            Internal::Operator(entries) => InternalRule(Some(
+                entries.iter().filter_map(|e| parse_operator(e)).collect(),
+            )),
+        };
+        list
+    }
+
+    /// A list that may name internal addresses itself (as `customdb try` has it).
     pub fn parse(entries: &[String]) -> Self {
         let entries = entries
             .iter()
@@ -60,7 +91,27 @@ impl AllowList {
                 Some(Entry { host, port })
             })
             .collect();
-        AllowList { entries }
+        AllowList {
+            entries,
+            internal: InternalRule(None),
+        }
+    }
+
+    /// Whether the operator lets `ip` (reached as `host`, at `port`) be used although it is
+    /// internal. Public addresses need no permission.
+    fn internal_ok(&self, ip: IpAddr, host: &Host, port: Option<u16>) -> bool {
+        let Some(operator) = &self.internal.0 else {
+            return true;
+        };
+        is_public(ip)
+            || operator.iter().any(|entry| match entry {
+                Operator::Block(net, bits) => in_block(ip, *net, *bits),
+                // An unknown port (the HTTP resolver's) was checked against these entries by
+                // `check_host` already.
+                Operator::At(h, p) => {
+                    port.is_none_or(|port| port == *p) && (h == host || *h == Host::Ip(ip))
+                }
+            })
     }
 
     /// Whether `url`'s host and port are on the list. Addresses are checked at resolution.
@@ -94,14 +145,38 @@ impl AllowList {
             };
             port_ok && host_ok
         });
-        if listed {
-            Ok(())
-        } else {
-            Err(deny(
+        if !listed {
+            return Err(deny(
                 &target,
                 "it is not on the connection's allow-list (add the host to allowed_hosts)",
-            ))
+            ));
         }
+        if let Host::Ip(ip) = host
+            && !self.internal_ok(ip, &host, port)
+        {
+            return Err(deny(&target, INTERNAL));
+        }
+        // A name the operator allows at given ports is allowed at those ports only (the HTTP
+        // resolver, which decides about its addresses, does not see the port).
+        if let Some(operator) = &self.internal.0 {
+            let mut ports = operator.iter().filter_map(|e| match e {
+                Operator::At(h, p) if *h == host => Some(*p),
+                _ => None,
+            });
+            let mut any = false;
+            if ports.any(|p| {
+                any = true;
+                Some(p) == port
+            }) || !any
+            {
+                return Ok(());
+            }
+            return Err(deny(
+                &target,
+                "the operator allows this host at other ports only",
+            ));
+        }
+        Ok(())
     }
 
     fn names_localhost(&self) -> bool {
@@ -115,11 +190,16 @@ impl AllowList {
     /// `localhost`). A tenant's DNS must not lead into the operator's network.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Denied> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let wanted = (port != 0).then_some(port);
         if let Ok(ip) = bare.parse::<IpAddr>() {
+            if !self.internal_ok(ip, &Host::Ip(ip), wanted) {
+                return Err(deny(bare, INTERNAL));
+            }
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
         let name = bare.to_ascii_lowercase();
-        let localhost = name == "localhost" && self.names_localhost();
+        let as_host = Host::Name(name.clone());
+        let localhost = name == "localhost" && self.names_localhost() && self.internal.0.is_none();
         let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), port))
             .await
             .map_err(|_| Denied {
@@ -129,7 +209,11 @@ impl AllowList {
             .collect();
         let usable: Vec<SocketAddr> = found
             .into_iter()
-            .filter(|a| is_public(a.ip()) || (localhost && a.ip().is_loopback()))
+            .filter(|a| {
+                is_public(a.ip())
+                    || (localhost && a.ip().is_loopback())
+                    || (self.internal.0.is_some() && self.internal_ok(a.ip(), &as_host, wanted))
+            })
             .collect();
         if usable.is_empty() {
             return Err(deny(
@@ -139,6 +223,61 @@ impl AllowList {
             ));
         }
         Ok(usable)
+    }
+}
+
+const INTERNAL: &str = "it is an internal address (loopback, private, link-local, shared or \
+     multicast), which a tenant cannot reach unless the operator allows it \
+     (customdb serve --egress-allow-internal)";
+
+/// An operator entry: `ADDR`, `ADDR/BITS`, or `HOST:PORT` (`[v6]:PORT`).
+fn parse_operator(raw: &str) -> Option<Operator> {
+    let raw = raw.trim().to_ascii_lowercase();
+    if let Some((addr, bits)) = raw.split_once('/') {
+        let ip: IpAddr = addr.parse().ok()?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let bits: u8 = bits.parse().ok().filter(|b| *b <= max)?;
+        return Some(Operator::Block(ip, bits));
+    }
+    if let Ok(ip) = raw
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return Some(Operator::Block(ip, if ip.is_ipv4() { 32 } else { 128 }));
+    }
+    let (host, port) = split_port(&raw);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = match host.parse::<IpAddr>() {
+        Ok(ip) => Host::Ip(ip),
+        Err(_) if !host.is_empty() => Host::Name(host.to_string()),
+        Err(_) => return None,
+    };
+    Some(Operator::At(host, port?))
+}
+
+/// Checks an operator entry as `serve` reads it, naming what is wrong.
+pub fn check_operator_entry(raw: &str) -> Result<(), String> {
+    parse_operator(raw)
+        .map(|_| ())
+        .ok_or_else(|| format!("'{raw}' is not an address, a CIDR block (10.0.0.0/8) or HOST:PORT"))
+}
+
+fn in_block(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
     }
 }
 
@@ -224,6 +363,61 @@ mod tests {
         for (url, ok) in table {
             let url = url::Url::parse(url).unwrap();
             assert_eq!(list.check(&url).is_ok(), ok, "{url}");
+        }
+    }
+
+    #[test]
+    fn internal_addresses_need_the_operator() {
+        let policy = |internal: Internal| Policy {
+            egress: vec![
+                "127.0.0.1".into(),
+                "169.254.169.254".into(),
+                "10.1.2.3:5432".into(),
+                "[::1]:9".into(),
+            ],
+            internal,
+            ..Policy::default()
+        };
+        let served = AllowList::of(&policy(Internal::default()));
+        for url in [
+            "http://127.0.0.1:8080/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.1.2.3:5432/",
+            "http://[::1]:9/",
+        ] {
+            let err = served
+                .check(&url::Url::parse(url).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("internal address"), "{url}: {err}");
+        }
+        let operator = AllowList::of(&policy(Internal::Operator(vec![
+            "10.0.0.0/8".into(),
+            "[::1]:9".into(),
+        ])));
+        assert!(
+            operator
+                .check(&url::Url::parse("http://10.1.2.3:5432/").unwrap())
+                .is_ok()
+        );
+        assert!(
+            operator
+                .check(&url::Url::parse("http://[::1]:9/").unwrap())
+                .is_ok()
+        );
+        assert!(
+            operator
+                .check(&url::Url::parse("http://127.0.0.1/").unwrap())
+                .is_err()
+        );
+        let local = AllowList::of(&policy(Internal::Listed));
+        assert!(
+            local
+                .check(&url::Url::parse("http://127.0.0.1:8080/").unwrap())
+                .is_ok()
+        );
+        for bad in ["10.0.0.0/33", "host-without-port", ""] {
+            assert!(check_operator_entry(bad).is_err(), "{bad}");
         }
     }
 

@@ -44,7 +44,7 @@ fn yes() -> bool {
 fn request(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let spec = args.first().cloned().unwrap_or_default().to_json(ctx)?;
     let state = bindings::state(ctx);
-    let egress = state.policy.egress.clone();
+    let allow = AllowList::of(&state.policy);
     let remaining = state
         .limits
         .timeout_ms
@@ -54,13 +54,13 @@ fn request(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue
         async move {
             let spec: Request = serde_json::from_value(spec.unwrap_or_default())
                 .map_err(|e| Failure::new(format!("invalid request: {e}")))?;
-            send(spec, &egress, remaining).await
+            send(spec, &allow, remaining).await
         },
         json,
     )
 }
 
-async fn send(spec: Request, egress: &[String], remaining_ms: u64) -> Result<Value, Failure> {
+async fn send(spec: Request, allow: &AllowList, remaining_ms: u64) -> Result<Value, Failure> {
     let url = reqwest::Url::parse(&spec.url).map_err(|e| {
         Failure::new(format!("Invalid URL '{}': {e}", spec.url)).with("code", "ERR_INVALID_URL")
     })?;
@@ -70,9 +70,8 @@ async fn send(spec: Request, egress: &[String], remaining_ms: u64) -> Result<Val
                 .with("code", "ERR_INVALID_PROTOCOL"),
         );
     }
-    let allow = AllowList::parse(egress);
     allow.check(&url).map_err(denied)?;
-    let client = client(egress, &allow, spec.follow)?;
+    let client = client(allow, spec.follow)?;
     let method = reqwest::Method::from_bytes(spec.method.to_uppercase().as_bytes())
         .map_err(|_| Failure::new(format!("invalid method '{}'", spec.method)))?;
     let timeout = spec
@@ -136,14 +135,14 @@ async fn send(spec: Request, egress: &[String], remaining_ms: u64) -> Result<Val
 
 /// One reqwest client per allow-list (and redirect mode) in this worker, so connections are
 /// reused across runs of the same connection.
-fn client(egress: &[String], allow: &AllowList, follow: bool) -> Result<reqwest::Client, Failure> {
-    type Clients = HashMap<(Vec<String>, bool), reqwest::Client>;
+fn client(allow: &AllowList, follow: bool) -> Result<reqwest::Client, Failure> {
+    type Clients = HashMap<(AllowList, bool), reqwest::Client>;
     static CLIENTS: Mutex<Option<Clients>> = Mutex::new(None);
     let mut clients = CLIENTS
         .lock()
         .map_err(|_| Failure::new("HTTP client registry poisoned"))?;
     let clients = clients.get_or_insert_with(HashMap::new);
-    if let Some(c) = clients.get(&(egress.to_vec(), follow)) {
+    if let Some(c) = clients.get(&(allow.clone(), follow)) {
         return Ok(c.clone());
     }
     let for_redirects = allow.clone();
@@ -167,7 +166,7 @@ fn client(egress: &[String], allow: &AllowList, follow: bool) -> Result<reqwest:
         .user_agent(concat!("customdb/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Failure::new(format!("cannot build the HTTP client: {e}")))?;
-    clients.insert((egress.to_vec(), follow), client.clone());
+    clients.insert((allow.clone(), follow), client.clone());
     Ok(client)
 }
 

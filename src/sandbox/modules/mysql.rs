@@ -32,7 +32,7 @@ type Held = Arc<tokio::sync::Mutex<Option<Conn>>>;
 
 fn connect(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let settings = args.first().cloned().unwrap_or_default().to_json(ctx)?;
-    let allow = AllowList::parse(&bindings::state(ctx).policy.egress);
+    let allow = AllowList::of(&bindings::state(ctx).policy);
     spawn_io(
         ctx,
         async move {

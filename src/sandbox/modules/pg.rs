@@ -41,7 +41,7 @@ struct Held {
 fn connect(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let settings = args.first().cloned().unwrap_or_default().to_json(ctx)?;
     let pooled = args.get(1).is_some_and(JsValue::to_boolean);
-    let allow = AllowList::parse(&bindings::state(ctx).policy.egress);
+    let allow = AllowList::of(&bindings::state(ctx).policy);
     spawn_io(
         ctx,
         async move {
