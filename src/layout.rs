@@ -152,6 +152,52 @@ pub fn configuration_values(value: Option<&Value>) -> Result<BTreeMap<String, St
         .collect()
 }
 
+/// Environment variables that map keywords: `CUSTOMDB_KW_DB_PASSWORD` fills `##DB_PASSWORD##`.
+pub const KEYWORD_ENV_PREFIX: &str = "CUSTOMDB_KW_";
+
+/// Values for `##KEY##` keywords, from explicit mappings only: a `--keywords FILE` (a JSON
+/// object, as the Deploy CLI's `AUTH0_KEYWORD_REPLACE_MAPPINGS`) and `CUSTOMDB_KW_<KEY>`
+/// variables, which win. Never the whole environment: a connection folder from an untrusted
+/// pull request must not be able to name `##GITHUB_TOKEN##` and carry the CI's secret away.
+#[derive(Debug, Clone, Default)]
+pub struct Keywords(BTreeMap<String, String>);
+
+impl Keywords {
+    /// The mappings of `file` (when given) and of the environment.
+    pub fn load(file: Option<&Path>) -> Result<Keywords, LayoutError> {
+        let mut map = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| LayoutError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let doc: Value = serde_json::from_str(&text).map_err(|source| LayoutError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            map = configuration_values(Some(&doc)).map_err(|what| LayoutError::Invalid {
+                path: path.to_path_buf(),
+                what: format!("a keywords file {what}"),
+            })?;
+        }
+        for (name, value) in std::env::vars() {
+            if let Some(key) = name.strip_prefix(KEYWORD_ENV_PREFIX) {
+                map.insert(key.to_string(), value);
+            }
+        }
+        Ok(Keywords(map))
+    }
+
+    pub fn from_map(map: BTreeMap<String, String>) -> Keywords {
+        Keywords(map)
+    }
+
+    /// `text` with its keywords filled; a keyword without a mapping is an error naming it.
+    pub fn fill(&self, text: &str) -> Result<String, String> {
+        replace_keywords(text, |key| self.0.get(key).cloned())
+    }
+}
+
 /// Replaces `##KEY##` and `@@KEY@@` with `lookup(KEY)`, as the Deploy CLI's keyword
 /// replacement does. A keyword `lookup` does not know is an error naming it.
 pub fn replace_keywords(
@@ -179,7 +225,7 @@ pub fn replace_keywords(
         out.push_str(&rest[..start]);
         if valid {
             let value = lookup(key).ok_or_else(|| {
-                format!("keyword {marker}{key}{marker} has no value (set the environment variable {key})")
+                format!("keyword {marker}{key}{marker} has no value (map it in --keywords FILE, or set {KEYWORD_ENV_PREFIX}{key})")
             })?;
             out.push_str(&value);
         } else {
@@ -241,7 +287,7 @@ mod tests {
             (
                 "##NOPE##",
                 Err(
-                    "keyword ##NOPE## has no value (set the environment variable NOPE)".to_string(),
+                    "keyword ##NOPE## has no value (map it in --keywords FILE, or set CUSTOMDB_KW_NOPE)".to_string(),
                 ),
             ),
         ];

@@ -332,12 +332,12 @@ impl Core {
     }
 
     /// Imports a Deploy CLI connection folder: options replaced whole, scripts and
-    /// configuration (keywords replaced from `lookup`) stored, configuration sealed.
+    /// configuration (keywords filled from `keywords`) stored, configuration sealed.
     pub async fn import_connection(
         &self,
         tenant: &str,
         dir: &Path,
-        lookup: impl Fn(&str) -> Option<String>,
+        keywords: &layout::Keywords,
     ) -> Result<Result<ConnectionRecord, String>, FlowError> {
         let folder = match layout::read(dir) {
             Ok(f) => f,
@@ -348,7 +348,7 @@ impl Core {
         }
         let mut configuration = std::collections::BTreeMap::new();
         for (k, v) in &folder.configuration {
-            match layout::replace_keywords(v, &lookup) {
+            match keywords.fill(v) {
                 Ok(v) => configuration.insert(k.clone(), v),
                 Err(e) => return Ok(Err(format!("configuration {k}: {e}"))),
             };

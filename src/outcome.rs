@@ -111,6 +111,23 @@ impl fmt::Display for ScriptError {
     }
 }
 
+/// Takes the password out of every string (and key) of a result.
+fn redact_json(v: &mut serde_json::Value, redactor: &crate::secret::Redactor) {
+    match v {
+        serde_json::Value::String(s) => redactor.password(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| redact_json(i, redactor)),
+        serde_json::Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (mut key, mut value) in entries {
+                redactor.password(&mut key);
+                redact_json(&mut value, redactor);
+                map.insert(key, value);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Console method a line was written with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -171,6 +188,34 @@ pub struct Execution {
 }
 
 impl Execution {
+    /// Takes every secret out of every string the run carries: each error field, the
+    /// warnings and console lines, and the password out of the result. The one pass that
+    /// runs before an Execution leaves the worker.
+    pub fn redact(&mut self, redactor: &crate::secret::Redactor) {
+        if let Some(e) = &mut self.error {
+            let fields = [
+                &mut e.name,
+                &mut e.message,
+                &mut e.code,
+                &mut e.description,
+                &mut e.user_id,
+                &mut e.stack,
+            ];
+            for text in fields.into_iter().flatten() {
+                redactor.text(text);
+            }
+        }
+        for line in &mut self.console {
+            redactor.text(&mut line.message);
+        }
+        for warning in &mut self.warnings {
+            redactor.text(warning);
+        }
+        if let Some(result) = &mut self.result {
+            redact_json(result, redactor);
+        }
+    }
+
     /// A run that ended without the script's help (limit, crash, refused source).
     pub fn failed(outcome: Outcome, error: ScriptError) -> Self {
         Execution {

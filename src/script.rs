@@ -347,6 +347,14 @@ pub fn complete_create_user(user: &mut serde_json::Value, tenant: &str, connecti
 }
 
 impl Invocation {
+    /// What this run must never show: its password and its configuration's values.
+    pub fn redactor(&self) -> crate::secret::Redactor {
+        crate::secret::Redactor::new(
+            self.password(),
+            self.configuration.values().map(String::as_str),
+        )
+    }
+
     /// The password this invocation carries, if any, so transcripts can redact it.
     pub fn password(&self) -> Option<&str> {
         let from_args = self

@@ -46,3 +46,95 @@ mod tests {
         assert!(!super::equal(b"ab", b"abc"));
     }
 }
+
+/// What a run must never show, in every form a script may write it: plain, JSON-escaped (a
+/// secret inside a serialized object) and URL-encoded (a secret inside a URL or a form).
+#[derive(Debug, Default, Clone)]
+pub struct Redactor {
+    /// Every secret's forms, longest first, so a secret that contains another goes whole.
+    secrets: Vec<String>,
+    /// The password's forms alone (results are profiles: only the password is taken out).
+    password: Vec<String>,
+}
+
+/// What a redacted secret becomes.
+pub const REDACTED: &str = "[REDACTED]";
+
+impl Redactor {
+    /// A redactor for `password` and the configuration `values`. Passwords shorter than 3
+    /// characters and values shorter than 6 are not redacted: replacing every "a" or "5432"
+    /// in a transcript would destroy it and protect nothing.
+    pub fn new<'a>(password: Option<&str>, values: impl IntoIterator<Item = &'a str>) -> Self {
+        let password: Vec<String> = password
+            .filter(|p| p.len() >= 3)
+            .map(forms)
+            .unwrap_or_default();
+        let mut secrets: Vec<String> = values
+            .into_iter()
+            .filter(|v| v.len() >= 6)
+            .flat_map(forms)
+            .chain(password.iter().cloned())
+            .collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Redactor { secrets, password }
+    }
+
+    /// `text` with every secret replaced.
+    pub fn text(&self, text: &mut String) {
+        replace_all(text, &self.secrets);
+    }
+
+    /// `text` with the password replaced.
+    pub fn password(&self, text: &mut String) {
+        replace_all(text, &self.password);
+    }
+}
+
+fn replace_all(text: &mut String, secrets: &[String]) {
+    for secret in secrets {
+        if text.contains(secret.as_str()) {
+            *text = text.replace(secret.as_str(), REDACTED);
+        }
+    }
+}
+
+/// A secret as written plainly, JSON-escaped and URL-encoded (each kept once).
+fn forms(secret: &str) -> Vec<String> {
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let json = json[1..json.len() - 1].to_string();
+    let url: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let percent = url.replace('+', "%20");
+    let mut all = vec![secret.to_string(), json, url, percent];
+    all.sort();
+    all.dedup();
+    all
+}
+
+#[cfg(test)]
+mod redaction {
+    use super::Redactor;
+
+    #[test]
+    fn every_form_of_a_secret_goes() {
+        let r = Redactor::new(Some("p@ss \"w0rd\""), ["db-password-1"]);
+        for (mut text, expected) in [
+            ("p@ss \"w0rd\"".to_string(), "[REDACTED]"),
+            (
+                r#"{"pw":"p@ss \"w0rd\""}"#.to_string(),
+                r#"{"pw":"[REDACTED]"}"#,
+            ),
+            (
+                "https://x/?pw=p%40ss+%22w0rd%22".to_string(),
+                "https://x/?pw=[REDACTED]",
+            ),
+            ("u=db-password-1".to_string(), "u=[REDACTED]"),
+        ] {
+            r.text(&mut text);
+            assert_eq!(text, expected);
+        }
+        let mut profile = "db-password-1".to_string();
+        r.password(&mut profile);
+        assert_eq!(profile, "db-password-1", "results lose only the password");
+    }
+}

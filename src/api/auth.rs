@@ -310,28 +310,11 @@ fn login_error<T>(answer: Answer<T>) -> ApiError {
         Answer::Unauthorized(message) => {
             ApiError::auth(StatusCode::UNAUTHORIZED, "unauthorized", message)
         }
-        Answer::InvalidProfile(v) => ApiError::auth(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            format!(
-                "the login script returned an invalid profile: {}",
-                v.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        ),
+        // The script's own words (and the profile it returned) are for the tenant's logs.
+        Answer::InvalidProfile(_) | Answer::ScriptFailed { .. } => ApiError::script_failed(),
         Answer::Conflict { message, .. } => {
             ApiError::auth(StatusCode::CONFLICT, "invalid_grant", message)
         }
-        Answer::ScriptFailed { error, outcome } => ApiError::auth(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            match error {
-                Some(e) => format!("the login script failed: {e}"),
-                None => format!("the login script failed: {outcome}"),
-            },
-        ),
         Answer::MissingScript(action) => ApiError::auth(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",

@@ -121,6 +121,13 @@ tokio::task_local! {
     static REQUEST_ID: String;
 }
 
+/// The id of the request being answered (a fresh one outside a request).
+fn request_id() -> String {
+    REQUEST_ID
+        .try_with(String::clone)
+        .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string())
+}
+
 /// Gives every request an id (the client's `X-Request-Id` when it is a short token, else a new
 /// one), answers with it in `X-Request-Id`, and logs one line per request: method, path (never
 /// the query, which may hold an email or a ticket), status and time — failures at info, the
@@ -322,11 +329,22 @@ impl ApiError {
         Self::management(StatusCode::BAD_REQUEST, message, "invalid_body")
     }
 
+    /// The Authentication API's answer when a tenant's script failed (an error, a limit, an
+    /// invalid profile): Auth0's sentence and the request id, never the script's own words,
+    /// which go to the tenant's logs and live stream.
+    pub fn script_failed() -> Self {
+        let mut e = Self::auth(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "Something went wrong while trying to reach your database.",
+        );
+        e.body["request_id"] = json!(request_id());
+        e
+    }
+
     /// customdb itself failed: logged in full with the request id; the client gets the id only.
     pub fn internal(error: FlowError) -> Self {
-        let id = REQUEST_ID
-            .try_with(String::clone)
-            .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string());
+        let id = request_id();
         tracing::error!(request_id = %id, error = %error, "request failed");
         Self::management(
             StatusCode::INTERNAL_SERVER_ERROR,

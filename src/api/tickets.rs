@@ -247,6 +247,9 @@ async fn reset(
 /// A password change that did not happen, as the reset page reports it.
 fn failed(answer: Answer<()>) -> ApiError {
     let (status, description) = match answer {
+        Answer::InvalidProfile(_) | Answer::ScriptFailed { .. } => {
+            return ApiError::script_failed();
+        }
         Answer::NotFound => (StatusCode::BAD_REQUEST, "The user does not exist.".into()),
         Answer::Refused => (
             StatusCode::BAD_REQUEST,
@@ -255,7 +258,7 @@ fn failed(answer: Answer<()>) -> ApiError {
         Answer::Unauthorized(message) => (StatusCode::UNAUTHORIZED, message),
         Answer::Blocked => (StatusCode::UNAUTHORIZED, "user is blocked".into()),
         Answer::Conflict { message, .. } => (StatusCode::CONFLICT, message),
-        Answer::InvalidProfile(v) | Answer::BadRequest(v) => (
+        Answer::BadRequest(v) => (
             StatusCode::BAD_REQUEST,
             v.iter()
                 .map(ToString::to_string)
@@ -265,13 +268,6 @@ fn failed(answer: Answer<()>) -> ApiError {
         Answer::MissingScript(action) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("{action} script does not exist"),
-        ),
-        Answer::ScriptFailed { outcome, error } => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            match error {
-                Some(e) => format!("the connection's script failed: {e}"),
-                None => format!("the connection's script failed: {outcome}"),
-            },
         ),
         Answer::WrongCredentials | Answer::Done(()) => (
             StatusCode::INTERNAL_SERVER_ERROR,

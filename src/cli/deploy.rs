@@ -37,6 +37,10 @@ pub struct DeployArgs {
     /// Print one JSON report instead of lines.
     #[arg(long)]
     json: bool,
+    /// A JSON object of values for the configuration's `##KEY##` keywords; CUSTOMDB_KW_<KEY>
+    /// variables also map them (and win). Nothing else of the environment is read.
+    #[arg(long, value_name = "FILE")]
+    keywords: Option<PathBuf>,
 }
 
 /// Write a server's database connections as Deploy CLI folders under
@@ -142,6 +146,7 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     if folders.is_empty() {
         bail!("no connection folders (folders with a database.json) to deploy");
     }
+    let keywords = layout::Keywords::load(args.keywords.as_deref())?;
     // Every folder is read and every keyword filled before anything is sent: a mistake in
     // one folder changes nothing on the server.
     let mut bodies = Vec::new();
@@ -152,7 +157,8 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         let mut options = folder.options.clone();
         let mut configuration = serde_json::Map::new();
         for (key, value) in &folder.configuration {
-            let filled = layout::replace_keywords(value, |k| std::env::var(k).ok())
+            let filled = keywords
+                .fill(value)
                 .map_err(|e| anyhow::anyhow!("{}: configuration {key}: {e}", dir.display()))?;
             configuration.insert(key.clone(), json!(filled));
         }

@@ -54,7 +54,14 @@ enum TenantCommand {
         grant_types: Vec<Grant>,
     },
     /// Import a Deploy CLI connection folder (database.json and scripts) into the tenant.
-    Connection { tenant: String, dir: PathBuf },
+    Connection {
+        tenant: String,
+        dir: PathBuf,
+        /// A JSON object of values for `##KEY##` keywords (CUSTOMDB_KW_<KEY> variables also
+        /// map them, and win).
+        #[arg(long, value_name = "FILE")]
+        keywords: Option<PathBuf>,
+    },
 }
 
 pub fn run(mut args: TenantArgs) -> anyhow::Result<ExitCode> {
@@ -119,8 +126,13 @@ pub fn run(mut args: TenantArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        TenantCommand::Connection { tenant, dir } => {
+        TenantCommand::Connection {
+            tenant,
+            dir,
+            keywords,
+        } => {
             names::tenant(&tenant)?;
+            let keywords = crate::layout::Keywords::load(keywords.as_deref())?;
             let program = std::env::current_exe()?;
             let core = Core::new(
                 Arc::new(store),
@@ -130,8 +142,7 @@ pub fn run(mut args: TenantArgs) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let record =
-                rt.block_on(core.import_connection(&tenant, &dir, |k| std::env::var(k).ok()))?;
+            let record = rt.block_on(core.import_connection(&tenant, &dir, &keywords))?;
             match record {
                 Ok(r) => println!(
                     "connection {} ({}) imported into {tenant}: {} scripts",

@@ -32,6 +32,15 @@ pub struct TestArgs {
     /// Run only cases whose connection or name contains TEXT.
     #[arg(long, value_name = "TEXT")]
     filter: Option<String>,
+    /// A JSON object of values for the configuration's `##KEY##` keywords; CUSTOMDB_KW_<KEY>
+    /// variables also map them (and win). Nothing else of the environment is read.
+    #[arg(long, value_name = "FILE")]
+    keywords: Option<PathBuf>,
+    /// A host the scripts may reach besides each case's HTTP stub and database, as
+    /// HOST, HOST:PORT or an address (repeatable). A folder's own allowed_hosts is ignored
+    /// here: a connection folder under test is not trusted to choose where it sends data.
+    #[arg(long = "allow-host", value_name = "HOST:PORT")]
+    allow_hosts: Vec<String>,
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
@@ -83,6 +92,8 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         update: args.update,
         jobs,
+        keywords: layout::Keywords::load(args.keywords.as_deref())?,
+        allow_hosts: args.allow_hosts.clone(),
     };
     if !args.json {
         println!(

@@ -196,12 +196,17 @@ fn check_case(folder: &ConnectionFolder, case: &Case) -> Result<(), String> {
 }
 
 /// How the harness runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Write golden transcripts instead of comparing them.
     pub update: bool,
     /// Cases in flight at once.
     pub jobs: usize,
+    /// Values for the configuration's `##KEY##` keywords.
+    pub keywords: layout::Keywords,
+    /// Hosts the scripts may reach besides the case's stubs and databases (`--allow-host`):
+    /// a folder's own `allowed_hosts` is not trusted here.
+    pub allow_hosts: Vec<String>,
 }
 
 /// The verdict on one case.
@@ -263,7 +268,7 @@ async fn run_case(
         duration_ms: 0.0,
         updated: false,
     };
-    match execute(suite, case, pool).await {
+    match execute(suite, case, pool, options).await {
         Ok((execution, after)) => {
             report.outcome = Some(execution.outcome);
             report.failures = check(suite, case, &execution, options, &mut report.updated);
@@ -293,15 +298,18 @@ async fn execute(
     suite: &Suite,
     case: &Case,
     pool: &Pool,
+    options: &RunOptions,
 ) -> Result<(Execution, Vec<Vec<Value>>), String> {
     let data = tempfile::tempdir().map_err(|e| format!("cannot make a data folder: {e}"))?;
     let mut configuration = BTreeMap::new();
     for (k, v) in suite.folder.configuration.iter().chain(&case.configuration) {
-        let v = layout::replace_keywords(v, |key| std::env::var(key).ok())
+        let v = options
+            .keywords
+            .fill(v)
             .map_err(|e| format!("configuration {k}: {e}"))?;
         configuration.insert(k.clone(), v);
     }
-    let mut egress = suite.folder.allowed_hosts.clone();
+    let mut egress = options.allow_hosts.clone();
     let _stub = match (&suite.setup.http, case.http.is_empty()) {
         (Some(key), false) => {
             let stub = stub::start(case.http.clone())

@@ -131,8 +131,11 @@ impl Pool {
             }
             Ok(_) => {
                 // The worker closed its pipe or answered out of turn: it died or is broken.
+                // Its last stderr line explains the death and may quote what the script held.
                 let (outcome, error) = lease.bury().await;
-                Execution::failed(outcome, error)
+                let mut failed = Execution::failed(outcome, error);
+                failed.redact(&inv.redactor());
+                failed
             }
         };
         execution.timings.spawn_ms = spawn_ms;

@@ -56,7 +56,9 @@ fn serve_stdio() -> Result<(), WorkerError> {
     let mut input = BufReader::new(std::io::stdin().lock());
     let mut output = BufWriter::new(std::io::stdout().lock());
     while let Some(Request { id, invocation }) = protocol::read_blocking(&mut input)? {
-        let execution = local.block_on(&rt, runtime.run(&invocation));
+        let mut execution = local.block_on(&rt, runtime.run(&invocation));
+        // The one exit of every run: no secret leaves the worker in any string it carries.
+        execution.redact(&invocation.redactor());
         protocol::write_blocking(&mut output, &Response { id, execution })?;
     }
     Ok(())

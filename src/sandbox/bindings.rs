@@ -34,9 +34,6 @@ pub struct RunState {
     pub run_id: u64,
     pub started: Instant,
     pub limits: Limits,
-    pub password: Option<String>,
-    /// The password and the configuration's values, never shown in clear.
-    pub secrets: Secrets,
     /// The files and hosts the modules may reach during this run.
     pub policy: Policy,
     pub console: Vec<ConsoleLine>,
@@ -51,33 +48,11 @@ pub struct RunState {
 }
 
 impl RunState {
-    /// Passwords shorter than 3 characters and configuration values shorter than 6 are not
-    /// redacted: replacing every "a" or "5432" in a transcript would destroy it and protect
-    /// nothing.
-    pub fn new(
-        run_id: u64,
-        limits: Limits,
-        password: Option<String>,
-        configuration: &BTreeMap<String, String>,
-        policy: Policy,
-    ) -> Self {
-        let password = password.filter(|p| p.len() >= 3);
-        let mut secrets: Vec<String> = configuration
-            .values()
-            .filter(|v| v.len() >= 6)
-            .cloned()
-            .chain(password.clone())
-            .collect();
-        // Longest first, so a secret that contains another is replaced whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        let secrets = Secrets(secrets);
+    pub fn new(run_id: u64, limits: Limits, policy: Policy) -> Self {
         RunState {
             run_id,
             started: Instant::now(),
             limits,
-            password,
-            secrets,
             policy,
             console: Vec::new(),
             console_bytes: 0,
@@ -98,26 +73,6 @@ impl RunState {
         if !self.settled() {
             self.fatal = Some((outcome, error));
         }
-    }
-
-    pub fn redact(&self, text: String) -> String {
-        self.secrets.redact(text)
-    }
-}
-
-/// The strings a run must never show: its password and its configuration's values.
-#[derive(Debug, Default)]
-pub struct Secrets(Vec<String>);
-
-impl Secrets {
-    /// Replaces every secret wherever a transcript or an error would show it.
-    pub fn redact(&self, mut text: String) -> String {
-        for secret in &self.0 {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), "[REDACTED]");
-            }
-        }
-        text
     }
 }
 
@@ -420,7 +375,6 @@ fn console(level: Level, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValu
     }
     let message = convert::format(args, limits.console_bytes, ctx);
     let st = state(ctx);
-    let message = st.redact(message);
     if st.console.len() >= limits.console_lines
         || st.console_bytes + message.len() > limits.console_bytes
     {

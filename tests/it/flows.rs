@@ -749,10 +749,14 @@ fn connections_import_and_export_as_deploy_cli_folders() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let lookup = |k: &str| {
-        (k == "CUSTOMDB_TEST_PG").then(|| "postgres://u:p@db.example.com/users".to_string())
-    };
-    let record = block_on(w.core.import_connection(TENANT, &folder, lookup))
+    let keywords = customdb::layout::Keywords::from_map(
+        [(
+            "PG_URL".to_string(),
+            "postgres://u:p@db.example.com/users".to_string(),
+        )]
+        .into(),
+    );
+    let record = block_on(w.core.import_connection(TENANT, &folder, &keywords))
         .unwrap()
         .unwrap();
     assert_eq!(record.scripts.len(), 7);
@@ -770,10 +774,11 @@ fn connections_import_and_export_as_deploy_cli_folders() {
         stored.configuration["DB_URL"],
         "postgres://u:p@db.example.com/users"
     );
-    let missing = block_on(w.core.import_connection(TENANT, &folder, |_| None))
+    let nothing = customdb::layout::Keywords::default();
+    let missing = block_on(w.core.import_connection(TENANT, &folder, &nothing))
         .unwrap()
         .unwrap_err();
-    assert!(missing.contains("##CUSTOMDB_TEST_PG##"), "{missing}");
+    assert!(missing.contains("##PG_URL##"), "{missing}");
 
     let exported = dir.path().join("exported");
     customdb::management::export_connection(&stored, &exported).unwrap();

@@ -27,6 +27,11 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// The server's data folder.
+    pub(crate) fn data_folder(&self) -> std::path::PathBuf {
+        self._data.path().join("data")
+    }
+
     /// A Management API token of the demo's client.
     pub(crate) async fn management_token(&self) -> String {
         let (status, tokens) = call("POST", &format!("{}/oauth/token", self.base), None, Some(json!({
@@ -1021,14 +1026,18 @@ fn connections_round_trip_through_export_and_deploy() {
     copy_doc["name"] = json!("Copy");
     std::fs::write(copy.join("database.json"), copy_doc.to_string()).unwrap();
 
-    // A keyword without a value stops the deploy before anything is sent.
-    let (code, _, stderr) = cli(&["deploy", dir], &[]);
+    // A keyword without a mapping stops the deploy before anything is sent; a variable of
+    // the keyword's own name is not a mapping (the environment is not read whole).
+    let (code, _, stderr) = cli(&["deploy", dir], &[("DB_FILE", "users.db")]);
     assert_eq!(code, Some(2));
     assert!(
-        stderr.contains("keyword ##DB_FILE## has no value (set the environment variable DB_FILE)"),
+        stderr.contains("keyword ##DB_FILE## has no value (map it in --keywords FILE, or set CUSTOMDB_KW_DB_FILE)"),
         "{stderr}"
     );
-    let (code, stdout, stderr) = cli(&["deploy", dir, "--json"], &[("DB_FILE", "users.db")]);
+    let (code, stdout, stderr) = cli(
+        &["deploy", dir, "--json"],
+        &[("CUSTOMDB_KW_DB_FILE", "users.db")],
+    );
     assert_eq!(code, Some(0), "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     let actions: Vec<(&str, &str)> = report["connections"]
