@@ -4,7 +4,7 @@
 //! ticket URL to whoever delivers it.
 
 use crate::flows::{Answer, Core, FlowError};
-use crate::store::{Ticket, UserChange, unix_now};
+use crate::store::{Issuer, Ticket, UserChange, unix_now};
 
 /// How long a ticket lives unless the request says otherwise (Auth0: five days).
 pub const DEFAULT_TTL_SECS: i64 = 5 * 86_400;
@@ -19,6 +19,7 @@ pub struct TicketRequest {
     pub result_url: Option<String>,
     pub ttl_secs: i64,
     pub mark_email_verified: bool,
+    pub issuer: Issuer,
 }
 
 /// How redeeming a ticket ended.
@@ -52,6 +53,7 @@ impl Core {
             result_url: request.result_url,
             mark_email_verified: request.mark_email_verified,
             expires_at: now + request.ttl_secs.clamp(1, MAX_TTL_SECS),
+            issuer: request.issuer,
         };
         let d = digest(&id);
         self.blocking(move |s| s.put_ticket(&d, &ticket, now))

@@ -16,6 +16,7 @@ use super::auth::{client, text};
 use super::manage::{connection_record, require};
 use super::{ApiError, AppState, Query, Tenant, body};
 use crate::flows::Answer;
+use crate::store::Issuer;
 use crate::tickets::{DEFAULT_TTL_SECS, MAX_TTL_SECS, Redeemed, TicketRequest};
 
 /// What Auth0 answers to every change-password request, whether or not the user exists.
@@ -63,6 +64,7 @@ async fn request_change(
         result_url: None,
         ttl_secs: DEFAULT_TTL_SECS,
         mark_email_verified: false,
+        issuer: Issuer::Anonymous,
     };
     state.core.issue_ticket(&tenant.id, ticket).await?;
     state
@@ -116,11 +118,18 @@ async fn create_ticket(
         }
     };
     if let Some(url) = &body.result_url {
-        url::Url::parse(url).map_err(|e| {
+        let parsed = url::Url::parse(url).map_err(|e| {
             ApiError::bad_request(format!(
                 "Payload validation error: result_url is not a URL: {e}"
             ))
         })?;
+        // The browser is sent there after the reset: never a javascript: or data: URL.
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ApiError::bad_request(format!(
+                "Payload validation error: result_url must be an http or https URL, not {}:",
+                parsed.scheme()
+            )));
+        }
     }
     let (connection, email) = match (&body.user_id, &body.email, &body.connection_id) {
         (Some(user_id), None, None) => {
@@ -160,6 +169,7 @@ async fn create_ticket(
                 result_url: body.result_url,
                 ttl_secs,
                 mark_email_verified: body.mark_email_as_verified,
+                issuer: Issuer::Administrator,
             },
         )
         .await?;

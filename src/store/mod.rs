@@ -9,7 +9,7 @@ pub use memo::ProfileCopy;
 pub mod seal;
 mod tickets;
 
-pub use tickets::{TICKETS_PER_EMAIL, Ticket};
+pub use tickets::{Issuer, TICKETS_PER_EMAIL, Ticket};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -135,6 +135,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE clients ADD COLUMN app_type TEXT NOT NULL DEFAULT 'non_interactive';
     ALTER TABLE clients ADD COLUMN token_endpoint_auth_method TEXT NOT NULL DEFAULT 'client_secret_post';
     ALTER TABLE clients ADD COLUMN grant_types TEXT NOT NULL DEFAULT 'client_credentials';",
+    // 5: who issued a ticket (anonymous requests have a quota of their own).
+    "ALTER TABLE tickets ADD COLUMN issuer TEXT NOT NULL DEFAULT 'anonymous';",
 ];
 
 /// The store. One writer connection behind a mutex (SQLite serializes writers anyway, and

@@ -602,3 +602,79 @@ fn secrets_never_leave_in_any_field_or_form() {
         );
     }
 }
+
+#[test]
+fn strangers_cannot_evict_an_administrators_ticket() {
+    let s = start();
+    block_on(async {
+        let token = s.management_token().await;
+        let tickets = format!("{}/api/v2/tickets/password-change", s.base);
+        let (_, users) = call(
+            "GET",
+            &format!("{}/api/v2/users", s.base),
+            Some(&token),
+            None,
+        )
+        .await;
+        let _ = users;
+        // The user must be known to the store: a login caches her.
+        let (status, _) = call(
+            "POST",
+            &format!("{}/oauth/token", s.base),
+            None,
+            Some(json!({
+            "grant_type": "password", "client_id": s.app_id,
+            "username": "alice@example.com", "password": "correct horse battery staple"})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+        ] {
+            let (status, answer) = call(
+                "POST",
+                &tickets,
+                Some(&token),
+                Some(json!({
+                "user_id": "auth0|1", "result_url": bad})),
+            )
+            .await;
+            assert_eq!(status, 400, "{bad}: {answer}");
+            assert!(
+                answer["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("http or https"),
+                "{answer}"
+            );
+        }
+        let (status, issued) = call(
+            "POST",
+            &tickets,
+            Some(&token),
+            Some(json!({"user_id": "auth0|1"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{issued}");
+        let ticket = issued["ticket"].as_str().unwrap();
+        let id = ticket
+            .split("ticket=")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('#')
+            .to_string();
+        for _ in 0..8 {
+            let (status, _) = call("POST", &format!("{}/dbconnections/change_password", s.base), None, Some(json!({
+                "client_id": s.app_id, "email": "alice@example.com", "connection": "Username-Password-Authentication"}))).await;
+            assert_eq!(status, 200);
+        }
+        let (status, answer) = call("POST", &format!("{}/lo/reset", s.base), None, Some(json!({
+            "ticket": id, "newPassword": "a brand new Passw0rd", "confirmNewPassword": "a brand new Passw0rd"}))).await;
+        assert_eq!(
+            status, 200,
+            "the administrator's ticket still works: {answer}"
+        );
+    });
+}

@@ -844,6 +844,7 @@ fn tickets_are_used_once_and_do_not_pile_up() {
         result_url: None,
         ttl_secs: 60,
         mark_email_verified: false,
+        issuer: customdb::store::Issuer::Anonymous,
     };
     let ids: Vec<String> = (0..customdb::store::TICKETS_PER_EMAIL + 2)
         .map(|_| block_on(w.core.issue_ticket(TENANT, request.clone())).unwrap())
