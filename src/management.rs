@@ -194,18 +194,19 @@ impl Core {
         let mut change = UserChange::default();
         for (key, value) in patch {
             match key.as_str() {
-                "app_metadata" | "user_metadata" => {
-                    let current = if key == "app_metadata" {
-                        &user.app_metadata
-                    } else {
-                        &user.user_metadata
-                    };
-                    match merge_metadata(key, current, value) {
-                        Ok(merged) if key == "app_metadata" => change.app_metadata = Some(merged),
-                        Ok(merged) => change.user_metadata = Some(merged),
-                        Err(v) => problems.push(v),
+                // The merge itself happens in the store's write transaction, against the row
+                // read there: two PATCHes of different keys both survive.
+                "app_metadata" | "user_metadata" => match profile::check_metadata(key, value) {
+                    Ok(()) => {
+                        let patch = value.as_object().cloned().unwrap_or_default();
+                        if key == "app_metadata" {
+                            change.app_metadata = Some(patch);
+                        } else {
+                            change.user_metadata = Some(patch);
+                        }
                     }
-                }
+                    Err(v) => problems.push(v),
+                },
                 "blocked" => match value.as_bool() {
                     Some(b) => change.blocked = Some(b),
                     None => problems.push(violation("blocked", "must be true or false")),
@@ -460,27 +461,6 @@ fn violation(field: &str, rule: &str) -> Violation {
 }
 
 /// Auth0's metadata PATCH: a top-level merge where `null` deletes a key, and `{}` clears all.
-fn merge_metadata(
-    field: &str,
-    current: &Map<String, Value>,
-    patch: &Value,
-) -> Result<Map<String, Value>, Violation> {
-    profile::check_metadata(field, patch)?;
-    let patch = patch.as_object().expect("checked above");
-    if patch.is_empty() {
-        return Ok(Map::new());
-    }
-    let mut merged = current.clone();
-    for (k, v) in patch {
-        if v.is_null() {
-            merged.remove(k);
-        } else {
-            merged.insert(k.clone(), v.clone());
-        }
-    }
-    Ok(merged)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,8 +483,13 @@ mod tests {
             (json!([1]), Err("app_metadata must be an object")),
         ];
         for (patch, expected) in table {
-            let got = merge_metadata("app_metadata", &current, &patch)
-                .map(Value::Object)
+            let got = profile::check_metadata("app_metadata", &patch)
+                .map(|()| {
+                    Value::Object(profile::merge_metadata(
+                        &current,
+                        patch.as_object().unwrap(),
+                    ))
+                })
                 .map_err(|v| v.to_string());
             assert_eq!(got, expected.map_err(str::to_string), "{patch}");
         }

@@ -312,6 +312,26 @@ pub fn check_root(field: &str, value: &Value, import_mode: bool) -> Option<Resul
     Some(check(*kind, value, &options))
 }
 
+/// Auth0's metadata merge: at the top level only, a `null` deletes its key, and an empty
+/// patch clears the metadata.
+pub fn merge_metadata(
+    current: &Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Map<String, Value> {
+    if patch.is_empty() {
+        return Map::new();
+    }
+    let mut merged = current.clone();
+    for (k, v) in patch {
+        if v.is_null() {
+            merged.remove(k);
+        } else {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    merged
+}
+
 /// Checks a metadata object as normalization does: an object whose keys (at any depth) hold
 /// no `.` or `$`, and for `app_metadata` no reserved name.
 pub fn check_metadata(field: &str, value: &Value) -> Result<(), Violation> {

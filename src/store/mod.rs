@@ -633,8 +633,9 @@ impl Store {
     }
 
     /// Applies a Management API change in one transaction: `fields` are profile attributes
-    /// (a null removes one), metadata are replaced by the merged value the caller computed and
-    /// become managed (kept across logins), `blocked` is set when given.
+    /// (a null removes one), metadata patches are merged into the row read in this same
+    /// transaction (so concurrent patches of different keys all survive) and become managed
+    /// (kept across logins), `blocked` is set when given.
     pub fn update_user(
         &self,
         tenant: &str,
@@ -659,6 +660,9 @@ impl Store {
                 return Err(StoreError::EmailTaken { email: email.unwrap_or_default(), owner });
             }
             let username = user.profile.get("username").and_then(Value::as_str).map(str::to_string);
+            let merged = |current: &Map<String, Value>, patch: &Option<Map<String, Value>>| {
+                patch.as_ref().map(|p| Value::Object(crate::profile::merge_metadata(current, p)).to_string())
+            };
             tx.execute(
                 "UPDATE users SET profile = ?3, email = ?4, email_key = ?5, username = ?6, updated_at = ?7,
                      app_metadata = COALESCE(?8, app_metadata),
@@ -676,8 +680,8 @@ impl Store {
                     email_key(email.as_deref()),
                     username,
                     now(),
-                    change.app_metadata.as_ref().map(|m| Value::Object(m.clone()).to_string()),
-                    change.user_metadata.as_ref().map(|m| Value::Object(m.clone()).to_string()),
+                    merged(&user.app_metadata, &change.app_metadata),
+                    merged(&user.user_metadata, &change.user_metadata),
                     change.blocked,
                     change.password_hash,
                 ],
@@ -984,6 +988,7 @@ impl Store {
 #[derive(Debug, Clone, Default)]
 pub struct UserChange {
     pub fields: Map<String, Value>,
+    /// Patches merged as Auth0 merges metadata (`profile::merge_metadata`), inside the write.
     pub app_metadata: Option<Map<String, Value>>,
     pub user_metadata: Option<Map<String, Value>>,
     pub blocked: Option<bool>,

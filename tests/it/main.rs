@@ -4,6 +4,7 @@
 mod api;
 mod attacks;
 mod cli;
+mod concurrency;
 mod contract;
 mod flows;
 mod harness;
