@@ -128,8 +128,18 @@ pub fn install(ctx: &mut Context, configuration: &BTreeMap<String, String>) -> J
     prelude.call(&JsValue::undefined(), &[natives.into()], ctx)?;
     let natives = natives_for_parts;
 
+    let mut exports_of: Vec<(&str, JsObject)> = Vec::new();
     for &(name, part) in LAZY_GLOBALS {
+        let exports = match exports_of.iter().find(|(p, _)| *p == part) {
+            Some((_, e)) => e.clone(),
+            None => {
+                let e = ObjectInitializer::new(ctx).build();
+                exports_of.push((part, e.clone()));
+                e
+            }
+        };
         let loader = ObjectInitializer::new(ctx).build();
+        loader.set(js_string!("exports"), exports, false, ctx)?;
         loader.set(js_string!("natives"), natives.clone(), false, ctx)?;
         loader.set(js_string!("name"), js_string!(name), false, ctx)?;
         loader.set(js_string!("part"), js_string!(part), false, ctx)?;
@@ -191,26 +201,39 @@ fn part_source(part: &str) -> &'static str {
     }
 }
 
-/// First read of a lazy global: evaluates its part, which replaces the accessors of every
-/// global it defines with plain values, then reads the value.
+/// A read of a lazy global: its value from the part's exports, evaluating the part first
+/// when it has not run yet. The global stays an accessor for good: turning it into a data
+/// property mid-run (as this did first) broke every function that had read it before, in
+/// boa 0.22 — their later calls read some other global (`class constructor cannot be invoked
+/// without 'new'` on the second `fetch`).
 fn lazy_get(_: &JsValue, _: &[JsValue], loader: &JsObject, ctx: &mut Context) -> JsResult<JsValue> {
-    let part = loader
-        .get(js_string!("part"), ctx)?
-        .to_string(ctx)?
-        .to_std_string_escaped();
     let name = loader.get(js_string!("name"), ctx)?.to_string(ctx)?;
-    let natives = loader.get(js_string!("natives"), ctx)?;
-    let path = format!("customdb:{part}");
-    let factory =
-        ctx.eval(Source::from_bytes(part_source(&part)).with_path(std::path::Path::new(&path)))?;
-    let factory = factory
-        .as_callable()
-        .ok_or_else(|| js_error!(TypeError: "{} is not a function", path))?;
-    factory.call(&JsValue::undefined(), &[natives], ctx)?;
-    ctx.global_object().get(name, ctx)
+    let exports = loader
+        .get(js_string!("exports"), ctx)?
+        .as_object()
+        .ok_or_else(|| js_error!(TypeError: "lazy global without exports"))?;
+    if !exports.has_own_property(name.clone(), ctx)? {
+        let part = loader
+            .get(js_string!("part"), ctx)?
+            .to_string(ctx)?
+            .to_std_string_escaped();
+        let natives = loader.get(js_string!("natives"), ctx)?;
+        let path = format!("customdb:{part}");
+        let factory = ctx
+            .eval(Source::from_bytes(part_source(&part)).with_path(std::path::Path::new(&path)))?;
+        let factory = factory
+            .as_callable()
+            .ok_or_else(|| js_error!(TypeError: "{} is not a function", path))?;
+        factory.call(
+            &JsValue::undefined(),
+            &[natives, exports.clone().into()],
+            ctx,
+        )?;
+    }
+    exports.get(name, ctx)
 }
 
-/// Assignment to a lazy global before its first read: the script's value simply wins.
+/// An assignment to a lazy global: the script's value wins, now and for later reads.
 fn lazy_set(
     _: &JsValue,
     args: &[JsValue],
@@ -218,16 +241,12 @@ fn lazy_set(
     ctx: &mut Context,
 ) -> JsResult<JsValue> {
     let name = loader.get(js_string!("name"), ctx)?.to_string(ctx)?;
+    let exports = loader
+        .get(js_string!("exports"), ctx)?
+        .as_object()
+        .ok_or_else(|| js_error!(TypeError: "lazy global without exports"))?;
     let value = args.first().cloned().unwrap_or_default();
-    ctx.global_object().define_property_or_throw(
-        name,
-        PropertyDescriptor::builder()
-            .value(value)
-            .writable(true)
-            .enumerable(false)
-            .configurable(true),
-        ctx,
-    )?;
+    exports.set(name, value, false, ctx)?;
     Ok(JsValue::undefined())
 }
 
@@ -368,10 +387,17 @@ const CONSOLE: &[Native] = &[
     ("dir", 0, |_, a, c| console(Level::Log, a, c)),
 ];
 
+/// Ends the run from inside a console call: an engine error that `try/catch` cannot catch, so
+/// a script that loops over a console call under `try` stops now instead of burning the rest
+/// of its wall clock on caught errors. The outcome is the fatal condition already recorded.
+fn stop_run() -> boa_engine::JsError {
+    boa_engine::error::RuntimeLimitError::LoopIteration.into()
+}
+
 fn console(level: Level, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let limits = state(ctx).limits.clone();
     if state(ctx).fatal.is_some() {
-        return Err(js_error!(RangeError: "console output limit reached"));
+        return Err(stop_run());
     }
     let message = convert::format(args, limits.console_bytes, ctx);
     let st = state(ctx);
@@ -386,7 +412,7 @@ fn console(level: Level, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValu
             ),
         );
         st.fail(Outcome::OutputLimit, error);
-        return Err(js_error!(RangeError: "console output limit reached"));
+        return Err(stop_run());
     }
     st.console_bytes += message.len();
     let at_ms = (st.started.elapsed().as_secs_f64() * 1e6).round() / 1e3;

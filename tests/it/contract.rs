@@ -371,3 +371,61 @@ fn configuration_values_never_reach_the_transcript_or_errors() {
                 "error": {"message": "cannot reach [REDACTED]"}}),
     );
 }
+
+/// Every lazily installed global keeps working in a function that first touched it: called
+/// again in the same run, after a rejection, and in later warm runs (the second `fetch` used
+/// to throw "class constructor cannot be invoked without 'new'").
+#[test]
+fn lazy_globals_work_every_time_they_are_used() {
+    let uses = [
+        ("Buffer", "Buffer.from('hi').toString('base64')"),
+        ("TextEncoder", "new TextEncoder().encode('hi').length"),
+        (
+            "TextDecoder",
+            "new TextDecoder().decode(new Uint8Array([104, 105]))",
+        ),
+        ("atob", "atob('aGk=')"),
+        ("btoa", "btoa('hi')"),
+        (
+            "URL",
+            "new URL('https://a.example/x?y=1').searchParams.get('y')",
+        ),
+        ("URLSearchParams", "new URLSearchParams('a=1').get('a')"),
+        ("Headers", "new Headers({ a: 'b' }).get('a')"),
+        ("Response", "typeof Response"),
+        (
+            "fetch",
+            "typeof fetch('http://not-listed.example/').catch(() => {})",
+        ),
+    ];
+    for (name, expr) in uses {
+        let script = format!(
+            "function login(email, password, callback) {{
+                function use() {{ return String({expr}); }}
+                const seen = [use(), use()];
+                fetch('http://not-listed.example/').catch((e) => {{
+                    seen.push(use());
+                    return fetch('http://not-listed.example/');
+                }}).catch((e) => {{
+                    seen.push(e.message, e.cause.code);
+                    callback(null, {{ user_id: 1, seen: seen }});
+                }});
+            }}"
+        );
+        let inv = invocation(Action::Login, &script, json!(["a@x.com", "pw"]));
+        let first = run(&inv);
+        let again = run(&inv);
+        assert!(again.timings.warm, "{name}: the second run is warm");
+        for exec in [first, again] {
+            let seen = exec
+                .result
+                .as_ref()
+                .and_then(|r| r["seen"].as_array().cloned());
+            let seen = seen.unwrap_or_else(|| panic!("{name}: {exec:?}"));
+            assert_eq!(seen[0], seen[1], "{name}: {seen:?}");
+            assert_eq!(seen[0], seen[2], "{name} after a rejection: {seen:?}");
+            assert_eq!(seen[3], "fetch failed", "{name}: {seen:?}");
+            assert_eq!(seen[4], "EGRESS_DENIED", "{name}: {seen:?}");
+        }
+    }
+}

@@ -1,10 +1,13 @@
 // The global fetch, Headers and Response (WHATWG shapes) over the native HTTP request, which
 // applies the connection's egress allow-list. Loaded on first use (bindings::LAZY_GLOBALS).
-(function (native) {
+(function (native, exports) {
   'use strict';
-  const G = globalThis;
-  const define = (name, value) =>
-    Object.defineProperty(G, name, { value, writable: true, configurable: true, enumerable: false });
+  // The globals stay accessors (bindings::LAZY_GLOBALS): replacing a global accessor by a
+  // data property while functions that read it are compiled broke those functions in boa.
+  // A value the script assigned before this part ran stays the script's.
+  const define = (name, value) => {
+    if (!Object.prototype.hasOwnProperty.call(exports, name)) exports[name] = value;
+  };
 
   class Headers {
     constructor(init) {

@@ -1,10 +1,13 @@
 // Loaded the first time a script touches one of the globals it defines (see
 // bindings::LAZY_GLOBALS), so contexts that never use them do not pay for parsing it.
-(function (native) {
+(function (native, exports) {
   'use strict';
-  const G = globalThis;
-  const define = (name, value) =>
-    Object.defineProperty(G, name, { value, writable: true, configurable: true, enumerable: false });
+  // The globals stay accessors (bindings::LAZY_GLOBALS): replacing a global accessor by a
+  // data property while functions that read it are compiled broke those functions in boa.
+  // A value the script assigned before this part ran stays the script's.
+  const define = (name, value) => {
+    if (!Object.prototype.hasOwnProperty.call(exports, name)) exports[name] = value;
+  };
 
   // --- URLSearchParams and URL (parsing is native, WHATWG rules via the url crate). ---
   const formEncode = (s) => encodeURIComponent(s).replace(/[!'()~]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase()).replace(/%20/g, '+');
