@@ -175,3 +175,17 @@ fn try_shows_the_normalized_profile_or_why_it_is_rejected() {
         ])
     );
 }
+
+#[test]
+fn a_refused_host_names_the_flag_that_allows_it() {
+    let (out, _dir) = try_cmd(
+        &["login", "SCRIPT", "a@x.com", "pw", "--json"],
+        "function login(email, password, callback) { fetch('http://api.example.com:8443/users').then(() => callback(null, null), (e) => callback(e.cause)); }",
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("pass --allow-host api.example.com:8443"),
+        "{v}"
+    );
+}

@@ -196,7 +196,7 @@ fn egress_is_denied_unless_listed() {
             "another port of the same host",
             vec![format!("127.0.0.1:{}", port.wrapping_add(1))],
             "fetch(base + '/json')",
-            "~not on the connection's allow-list".to_string(),
+            "~is not on the allow-list (pass --allow-host".to_string(),
         ),
         (
             "a name is not its address",

@@ -15,7 +15,7 @@ use crate::script::{Internal, Policy};
 #[error("egress to {target} is not allowed: {why}")]
 pub struct Denied {
     target: String,
-    why: &'static str,
+    why: std::borrow::Cow<'static, str>,
 }
 
 /// The failure a script sees for a refusal.
@@ -146,9 +146,17 @@ impl AllowList {
             port_ok && host_ok
         });
         if !listed {
+            // Say the fix where the reader can apply it: on the command line for try and
+            // test, in the connection's options on a server.
+            let fix = match (&self.internal.0, port) {
+                (None, Some(p)) if bare.contains(':') => format!("pass --allow-host [{bare}]:{p}"),
+                (None, Some(p)) => format!("pass --allow-host {bare}:{p}"),
+                (None, None) => format!("pass --allow-host {bare}"),
+                (Some(_), _) => "add the host to the connection's allowed_hosts".to_string(),
+            };
             return Err(deny(
                 &target,
-                "it is not on the connection's allow-list (add the host to allowed_hosts)",
+                format!("it is not on the allow-list ({fix})"),
             ));
         }
         if let Host::Ip(ip) = host
@@ -204,7 +212,7 @@ impl AllowList {
             .await
             .map_err(|_| Denied {
                 target: name.clone(),
-                why: "the name does not resolve",
+                why: "the name does not resolve".into(),
             })?
             .collect();
         let usable: Vec<SocketAddr> = found
@@ -281,10 +289,10 @@ fn in_block(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     }
 }
 
-fn deny(target: &str, why: &'static str) -> Denied {
+fn deny(target: &str, why: impl Into<std::borrow::Cow<'static, str>>) -> Denied {
     Denied {
         target: target.to_string(),
-        why,
+        why: why.into(),
     }
 }
 
