@@ -99,6 +99,7 @@ fn create(store: &Store, data: &Path) -> Result<DemoClient, DemoError> {
         id: CONNECTION_ID.into(),
         tenant: TENANT.into(),
         name: CONNECTION.into(),
+        attributes: Default::default(),
         options: serde_json::json!({"import_mode": false})
             .as_object()
             .cloned()

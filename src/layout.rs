@@ -33,6 +33,8 @@ pub enum LayoutError {
 pub struct ConnectionFolder {
     pub dir: PathBuf,
     pub name: String,
+    /// `display_name`, `metadata`, `enabled_clients`, ... as `database.json` gives them.
+    pub attributes: crate::domain::connection::ConnectionAttributes,
     /// `options` as written, for what later layers read (import mode, cache policy, …).
     pub options: serde_json::Map<String, Value>,
     pub scripts: BTreeMap<Action, String>,
@@ -118,9 +120,16 @@ pub fn read(dir: &Path) -> Result<ConnectionFolder, LayoutError> {
         }
         Some(_) => return Err(invalid("options.customScripts must be an object".into())),
     }
+    let attributes = match doc.as_object() {
+        Some(object) => crate::domain::connection::ConnectionAttributes::default()
+            .patched(object)
+            .map_err(invalid)?,
+        None => Default::default(),
+    };
     Ok(ConnectionFolder {
         dir: dir.to_path_buf(),
         name,
+        attributes,
         options,
         scripts,
         configuration,

@@ -361,6 +361,7 @@ impl Core {
                 .unwrap_or_else(|| format!("con_{}", uuid::Uuid::new_v4().simple())),
             tenant: tenant.to_string(),
             name: folder.name.clone(),
+            attributes: folder.attributes.clone(),
             options: stored_options(&folder),
             scripts: folder.scripts.clone(),
             configuration,
@@ -371,23 +372,124 @@ impl Core {
     }
 }
 
-/// A connection from a Management API body (`name`, and `options` with `customScripts` and
-/// `configuration`); `name` given wins over the body's. The error names what is wrong.
+/// What `GET /connections` shows in place of each configuration value; sent back in a PATCH,
+/// it keeps the stored value (Auth0 overwrote the secret with it: deploy-cli #197, #821).
+pub const ENCRYPTED: &str = "[encrypted]";
+
+/// A new connection from a `POST /connections` body: `name` (Auth0's rule), `strategy`
+/// (`auth0`, the only kind customdb serves), `options` with `customScripts` and
+/// `configuration`, and the top-level attributes. Anything else is refused by name.
 pub fn connection_from_api(
     tenant: &str,
     id: String,
-    name: Option<String>,
     body: &Value,
 ) -> Result<ConnectionRecord, String> {
-    let name = match (name, body.get("name")) {
-        (Some(name), _) => name,
-        (None, Some(Value::String(n))) => crate::domain::names::connection_name(n)
+    let body = body.as_object().ok_or("the body must be a JSON object")?;
+    unknown_fields(body, &["name", "strategy", "options"])?;
+    let name = match body.get("name") {
+        Some(Value::String(n)) => crate::domain::names::connection_name(n)
             .map_err(|e| e.to_string())?
             .to_string(),
-        (None, None) => return Err("Missing required property: name".into()),
-        (None, Some(_)) => return Err("name must be a string".into()),
+        None => return Err("Missing required property: name".into()),
+        Some(_) => return Err("name must be a string".into()),
     };
-    let mut options = match body.get("options") {
+    match body.get("strategy") {
+        None => {}
+        Some(Value::String(s)) if s == "auth0" => {}
+        Some(other) => {
+            return Err(format!(
+                "strategy {other} is not served here: customdb's connections are database connections (\"auth0\")"
+            ));
+        }
+    }
+    let (options, scripts, configuration) = options_from_api(body.get("options"))?;
+    ConnectionRecord {
+        id,
+        tenant: tenant.to_string(),
+        name,
+        attributes: Default::default(),
+        options,
+        scripts,
+        configuration,
+    }
+    .with_attributes(body)
+}
+
+/// `existing` after a `PATCH /connections/{id}` body. `options`, when sent, replaces the
+/// options whole, as Auth0's does (a configuration value sent back as `[encrypted]` keeps the
+/// stored one); without it, options, scripts and configuration stay as they are. The
+/// attributes the body names are set (`null` unsets). `id`, `name` and `strategy` may be sent
+/// back unchanged, never changed.
+pub fn patch_connection(
+    existing: &ConnectionRecord,
+    body: &Value,
+) -> Result<ConnectionRecord, String> {
+    let body = body.as_object().ok_or("the body must be a JSON object")?;
+    unknown_fields(body, &["options", "id", "name", "strategy"])?;
+    for (key, stored) in [
+        ("id", existing.id.as_str()),
+        ("name", existing.name.as_str()),
+        ("strategy", "auth0"),
+    ] {
+        if let Some(sent) = body.get(key)
+            && sent.as_str() != Some(stored)
+        {
+            return Err(format!("{key} cannot be changed (it is {stored:?})"));
+        }
+    }
+    let mut record = existing.clone().with_attributes(body)?;
+    if let Some(options) = body.get("options") {
+        let (options, scripts, mut configuration) = options_from_api(Some(options))?;
+        for (key, value) in configuration.iter_mut() {
+            if value == ENCRYPTED
+                && let Some(stored) = existing.configuration.get(key)
+            {
+                value.clone_from(stored);
+            }
+        }
+        record.options = options;
+        record.scripts = scripts;
+        record.configuration = configuration;
+    }
+    Ok(record)
+}
+
+impl ConnectionRecord {
+    /// The record with the top-level attributes `body` names applied.
+    fn with_attributes(mut self, body: &Map<String, Value>) -> Result<Self, String> {
+        self.attributes = self.attributes.patched(body)?;
+        Ok(self)
+    }
+}
+
+/// Refuses top-level fields that are neither `allowed` nor an attribute, naming them as
+/// Auth0's payload validation does.
+fn unknown_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
+    use crate::domain::connection::ConnectionAttributes;
+    let unknown: Vec<&str> = body
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !allowed.contains(k) && !ConnectionAttributes::KEYS.contains(k))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "Additional properties not allowed: {}",
+            unknown.join(",")
+        ))
+    }
+}
+
+type ParsedOptions = (
+    Map<String, Value>,
+    std::collections::BTreeMap<Action, String>,
+    std::collections::BTreeMap<String, String>,
+);
+
+/// `options` split into the rest, the scripts and the configuration, each checked.
+fn options_from_api(options: Option<&Value>) -> Result<ParsedOptions, String> {
+    let mut options = match options {
         None => Map::new(),
         Some(Value::Object(o)) => o.clone(),
         Some(_) => return Err("options must be an object".into()),
@@ -400,9 +502,9 @@ pub fn connection_from_api(
                 let action: Action = key
                     .parse()
                     .map_err(|e: String| format!("options.customScripts: {e}"))?;
-                let source = source
-                    .as_str()
-                    .ok_or_else(|| format!("options.customScripts.{key} must be a string"))?;
+                let source = source.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
+                    format!("options.customScripts.{key} must be a non-empty string")
+                })?;
                 scripts.insert(action, source.to_string());
             }
         }
@@ -410,14 +512,7 @@ pub fn connection_from_api(
     }
     let configuration = layout::configuration_values(options.remove("configuration").as_ref())
         .map_err(|e| format!("options.configuration {e}"))?;
-    Ok(ConnectionRecord {
-        id,
-        tenant: tenant.to_string(),
-        name,
-        options,
-        scripts,
-        configuration,
-    })
+    Ok((options, scripts, configuration))
 }
 
 /// Writes a connection as a Deploy CLI folder. Configuration values are never written: each
@@ -438,7 +533,11 @@ pub fn export_connection(record: &ConnectionRecord, dir: &Path) -> std::io::Resu
         .map(|k| (k.clone(), json!(format!("##{k}##"))))
         .collect();
     options.insert("configuration".into(), Value::Object(configuration));
-    let doc = json!({"name": record.name, "strategy": "auth0", "options": options});
+    let mut doc = json!({"name": record.name, "strategy": "auth0"});
+    if let Some(object) = doc.as_object_mut() {
+        record.attributes.write_into(object);
+        object.insert("options".into(), Value::Object(options));
+    }
     std::fs::write(
         dir.join(layout::DATABASE_JSON),
         serde_json::to_string_pretty(&doc)? + "\n",

@@ -369,7 +369,7 @@ async fn create_user(
 }
 
 /// What the Management API shows in place of each configuration value.
-const ENCRYPTED: &str = "[encrypted]";
+use crate::management::ENCRYPTED;
 
 /// A connection as the Management API shows it: configuration values never leave in clear.
 fn connection_json(r: &crate::store::ConnectionRecord) -> Value {
@@ -392,18 +392,36 @@ fn connection_json(r: &crate::store::ConnectionRecord) -> Value {
                 .collect::<serde_json::Map<_, _>>()
         ),
     );
-    json!({"id": r.id, "name": r.name, "strategy": "auth0", "options": options})
+    let mut object = serde_json::Map::new();
+    object.insert("id".into(), json!(r.id));
+    object.insert("name".into(), json!(r.name));
+    object.insert("strategy".into(), json!("auth0"));
+    r.attributes.write_into(&mut object);
+    object.insert("options".into(), Value::Object(options));
+    Value::Object(object)
 }
 
-/// A connection from a Management API body, or a 400 naming what is wrong.
-fn connection_from(
-    tenant: &str,
-    id: String,
-    name: Option<String>,
-    body: &Value,
-) -> Result<crate::store::ConnectionRecord, ApiError> {
-    crate::management::connection_from_api(tenant, id, name, body)
-        .map_err(|e| ApiError::bad_request(format!("Payload validation error: {e}")))
+fn payload_error(e: String) -> ApiError {
+    ApiError::bad_request(format!("Payload validation error: {e}"))
+}
+
+/// A store write of a connection; a name the tenant already has is Auth0's 409.
+async fn put_connection(
+    state: &AppState,
+    record: &crate::store::ConnectionRecord,
+) -> Result<(), ApiError> {
+    let (store, r) = (state.core.store.clone(), record.clone());
+    let written = tokio::task::spawn_blocking(move || store.put_connection(&r))
+        .await
+        .map_err(|e| ApiError::internal(crate::flows::FlowError::Task(e.to_string())))?;
+    match written {
+        Err(crate::store::StoreError::NameTaken(_)) => Err(ApiError::management(
+            StatusCode::CONFLICT,
+            "A connection with the same name already exists",
+            "connection_conflict",
+        )),
+        other => other.map_err(|e| ApiError::internal(e.into())),
+    }
 }
 
 /// The tenant's connection `id` (or name), or Auth0's 404.
@@ -435,26 +453,10 @@ async fn create_connection(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require(&state, &tenant, &headers, "create:connections")?;
     let body = body(&headers, request).await?;
-    let record = connection_from(
-        &tenant.id,
-        format!("con_{}", uuid::Uuid::new_v4().simple()),
-        None,
-        &body,
-    )?;
-    let (t, n) = (tenant.id.clone(), record.name.clone());
-    if state
-        .store(move |s| s.get_connection(&t, &n))
-        .await?
-        .is_some()
-    {
-        return Err(ApiError::management(
-            StatusCode::CONFLICT,
-            "A connection with the same name already exists",
-            "connection_conflict",
-        ));
-    }
-    let r = record.clone();
-    state.store(move |s| s.put_connection(&r)).await?;
+    let id = format!("con_{}", uuid::Uuid::new_v4().simple());
+    let record =
+        crate::management::connection_from_api(&tenant.id, id, &body).map_err(payload_error)?;
+    put_connection(&state, &record).await?;
     Ok((StatusCode::CREATED, Json(connection_json(&record))))
 }
 
@@ -479,23 +481,8 @@ async fn patch_connection(
     require(&state, &tenant, &headers, "update:connections")?;
     let body = body(&headers, request).await?;
     let existing = connection_record(&state, &tenant, id).await?;
-    let mut record = connection_from(
-        &tenant.id,
-        existing.id.clone(),
-        Some(existing.name.clone()),
-        &body,
-    )?;
-    // A configuration read back from GET shows `[encrypted]`; sent back unchanged, it keeps
-    // the stored value instead of overwriting the secret (Auth0 Deploy CLI issues #197, #821).
-    for (key, value) in record.configuration.iter_mut() {
-        if value == ENCRYPTED
-            && let Some(stored) = existing.configuration.get(key)
-        {
-            value.clone_from(stored);
-        }
-    }
-    let r = record.clone();
-    state.store(move |s| s.put_connection(&r)).await?;
+    let record = crate::management::patch_connection(&existing, &body).map_err(payload_error)?;
+    put_connection(&state, &record).await?;
     Ok(Json(connection_json(&record)))
 }
 

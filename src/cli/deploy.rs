@@ -173,7 +173,10 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                     .collect::<serde_json::Map<_, _>>()
             ),
         );
-        bodies.push((folder.name, options));
+        let mut body = serde_json::Map::new();
+        folder.attributes.write_into(&mut body);
+        body.insert("options".into(), Value::Object(options));
+        bodies.push((folder.name, body));
     }
     runtime()?.block_on(async {
         let api = Api::connect(&args.server).await?;
@@ -181,7 +184,7 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
             .call(reqwest::Method::GET, "/api/v2/connections", None)
             .await?;
         let mut report = Vec::new();
-        for (name, options) in bodies {
+        for (name, body) in bodies {
             let id = existing
                 .as_array()
                 .into_iter()
@@ -194,7 +197,7 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                     api.call(
                         reqwest::Method::PATCH,
                         &format!("/api/v2/connections/{id}"),
-                        Some(json!({"options": options})),
+                        Some(Value::Object(body)),
                     )
                     .await,
                 ),
@@ -203,7 +206,12 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                     api.call(
                         reqwest::Method::POST,
                         "/api/v2/connections",
-                        Some(json!({"name": name, "strategy": "auth0", "options": options})),
+                        Some({
+                            let mut body = body;
+                            body.insert("name".into(), json!(name));
+                            body.insert("strategy".into(), json!("auth0"));
+                            Value::Object(body)
+                        }),
                     )
                     .await,
                 ),
@@ -230,13 +238,14 @@ pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         let root = args.dir.join("database-connections");
         let mut report = Vec::new();
         for connection in listed.as_array().into_iter().flatten() {
-            let record = connection_from_api(
-                "",
-                connection["id"].as_str().unwrap_or_default().to_string(),
-                None,
-                connection,
-            )
-            .map_err(|e| {
+            // The answer's own fields, less the id, are a connection body.
+            let mut body = connection.clone();
+            let id = body
+                .as_object_mut()
+                .and_then(|o| o.remove("id"))
+                .and_then(|id| id.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let record = connection_from_api("", id, &body).map_err(|e| {
                 anyhow::anyhow!("the server sent a connection customdb cannot read: {e}")
             })?;
             if args.connection.as_ref().is_some_and(|c| *c != record.name) {

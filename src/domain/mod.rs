@@ -1,4 +1,6 @@
-//! Pure domain values, no I/O: the client model and the names that enter from outside.
+//! Pure domain values, no I/O: the client model, a connection's top-level attributes, and
+//! the names that enter from outside.
 
 pub mod client;
+pub mod connection;
 pub mod names;

@@ -32,6 +32,9 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("{0}")]
     Corrupt(String),
+    /// The tenant already has a connection of this name.
+    #[error("a connection named {0} already exists")]
+    NameTaken(String),
     /// Another user of the connection already has this email (SPEC: an error, never a merge).
     #[error("the email {email} already belongs to {owner} in this connection")]
     EmailTaken { email: String, owner: String },
@@ -137,6 +140,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE clients ADD COLUMN grant_types TEXT NOT NULL DEFAULT 'client_credentials';",
     // 5: who issued a ticket (anonymous requests have a quota of their own).
     "ALTER TABLE tickets ADD COLUMN issuer TEXT NOT NULL DEFAULT 'anonymous';",
+    // 6: a connection's top-level attributes (display_name, metadata, enabled_clients, ...).
+    "ALTER TABLE connections ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}';",
 ];
 
 /// The store. One writer connection behind a mutex (SQLite serializes writers anyway, and
@@ -161,6 +166,9 @@ pub struct ConnectionRecord {
     pub id: String,
     pub tenant: String,
     pub name: String,
+    /// `display_name`, `metadata`, `enabled_clients`, ... (Auth0's top-level fields).
+    #[serde(default)]
+    pub attributes: crate::domain::connection::ConnectionAttributes,
     pub options: Map<String, Value>,
     pub scripts: BTreeMap<Action, String>,
     pub configuration: BTreeMap<String, String>,
@@ -327,18 +335,29 @@ impl Store {
         let sealed = self.sealer.seal(&configuration, &record.id);
         let scripts = serde_json::to_string(&record.scripts).unwrap_or_default();
         let options = Value::Object(record.options.clone()).to_string();
+        let attributes = serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into());
         let written = self.write(|tx| {
             tx.execute(
                 "INSERT INTO tenants (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![record.tenant, now()],
             )?;
             tx.execute(
-                "INSERT INTO connections (id, tenant, name, options, scripts, configuration, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                "INSERT INTO connections (id, tenant, name, options, scripts, configuration, created_at, updated_at, attributes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
                  ON CONFLICT (id) DO UPDATE SET name = ?3, options = ?4, scripts = ?5,
-                     configuration = ?6, updated_at = ?7",
-                params![record.id, record.tenant, record.name, options, scripts, sealed, now()],
-            )?;
+                     configuration = ?6, updated_at = ?7, attributes = ?8",
+                params![record.id, record.tenant, record.name, options, scripts, sealed, now(), attributes],
+            )
+            .map_err(|e| match e {
+                // The (tenant, name) pair is unique: a second connection of that name, however
+                // many clients ask at once, is a conflict to report, not a failure.
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+                {
+                    StoreError::NameTaken(record.name.clone())
+                }
+                other => other.into(),
+            })?;
             Ok(())
         });
         // Once committed: a copy read before this write must not outlive it.
@@ -354,7 +373,7 @@ impl Store {
         let conn = self.read();
         let row = query_one(
             &conn,
-            "SELECT id, name, options, scripts, configuration FROM connections WHERE tenant = ?1 AND (name = ?2 OR id = ?2)",
+            "SELECT id, name, options, scripts, configuration, attributes FROM connections WHERE tenant = ?1 AND (name = ?2 OR id = ?2)",
             params![tenant, name],
             |r| {
                 Ok((
@@ -363,10 +382,11 @@ impl Store {
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, Option<Vec<u8>>>(4)?,
+                    r.get::<_, String>(5)?,
                 ))
             },
         )?;
-        let Some((id, name, options, scripts, sealed)) = row else {
+        let Some((id, name, options, scripts, sealed, attributes)) = row else {
             return Ok(None);
         };
         let configuration = match sealed {
@@ -375,6 +395,8 @@ impl Store {
             None => BTreeMap::new(),
         };
         Ok(Some(ConnectionRecord {
+            attributes: serde_json::from_str(&attributes)
+                .map_err(|e| StoreError::Corrupt(format!("attributes of {id}: {e}")))?,
             id,
             tenant: tenant.to_string(),
             name,

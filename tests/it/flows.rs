@@ -51,6 +51,7 @@ fn world(import_mode: bool, options: Value) -> World {
         id: "con_1".into(),
         tenant: TENANT.into(),
         name: "users".into(),
+        attributes: Default::default(),
         options: opts,
         scripts,
         configuration: BTreeMap::from([("DB_FILE".to_string(), "users.db".to_string())]),

@@ -5,6 +5,7 @@ mod api;
 mod attacks;
 mod cli;
 mod concurrency;
+mod connections;
 mod contract;
 mod flows;
 mod harness;

@@ -1,0 +1,158 @@
+//! The connection object over the Management API as the SDKs use it: PATCH semantics (no
+//! `options`, no change to them), the top-level attributes round-tripping through create,
+//! update, get, list and export, payload validation, and concurrent creates.
+
+use crate::serve::{call, start};
+use crate::util::{block_on, customdb_exe};
+use serde_json::{Value, json};
+
+#[test]
+fn a_patch_without_options_keeps_them_and_attributes_round_trip() {
+    let s = start();
+    block_on(async {
+        let token = s.management_token().await;
+        let url = format!("{}/api/v2/connections", s.base);
+        let login = "function login(e, p, cb) { cb(null, { user_id: 1, email: e }); }";
+        let (status, created) = call("POST", &url, Some(&token), Some(json!({
+            "name": "shop-users", "strategy": "auth0", "display_name": "Shop",
+            "metadata": {"team": "web"}, "enabled_clients": [s.app_id], "realms": ["shop-users"],
+            "is_domain_connection": false, "show_as_button": true,
+            "options": {"customScripts": {"login": login}, "configuration": {"DB": "secret-db-url"}, "import_mode": true}}))).await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["id"].as_str().unwrap().to_string();
+        let one = format!("{url}/{id}");
+        // A PATCH of an attribute alone leaves options, scripts and configuration as they were.
+        let (status, patched) = call(
+            "PATCH",
+            &one,
+            Some(&token),
+            Some(json!({"display_name": "Shop users", "realms": null})),
+        )
+        .await;
+        assert_eq!(status, 200, "{patched}");
+        let (_, got) = call("GET", &one, Some(&token), None).await;
+        assert_eq!(got["display_name"], "Shop users");
+        assert!(got.get("realms").is_none(), "{got}");
+        assert_eq!(got["metadata"], json!({"team": "web"}));
+        assert_eq!(got["enabled_clients"], json!([s.app_id]));
+        assert_eq!(got["show_as_button"], true);
+        assert_eq!(got["options"]["customScripts"]["login"], login, "{got}");
+        assert_eq!(
+            got["options"]["configuration"],
+            json!({"DB": "[encrypted]"})
+        );
+        assert_eq!(got["options"]["import_mode"], true);
+        let (_, list) = call("GET", &url, Some(&token), None).await;
+        let listed = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(listed["display_name"], "Shop users");
+        // The script still runs with its configuration.
+        let (status, run) = call(
+            "POST",
+            &format!("{one}/try"),
+            Some(&token),
+            Some(json!({"action": "login", "args": ["a@example.com", "pw"]})),
+        )
+        .await;
+        assert_eq!(
+            (status, run["outcome"].as_str()),
+            (200, Some("success")),
+            "{run}"
+        );
+        // Bodies are checked before anything changes.
+        for (body, says) in [
+            (
+                json!({"displayName": "x"}),
+                "Additional properties not allowed: displayName",
+            ),
+            (json!({"name": "renamed"}), "name cannot be changed"),
+            (json!({"show_as_button": "yes"}), "show_as_button"),
+            (json!({"options": []}), "options must be an object"),
+            (
+                json!({"options": {"customScripts": {"login": ""}}}),
+                "options.customScripts.login must be a non-empty string",
+            ),
+        ] {
+            let (status, answer) = call("PATCH", &one, Some(&token), Some(body.clone())).await;
+            assert_eq!(status, 400, "{body}: {answer}");
+            assert!(
+                answer["message"].as_str().unwrap().contains(says),
+                "{body}: {answer}"
+            );
+        }
+        let (status, answer) = call(
+            "POST",
+            &url,
+            Some(&token),
+            Some(json!({"name": "x", "strategy": "google-oauth2"})),
+        )
+        .await;
+        assert_eq!(status, 400, "{answer}");
+    });
+    // Export writes the attributes into database.json.
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(customdb_exe())
+        .args(["export"])
+        .arg(out.path())
+        .env("CUSTOMDB_SERVER", &s.base)
+        .env("CUSTOMDB_CLIENT_ID", &s.client_id)
+        .env("CUSTOMDB_CLIENT_SECRET", &s.client_secret)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            out.path()
+                .join("database-connections/shop-users/database.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc["display_name"], "Shop users", "{doc}");
+    assert_eq!(doc["metadata"], json!({"team": "web"}), "{doc}");
+}
+
+#[test]
+fn concurrent_creates_of_one_name_give_one_connection_and_conflicts() {
+    let s = start();
+    block_on(async {
+        let token = s.management_token().await;
+        let url = format!("{}/api/v2/connections", s.base);
+        let tasks: Vec<_> = (0..12)
+            .map(|_| {
+                let (url, token) = (url.clone(), token.clone());
+                tokio::spawn(async move {
+                    call(
+                        "POST",
+                        &url,
+                        Some(&token),
+                        Some(json!({"name": "twins", "strategy": "auth0"})),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for t in tasks {
+            let (status, body) = t.await.unwrap();
+            if status == 409 {
+                assert_eq!(body["errorCode"], "connection_conflict", "{body}");
+            }
+            statuses.push(status);
+        }
+        statuses.sort();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 201).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 201 || *s == 409),
+            "{statuses:?}"
+        );
+    });
+}
