@@ -14,6 +14,7 @@ mod http;
 mod modules;
 mod mysql;
 mod pg;
+mod quickstart;
 mod serve;
 mod sqlite;
 mod util;
