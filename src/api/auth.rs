@@ -389,6 +389,13 @@ async fn signup(
             )));
         }
     }
+    if let Some(problem) = super::dto::problem(&body, super::dto::SIGNUP) {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({"name": "BadRequestError", "code": "invalid_body", "description": format!("Payload validation error: {problem}"), "statusCode": 400}),
+            retry_after: None,
+        });
+    }
     let mut user = serde_json::Map::new();
     for key in [
         "email",

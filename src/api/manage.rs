@@ -348,6 +348,7 @@ async fn create_user(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require(&state, &tenant, &headers, "create:users")?;
     let body = body(&headers, request).await?;
+    super::dto::check_management(&body, super::dto::USER_CREATE)?;
     let connection = body
         .get("connection")
         .and_then(Value::as_str)

@@ -5,6 +5,7 @@
 //! mapping of flow answers to Auth0's status codes and bodies.
 
 mod auth;
+mod dto;
 mod live;
 mod manage;
 mod tickets;

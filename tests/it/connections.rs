@@ -156,3 +156,58 @@ fn concurrent_creates_of_one_name_give_one_connection_and_conflicts() {
         );
     });
 }
+
+#[test]
+fn bodies_of_the_wrong_type_never_reach_a_script() {
+    let s = start();
+    block_on(async {
+        let token = s.management_token().await;
+        let users = format!("{}/api/v2/users", s.base);
+        for (field, value, found) in [
+            ("email", json!(null), "null"),
+            ("email", json!([[]]), "array"),
+            ("password", json!(0), "number"),
+            ("user_metadata", json!("x"), "string"),
+        ] {
+            let mut body = json!({"connection": "Username-Password-Authentication", "email": "e@example.com", "password": "a password 1"});
+            body[field] = value;
+            let (status, answer) = call("POST", &users, Some(&token), Some(body)).await;
+            assert_eq!(status, 400, "{field}: {answer}");
+            assert_eq!(
+                answer["message"],
+                format!(
+                    "Payload validation error: 'Expected type {} but found type {found}' on property {field}",
+                    if field == "user_metadata" {
+                        "object"
+                    } else {
+                        "string"
+                    }
+                ),
+                "{answer}"
+            );
+        }
+        let (status, answer) = call(
+            "POST",
+            &format!("{}/dbconnections/signup", s.base),
+            None,
+            Some(json!({
+            "client_id": s.app_id, "connection": "Username-Password-Authentication",
+            "email": "e@example.com", "password": "a password 1", "user_metadata": ["no"]})),
+        )
+        .await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(
+            answer["description"],
+            "Payload validation error: 'Expected type object but found type array' on property user_metadata"
+        );
+        // Nothing ran: no script run was logged for these.
+        let (_, logs) = call(
+            "GET",
+            &format!("{}/api/v2/logs", s.base),
+            Some(&token),
+            None,
+        )
+        .await;
+        assert!(!logs.to_string().contains("e@example.com"), "{logs}");
+    });
+}

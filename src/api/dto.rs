@@ -1,0 +1,183 @@
+//! The shapes of request bodies, checked before anything runs: each field's JSON type, the
+//! required ones, and no unknown ones, answered with Auth0's payload-validation sentence that
+//! names the property. A body that passes reaches the flows; a body that fails never reaches a
+//! script.
+
+use serde_json::Value;
+
+use super::ApiError;
+
+/// The JSON type a field must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    String,
+    Bool,
+    Object,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Bool => "boolean",
+            Kind::Object => "object",
+        }
+    }
+
+    fn holds(self, value: &Value) -> bool {
+        match self {
+            Kind::String => value.is_string(),
+            Kind::Bool => value.is_boolean(),
+            Kind::Object => value.is_object(),
+        }
+    }
+}
+
+fn type_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// One field of a body: its name, its type, and whether it must be there.
+pub type Field = (&'static str, Kind, bool);
+
+/// `POST /api/v2/users` (Auth0's `UserCreate`).
+pub const USER_CREATE: &[Field] = &[
+    ("connection", Kind::String, true),
+    ("email", Kind::String, false),
+    ("password", Kind::String, false),
+    ("username", Kind::String, false),
+    ("phone_number", Kind::String, false),
+    ("user_id", Kind::String, false),
+    ("given_name", Kind::String, false),
+    ("family_name", Kind::String, false),
+    ("name", Kind::String, false),
+    ("nickname", Kind::String, false),
+    ("picture", Kind::String, false),
+    ("user_metadata", Kind::Object, false),
+    ("app_metadata", Kind::Object, false),
+    ("blocked", Kind::Bool, false),
+    ("email_verified", Kind::Bool, false),
+    ("phone_verified", Kind::Bool, false),
+    ("verify_email", Kind::Bool, false),
+];
+
+/// `POST /dbconnections/signup`.
+pub const SIGNUP: &[Field] = &[
+    ("client_id", Kind::String, true),
+    ("connection", Kind::String, true),
+    ("email", Kind::String, true),
+    ("password", Kind::String, true),
+    ("username", Kind::String, false),
+    ("given_name", Kind::String, false),
+    ("family_name", Kind::String, false),
+    ("name", Kind::String, false),
+    ("nickname", Kind::String, false),
+    ("picture", Kind::String, false),
+    ("user_metadata", Kind::Object, false),
+];
+
+/// The first problem of `body` against `fields`, as the sentence Auth0's payload validation
+/// answers (`'Expected type string but found type null' on property email`), or nothing.
+pub fn problem(body: &Value, fields: &[Field]) -> Option<String> {
+    let Some(object) = body.as_object() else {
+        return Some(format!(
+            "'Expected type object but found type {}'",
+            type_of(body)
+        ));
+    };
+    let unknown: Vec<&str> = object
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !fields.iter().any(|(name, ..)| name == k))
+        .collect();
+    if !unknown.is_empty() {
+        return Some(format!(
+            "Additional properties not allowed: {}",
+            unknown.join(",")
+        ));
+    }
+    for &(name, kind, required) in fields {
+        match object.get(name) {
+            None if required => return Some(format!("Missing required property: {name}")),
+            None => {}
+            Some(value) if !kind.holds(value) => {
+                return Some(format!(
+                    "'Expected type {} but found type {}' on property {name}",
+                    kind.name(),
+                    type_of(value)
+                ));
+            }
+            Some(Value::String(s)) if s.is_empty() => {
+                return Some(format!(
+                    "'String is too short (0 chars), minimum 1' on property {name}"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+/// The Management API's 400 for a body that breaks `fields`.
+pub fn check_management(body: &Value, fields: &[Field]) -> Result<(), ApiError> {
+    match problem(body, fields) {
+        None => Ok(()),
+        Some(p) => Err(ApiError::bad_request(format!(
+            "Payload validation error: {p}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bodies_are_checked_field_by_field() {
+        let table = [
+            (
+                json!({"connection": "db", "email": null}),
+                Some("'Expected type string but found type null' on property email"),
+            ),
+            (
+                json!({"connection": "db", "email": [[]]}),
+                Some("'Expected type string but found type array' on property email"),
+            ),
+            (
+                json!({"connection": "db", "password": 0}),
+                Some("'Expected type string but found type number' on property password"),
+            ),
+            (
+                json!({"email": "a@example.com"}),
+                Some("Missing required property: connection"),
+            ),
+            (
+                json!({"connection": "db", "emial": "x"}),
+                Some("Additional properties not allowed: emial"),
+            ),
+            (
+                json!({"connection": ""}),
+                Some("'String is too short (0 chars), minimum 1' on property connection"),
+            ),
+            (
+                json!([1]),
+                Some("'Expected type object but found type array'"),
+            ),
+            (
+                json!({"connection": "db", "email": "a@example.com", "blocked": false}),
+                None,
+            ),
+        ];
+        for (body, expected) in table {
+            assert_eq!(problem(&body, USER_CREATE).as_deref(), expected, "{body}");
+        }
+    }
+}
