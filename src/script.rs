@@ -347,12 +347,14 @@ pub fn complete_create_user(user: &mut serde_json::Value, tenant: &str, connecti
 }
 
 impl Invocation {
-    /// What this run must never show: its password and its configuration's values.
+    /// What this run must never show: its password and its configuration's secrets.
     pub fn redactor(&self) -> crate::secret::Redactor {
-        crate::secret::Redactor::new(
-            self.password(),
-            self.configuration.values().map(String::as_str),
-        )
+        let secrets = crate::secret::configuration_secrets(
+            self.configuration
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        crate::secret::Redactor::new(self.password(), secrets.iter().map(String::as_str))
     }
 
     /// The password this invocation carries, if any, so transcripts can redact it.

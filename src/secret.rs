@@ -60,6 +60,95 @@ pub struct Redactor {
 /// What a redacted secret becomes.
 pub const REDACTED: &str = "[REDACTED]";
 
+/// Words that name what a configuration value is without making it a secret: a file, a host,
+/// a port, a database or user name. A key made only of these words (`DB_FILE`, `API_HOST`,
+/// `DB_USER`) holds a value a person needs to see in an error; any other key's value is a
+/// secret. A password inside a URL or a connection string is a secret whatever its key.
+const PLAIN_WORDS: &[&str] = &[
+    "file",
+    "filename",
+    "path",
+    "dir",
+    "folder",
+    "host",
+    "hostname",
+    "port",
+    "name",
+    "db",
+    "database",
+    "schema",
+    "table",
+    "collection",
+    "user",
+    "username",
+    "login",
+    "region",
+    "env",
+    "environment",
+    "mode",
+    "timeout",
+    "url",
+    "uri",
+    "endpoint",
+    "domain",
+    "base",
+    "api",
+    "server",
+    "tenant",
+    "connection",
+    "version",
+    "debug",
+    "level",
+    "limit",
+    "size",
+    "email",
+    "from",
+    "to",
+];
+
+/// The secrets among a connection's configuration: the values of keys that are not plainly
+/// names (see `PLAIN_WORDS`), and the passwords inside URLs (`scheme://user:password@host`)
+/// and connection strings (`Password=…;`, `pwd=…`) of any key.
+pub fn configuration_secrets<'a>(
+    configuration: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for (key, value) in configuration {
+        let plain = key
+            .split(['_', '-', '.'])
+            .filter(|w| !w.is_empty())
+            .all(|w| PLAIN_WORDS.contains(&w.to_ascii_lowercase().as_str()));
+        if !plain {
+            secrets.push(value.to_string());
+        }
+        if let Ok(url) = url::Url::parse(value)
+            && let Some(password) = url.password()
+        {
+            secrets.push(password.to_string());
+            if let Ok(decoded) = percent_decoded(password) {
+                secrets.push(decoded);
+            }
+        }
+        for part in value.split(';') {
+            if let Some((k, v)) = part.split_once('=')
+                && matches!(k.trim().to_ascii_lowercase().as_str(), "password" | "pwd")
+            {
+                secrets.push(v.trim().to_string());
+            }
+        }
+    }
+    secrets
+}
+
+fn percent_decoded(text: &str) -> Result<String, std::str::Utf8Error> {
+    let bytes: Vec<u8> =
+        url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned().into_bytes())
+            .unwrap_or_default();
+    std::str::from_utf8(&bytes).map(str::to_string)
+}
+
 impl Redactor {
     /// A redactor for `password` and the configuration `values`. Passwords shorter than 3
     /// characters and values shorter than 6 are not redacted: replacing every "a" or "5432"
@@ -113,7 +202,37 @@ fn forms(secret: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod redaction {
-    use super::Redactor;
+    use super::{Redactor, configuration_secrets};
+
+    #[test]
+    fn only_secrets_of_the_configuration_are_secret() {
+        let configuration = [
+            ("DB_FILE", "users.db"),
+            ("DB_HOST", "db.internal.example"),
+            ("DB_URL", "postgres://app:p%40ss-word@db.example.com/users"),
+            ("DB_PASSWORD", "hunter2-hunter2"),
+            ("API_KEY", "k-123456789"),
+            (
+                "CONNECTION_STRING",
+                "Server=x;Database=y;Password=s3cr3t-pw;",
+            ),
+            ("SIGNING", "abcdefgh"),
+        ];
+        let secrets = configuration_secrets(configuration);
+        for shown in ["users.db", "db.internal.example"] {
+            assert!(!secrets.iter().any(|s| s == shown), "{shown}: {secrets:?}");
+        }
+        for hidden in [
+            "p%40ss-word",
+            "p@ss-word",
+            "hunter2-hunter2",
+            "k-123456789",
+            "s3cr3t-pw",
+            "abcdefgh",
+        ] {
+            assert!(secrets.iter().any(|s| s == hidden), "{hidden}: {secrets:?}");
+        }
+    }
 
     #[test]
     fn every_form_of_a_secret_goes() {

@@ -358,17 +358,23 @@ fn a_stale_callback_from_an_earlier_run_answers_nothing() {
 
 #[test]
 fn configuration_values_never_reach_the_transcript_or_errors() {
-    let script = "function login(a, b, cb) { console.log('connecting to', configuration.DB, 'port', configuration.PORT); cb(new Error('cannot reach ' + configuration.DB)); }";
+    // Secrets go (a password inside a URL, any value whose key is not plainly a name);
+    // names a person needs in an error (a file, a host, a database) stay.
+    let script = "function login(a, b, cb) { console.log('connecting to', configuration.DB, 'port', configuration.PORT, 'with', configuration.API_TOKEN); cb(new Error('cannot open ' + configuration.DB_FILE + ' or reach ' + configuration.DB)); }";
     let mut inv = invocation(Action::Login, script, json!(["a", "b"]));
     inv.configuration
         .insert("DB".into(), "postgres://app:s3cret@db/acme".into());
     inv.configuration.insert("PORT".into(), "5432".into());
+    inv.configuration
+        .insert("API_TOKEN".into(), "tok-0123456789".into());
+    inv.configuration
+        .insert("DB_FILE".into(), "legacy-users.db".into());
     expect(
         "configuration redacted",
         &run(&inv),
         &json!({"outcome": "error",
-                "console": [{"message": "connecting to [REDACTED] port 5432"}],
-                "error": {"message": "cannot reach [REDACTED]"}}),
+                "console": [{"message": "connecting to postgres://app:[REDACTED]@db/acme port 5432 with [REDACTED]"}],
+                "error": {"message": "cannot open legacy-users.db or reach postgres://app:[REDACTED]@db/acme"}}),
     );
 }
 
