@@ -12,16 +12,7 @@ fn concurrent_patches_of_different_metadata_keys_all_survive() {
     let s = start();
     block_on(async {
         let token = s.management_token().await;
-        let (status, _) = call(
-            "POST",
-            &format!("{}/oauth/token", s.base),
-            None,
-            Some(json!({
-            "grant_type": "password", "client_id": s.app_id,
-            "username": "alice@example.com", "password": "correct horse battery staple"})),
-        )
-        .await;
-        assert_eq!(status, 200);
+        s.log_alice_in().await;
         let url = format!("{}/api/v2/users/auth0%7C1", s.base);
         let clients: Vec<_> = (0..CLIENTS)
             .map(|c| {

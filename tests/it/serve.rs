@@ -32,6 +32,20 @@ impl Server {
         self._data.path().join("data")
     }
 
+    /// Logs the demo's alice in through the demo app (which caches her profile).
+    pub(crate) async fn log_alice_in(&self) {
+        let (status, tokens) = call(
+            "POST",
+            &format!("{}/oauth/token", self.base),
+            None,
+            Some(json!({
+            "grant_type": "password", "client_id": self.app_id,
+            "username": "alice@example.com", "password": "correct horse battery staple"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{tokens}");
+    }
+
     /// A Management API token of the demo's client.
     pub(crate) async fn management_token(&self) -> String {
         let (status, tokens) = call("POST", &format!("{}/oauth/token", self.base), None, Some(json!({
