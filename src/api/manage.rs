@@ -564,15 +564,159 @@ async fn try_script(
     )
 }
 
+/// `GET /connections` as Auth0 pages it (notes: auth0-jobs-and-protection §1): a checkpoint
+/// (`from`/`take` → `{connections, next}`, `next` absent on the last page; it wins over
+/// everything else, as auth0-python sends `include_totals=true&take=50`), offset paging with
+/// totals (`{start, limit, total, connections}`, the first 1000 only), or a bare array; the
+/// filters `name`, `strategy` (repeatable) and `fields`/`include_fields`.
 async fn connections(
     State(state): State<Arc<AppState>>,
     tenant: Tenant,
     headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Json<Value>, ApiError> {
     require(&state, &tenant, &headers, "read:connections")?;
+    let query = ConnectionsQuery::parse(uri.query().unwrap_or_default())?;
     let t = tenant.id.clone();
-    let records = state.store(move |s| s.list_connections(&t)).await?;
-    Ok(Json(Value::Array(
-        records.iter().map(connection_json).collect(),
-    )))
+    let mut records = state.store(move |s| s.list_connections(&t)).await?;
+    records.retain(|r| query.name.as_ref().is_none_or(|n| *n == r.name));
+    // Every connection here is a database connection.
+    if !query.strategies.is_empty() && !query.strategies.iter().any(|s| s == "auth0") {
+        records.clear();
+    }
+    let shown = |records: &[crate::store::ConnectionRecord]| -> Vec<Value> {
+        records
+            .iter()
+            .map(|r| query.project(connection_json(r)))
+            .collect()
+    };
+    if query.take.is_some() || query.from.is_some() {
+        let take = query.take.unwrap_or(50);
+        let start = match &query.from {
+            Some(from) => records
+                .iter()
+                .position(|r| checkpoint(&r.name) == *from)
+                .map_or(records.len(), |i| i + 1),
+            None => 0,
+        };
+        let page = &records[start.min(records.len())..(start + take).min(records.len())];
+        let mut body = json!({"connections": shown(page)});
+        if start + take < records.len()
+            && let Some(last) = page.last()
+        {
+            body["next"] = json!(checkpoint(&last.name));
+        }
+        return Ok(Json(body));
+    }
+    let per_page = query.per_page.unwrap_or(50);
+    let start = query.page * per_page;
+    if start >= 1000 {
+        return Err(ApiError::management(
+            StatusCode::BAD_REQUEST,
+            "You can only page through the first 1000 records: use checkpoint paging (from, take)",
+            "invalid_paging",
+        ));
+    }
+    let paged = query.page > 0 || query.per_page.is_some();
+    let page: &[crate::store::ConnectionRecord] = if paged || query.include_totals {
+        &records[start.min(records.len())..(start + per_page).min(records.len())]
+    } else {
+        &records
+    };
+    if query.include_totals {
+        return Ok(Json(json!({
+            "start": start, "limit": per_page, "total": records.len(), "connections": shown(page),
+        })));
+    }
+    Ok(Json(Value::Array(shown(page))))
+}
+
+/// The opaque checkpoint after a connection: its name, base64url-encoded.
+fn checkpoint(name: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name)
+}
+
+/// The query string of `GET /connections`. Parsed by hand: `strategy` may repeat.
+#[derive(Debug, Default)]
+struct ConnectionsQuery {
+    page: usize,
+    per_page: Option<usize>,
+    include_totals: bool,
+    from: Option<String>,
+    take: Option<usize>,
+    name: Option<String>,
+    strategies: Vec<String>,
+    fields: Option<Vec<String>>,
+    include_fields: bool,
+}
+
+impl ConnectionsQuery {
+    fn parse(raw: &str) -> Result<Self, ApiError> {
+        let bad = |what: String| {
+            ApiError::management(
+                StatusCode::BAD_REQUEST,
+                format!("Query validation error: {what}"),
+                "invalid_query_string",
+            )
+        };
+        let number = |key: &str, value: &str, range: std::ops::RangeInclusive<usize>| {
+            value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{key} must be a number in {}..={}",
+                        range.start(),
+                        range.end()
+                    ))
+                })
+        };
+        let flag = |key: &str, value: &str| match value {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(bad(format!("{key} must be true or false"))),
+        };
+        let mut q = ConnectionsQuery {
+            include_fields: true,
+            ..Default::default()
+        };
+        for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+            match key.as_ref() {
+                "page" => q.page = number("page", &value, 0..=usize::MAX / 1024)?,
+                "per_page" => q.per_page = Some(number("per_page", &value, 1..=100)?),
+                "include_totals" => q.include_totals = flag("include_totals", &value)?,
+                "from" => q.from = Some(value.into_owned()).filter(|v| !v.is_empty()),
+                "take" => q.take = Some(number("take", &value, 1..=100)?),
+                "name" => q.name = Some(value.into_owned()),
+                "strategy" => q.strategies.extend(value.split(',').map(str::to_string)),
+                "fields" => {
+                    q.fields = Some(
+                        value
+                            .split(',')
+                            .filter(|f| !f.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    )
+                }
+                "include_fields" => q.include_fields = flag("include_fields", &value)?,
+                other => return Err(bad(format!("unknown parameter {other}"))),
+            }
+        }
+        Ok(q)
+    }
+
+    /// A connection with only the fields asked for (or without the fields excluded).
+    fn project(&self, connection: Value) -> Value {
+        let (Some(fields), Value::Object(map)) = (&self.fields, &connection) else {
+            return connection;
+        };
+        Value::Object(
+            map.iter()
+                .filter(|(k, _)| fields.contains(k) == self.include_fields)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    }
 }

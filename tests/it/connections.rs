@@ -211,3 +211,85 @@ fn bodies_of_the_wrong_type_never_reach_a_script() {
         assert!(!logs.to_string().contains("e@example.com"), "{logs}");
     });
 }
+
+#[test]
+fn connections_page_in_the_three_shapes_the_sdks_read() {
+    let s = start();
+    block_on(async {
+        let token = s.management_token().await;
+        let url = format!("{}/api/v2/connections", s.base);
+        for i in 0..4 {
+            let (status, _) = call(
+                "POST",
+                &url,
+                Some(&token),
+                Some(json!({"name": format!("extra-{i}"), "strategy": "auth0"})),
+            )
+            .await;
+            assert_eq!(status, 201);
+        }
+        let get = |query: String| {
+            let (url, token) = (url.clone(), token.clone());
+            async move { call("GET", &format!("{url}?{query}"), Some(&token), None).await }
+        };
+        // A bare array when nothing is asked.
+        let (_, all) = get(String::new()).await;
+        assert_eq!(all.as_array().map(Vec::len), Some(5), "{all}");
+        // Offset paging with totals: {start, limit, total, connections}, no length.
+        let (_, wrapped) = get("page=1&per_page=2&include_totals=true".into()).await;
+        assert_eq!(
+            (
+                wrapped["start"].as_u64(),
+                wrapped["limit"].as_u64(),
+                wrapped["total"].as_u64()
+            ),
+            (Some(2), Some(2), Some(5)),
+            "{wrapped}"
+        );
+        assert_eq!(wrapped["connections"].as_array().map(Vec::len), Some(2));
+        assert!(wrapped.get("length").is_none(), "{wrapped}");
+        // Checkpoints win over include_totals, as auth0-python sends them; next is absent at the end.
+        let mut seen = Vec::new();
+        let mut query = "include_totals=true&take=2".to_string();
+        loop {
+            let (status, page) = get(query.clone()).await;
+            assert_eq!(status, 200, "{page}");
+            assert!(page.get("total").is_none(), "{page}");
+            for c in page["connections"].as_array().unwrap() {
+                seen.push(c["name"].as_str().unwrap().to_string());
+            }
+            match page["next"].as_str() {
+                Some(next) => query = format!("include_totals=true&take=2&from={next}"),
+                None => break,
+            }
+        }
+        let names: Vec<String> = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            seen, names,
+            "checkpoints visit every connection once, in order"
+        );
+        // Filters.
+        let (_, one) = get("name=extra-2&strategy=ad&strategy=auth0&fields=id,name".into()).await;
+        assert_eq!(one.as_array().map(Vec::len), Some(1), "{one}");
+        assert_eq!(
+            one[0].as_object().unwrap().keys().collect::<Vec<_>>(),
+            vec!["id", "name"],
+            "{one}"
+        );
+        let (_, none) = get("strategy=google-oauth2".into()).await;
+        assert_eq!(none, json!([]));
+        let (status, bad) = get("per_page=1000".into()).await;
+        assert_eq!(
+            (status, bad["errorCode"].as_str()),
+            (400, Some("invalid_query_string")),
+            "{bad}"
+        );
+        let (status, _) = get("page=20&per_page=50".into()).await;
+        assert_eq!(status, 400, "the first 1000 only");
+    });
+}
