@@ -243,9 +243,11 @@ pub enum LogWindow {
     After { id: i64, take: usize },
 }
 
-/// A tenant log event (Auth0's type codes: `s`, `fp`, `fu`, `fs`, `ss`, …).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A tenant log event (Auth0's type codes: `s`, `fp`, `fu`, `fs`, `ss`, …). Its id goes out
+/// as Auth0's string `log_id` (and `_id`), which `from=<log_id>` checkpoints read back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogEvent {
+    #[serde(rename = "log_id", serialize_with = "log_id")]
     pub id: i64,
     pub date: String,
     #[serde(rename = "type")]
@@ -253,6 +255,10 @@ pub struct LogEvent {
     pub connection: Option<String>,
     pub user_id: Option<String>,
     pub description: Option<String>,
+}
+
+fn log_id<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&id.to_string())
 }
 
 /// The email as the uniqueness index compares it.
@@ -795,6 +801,16 @@ impl Store {
         })
     }
 
+    /// One log event of the tenant.
+    pub fn log_event(&self, tenant: &str, id: i64) -> Result<Option<LogEvent>, StoreError> {
+        query_one(
+            &self.read(),
+            "SELECT id, date, type, connection, user_id, description FROM log_events WHERE tenant = ?1 AND id = ?2",
+            params![tenant, id],
+            log_from_row,
+        )
+    }
+
     /// The tenant's log events, newest first.
     pub fn events(&self, tenant: &str, limit: usize) -> Result<Vec<LogEvent>, StoreError> {
         Ok(self
@@ -840,16 +856,7 @@ impl Store {
         };
         let mut stmt = conn.prepare_cached(&sql)?;
         let events = stmt
-            .query_map(params![tenant, a, b], |r| {
-                Ok(LogEvent {
-                    id: r.get(0)?,
-                    date: r.get(1)?,
-                    kind: r.get(2)?,
-                    connection: r.get(3)?,
-                    user_id: r.get(4)?,
-                    description: r.get(5)?,
-                })
-            })?
+            .query_map(params![tenant, a, b], log_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok((events, total as usize))
     }
@@ -1015,6 +1022,17 @@ pub struct UserChange {
     pub user_metadata: Option<Map<String, Value>>,
     pub blocked: Option<bool>,
     pub password_hash: Option<String>,
+}
+
+fn log_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEvent> {
+    Ok(LogEvent {
+        id: r.get(0)?,
+        date: r.get(1)?,
+        kind: r.get(2)?,
+        connection: r.get(3)?,
+        user_id: r.get(4)?,
+        description: r.get(5)?,
+    })
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

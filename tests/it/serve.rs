@@ -1245,26 +1245,52 @@ fn logs_page_and_resume_from_a_checkpoint() {
             (Some(2), Some(2))
         );
         assert!(page["total"].as_u64().unwrap() >= 3, "{page}");
-        let newest = page["logs"][0]["id"].as_i64().unwrap();
-        assert!(
-            newest > page["logs"][1]["id"].as_i64().unwrap(),
-            "newest first"
-        );
+        let id = |e: &Value| -> i64 {
+            e["log_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("log_id is a string: {e}"))
+                .parse()
+                .unwrap()
+        };
+        let newest = id(&page["logs"][0]);
+        assert!(newest > id(&page["logs"][1]), "newest first");
+        // One event by its log_id.
+        let (status, one) = call(
+            "GET",
+            &format!("{}/api/v2/logs/{newest}", s.base),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!((status, id(&one)), (200, newest), "{one}");
+        let (status, _) = call(
+            "GET",
+            &format!("{}/api/v2/logs/999999999", s.base),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 404);
 
-        // A log exporter's checkpoint: everything after an id, oldest first.
+        // A log exporter's checkpoint: a bare array of everything after a log_id, oldest first,
+        // and the next page in a Link header.
         let (_, all) = logs("per_page=100".into()).await;
-        let oldest = all.as_array().unwrap().last().unwrap()["id"]
-            .as_i64()
+        let oldest = id(all.as_array().unwrap().last().unwrap());
+        let response = reqwest::Client::new()
+            .get(format!("{}/api/v2/logs?from={oldest}&take=2", s.base))
+            .bearer_auth(mgmt.as_str())
+            .send()
+            .await
             .unwrap();
-        let (_, after) = logs(format!("from={oldest}&take=2")).await;
-        let ids: Vec<i64> = after
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].as_i64().unwrap())
-            .collect();
+        let link = response.headers()["link"].to_str().unwrap().to_string();
+        let after: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        let ids: Vec<i64> = after.as_array().unwrap().iter().map(id).collect();
         assert_eq!(ids.len(), 2);
         assert!(oldest < ids[0] && ids[0] < ids[1], "{ids:?}");
+        assert!(
+            link.contains(&format!("from={}&take=2>; rel=\"next\"", ids[1])),
+            "{link}"
+        );
 
         let (status, body) = logs("per_page=500".into()).await;
         assert_eq!(
