@@ -32,9 +32,8 @@ async fn jwks(State(state): State<Arc<AppState>>) -> Json<Value> {
 async fn openid(tenant: Tenant) -> Json<Value> {
     let base = tenant.base_url();
     Json(json!({
-        // The issuer is what tokens carry in `iss`: Auth0 domains are https names, and
-        // behind a TLS-terminating proxy so is ours; the endpoints are where we listen.
-        "issuer": format!("https://{}/", tenant.domain),
+        // The issuer is what tokens carry in `iss`, and where the document was discovered.
+        "issuer": tenant.issuer(),
         "token_endpoint": format!("{base}/oauth/token"),
         "userinfo_endpoint": format!("{base}/userinfo"),
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
@@ -200,7 +199,7 @@ fn client_credentials(
     };
     let now = crate::store::unix_now();
     let claims = json!({
-        "iss": format!("https://{}/", tenant.domain),
+        "iss": tenant.issuer(),
         "sub": format!("{}@clients", client.client_id),
         "aud": audience,
         "iat": now,
@@ -256,7 +255,7 @@ async fn password(
         other => return Err(login_error(other)),
     };
     let now = crate::store::unix_now();
-    let issuer = format!("https://{}/", tenant.domain);
+    let issuer = tenant.issuer();
     let mut id_claims = profile_claims(&user);
     id_claims.insert("iss".into(), json!(issuer));
     id_claims.insert("aud".into(), json!(client.client_id));

@@ -36,6 +36,9 @@ pub struct AppState {
     /// Script runs one tenant may have in flight; beyond it requests get 429.
     pub max_runs_per_tenant: usize,
     pub in_flight: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// The scheme of `serve --public-url`: `Some(true)` for https. Issuers and endpoint URLs
+    /// use it; without it they follow the request.
+    pub public_https: Option<bool>,
     /// Hosts already resolved to their tenant, with when the answer must be looked up again.
     hosts: std::sync::Mutex<std::collections::HashMap<String, (String, Option<Instant>)>>,
 }
@@ -47,8 +50,16 @@ impl AppState {
             keys,
             max_runs_per_tenant,
             in_flight: Default::default(),
+            public_https: None,
             hosts: Default::default(),
         }
+    }
+
+    /// Serves behind `public_url` (`https://auth.example.com`): its scheme is the scheme of
+    /// every issuer and endpoint URL, whatever the request's.
+    pub fn with_public_url(mut self, public_url: Option<&url::Url>) -> Self {
+        self.public_https = public_url.map(|u| u.scheme() == "https");
+        self
     }
 
     /// Runs store work on the blocking pool; a store failure is a logged 500.
@@ -175,6 +186,12 @@ impl Tenant {
     pub fn base_url(&self) -> String {
         format!("{}://{}", self.scheme, self.domain)
     }
+
+    /// The issuer of this tenant's tokens and discovery document: the base URL and a slash,
+    /// so that OpenID clients, which require the issuer to be the URL they discovered, verify.
+    pub fn issuer(&self) -> String {
+        format!("{}/", self.base_url())
+    }
 }
 
 impl FromRequestParts<Arc<AppState>> for Tenant {
@@ -190,9 +207,13 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost")
             .to_ascii_lowercase();
-        let scheme = match parts.headers.get("x-forwarded-proto") {
-            Some(v) if v.as_bytes().eq_ignore_ascii_case(b"https") => "https",
-            _ => "http",
+        // The operator's public URL decides (a TLS proxy in front); else a proxy's
+        // `X-Forwarded-Proto`; else plain http, as the request came.
+        let scheme = match (state.public_https, parts.headers.get("x-forwarded-proto")) {
+            (Some(true), _) => "https",
+            (Some(false), _) => "http",
+            (None, Some(v)) if v.as_bytes().eq_ignore_ascii_case(b"https") => "https",
+            (None, _) => "http",
         };
         let known = state
             .hosts

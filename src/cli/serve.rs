@@ -19,7 +19,7 @@ use crate::store::{Store, seal::Sealer};
 pub struct ServeArgs {
     /// A JSON file with any of the settings below, by their names with underscores
     /// (`listen`, `data`, `max_runs_per_tenant`, `workers`, `log_format`,
-    /// `egress_allow_internal`); flags win over it.
+    /// `egress_allow_internal`, `public_url`); flags win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free one) [default: 127.0.0.1:3000].
@@ -47,6 +47,11 @@ pub struct ServeArgs {
         value_name = "ADDR_OR_CIDR_OR_HOST:PORT"
     )]
     egress_allow_internal: Vec<String>,
+    /// The URL clients reach the server at, such as https://auth.example.com behind a TLS
+    /// proxy: its scheme is the scheme of every token issuer and endpoint URL
+    /// [default: the request's, or X-Forwarded-Proto].
+    #[arg(long, value_name = "URL")]
+    public_url: Option<url::Url>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum, serde::Deserialize)]
@@ -67,6 +72,7 @@ struct ConfigFile {
     log_format: Option<LogFormat>,
     #[serde(default)]
     egress_allow_internal: Vec<String>,
+    public_url: Option<url::Url>,
 }
 
 /// What the server runs with: flags, then the config file, then the defaults.
@@ -77,6 +83,7 @@ struct Settings {
     workers: Option<usize>,
     log_format: LogFormat,
     egress_allow_internal: Vec<String>,
+    public_url: Option<url::Url>,
 }
 
 impl Settings {
@@ -88,7 +95,7 @@ impl Settings {
                     .with_context(|| format!("cannot read the config file {}", path.display()))?;
                 serde_json::from_str(&text).with_context(|| {
                     format!(
-                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal)",
+                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url)",
                         path.display()
                     )
                 })?
@@ -103,7 +110,16 @@ impl Settings {
             crate::sandbox::check_operator_entry(entry)
                 .map_err(|e| anyhow::anyhow!("egress_allow_internal: {e}"))?;
         }
+        let public_url = args.public_url.or(file.public_url);
+        if let Some(url) = &public_url
+            && (!matches!(url.scheme(), "http" | "https") || url.path() != "/")
+        {
+            anyhow::bail!(
+                "public_url {url} must be an http or https URL without a path, such as https://auth.example.com"
+            );
+        }
         Ok(Settings {
+            public_url,
             egress_allow_internal,
             listen: args
                 .listen
@@ -159,7 +175,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(args.data.join("connections")),
     )
     .with_internal_egress(args.egress_allow_internal.clone());
-    let state = Arc::new(AppState::new(core, keys, args.max_runs_per_tenant));
+    let state = Arc::new(
+        AppState::new(core, keys, args.max_runs_per_tenant)
+            .with_public_url(args.public_url.as_ref()),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

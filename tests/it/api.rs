@@ -49,7 +49,7 @@ fn cases(
 )> {
     let json_ct = "application/json";
     vec![
-        ("discovery names the host", "GET", "/.well-known/openid-configuration", "", String::new(), 200, json!({"issuer": "https://auth.example.test/", "token_endpoint": "http://auth.example.test/oauth/token"})),
+        ("discovery names the host", "GET", "/.well-known/openid-configuration", "", String::new(), 200, json!({"issuer": "http://auth.example.test/", "token_endpoint": "http://auth.example.test/oauth/token"})),
         ("missing grant_type", "POST", "/oauth/token", json_ct, "{}".into(), 400, json!({"error": "invalid_request", "error_description": "Missing required parameter: grant_type"})),
         ("unsupported grant", "POST", "/oauth/token", json_ct, json!({"grant_type": "implicit"}).to_string(), 403, json!({"error": "unsupported_grant_type"})),
         ("malformed JSON", "POST", "/oauth/token", json_ct, "{\"grant_type\": ".into(), 400, json!({"message": "~the request body is not valid JSON"})),

@@ -1302,3 +1302,65 @@ fn logs_page_and_resume_from_a_checkpoint() {
         );
     });
 }
+
+/// OpenID clients require the issuer to be the URL they discovered; Auth0 SDKs expect
+/// `https://<domain>/` behind TLS. The issuer follows the request, or `--public-url`.
+#[test]
+fn the_issuer_is_where_the_server_is_reached() {
+    for (extra, scheme) in [
+        (&[][..], "http"),
+        (&["--public-url", "https://auth.example.test"][..], "https"),
+    ] {
+        let s = start_with(tempfile::tempdir().unwrap(), extra);
+        block_on(async {
+            let (_, discovery) = call(
+                "GET",
+                &format!("{}/.well-known/openid-configuration", s.base),
+                None,
+                None,
+            )
+            .await;
+            let host = s.base.trim_start_matches("http://");
+            let issuer = format!("{scheme}://{host}/");
+            assert_eq!(discovery["issuer"], issuer.as_str(), "{discovery}");
+            assert_eq!(
+                discovery["jwks_uri"],
+                format!("{scheme}://{host}/.well-known/jwks.json")
+            );
+            let (_, tokens) = call(
+                "POST",
+                &format!("{}/oauth/token", s.base),
+                None,
+                Some(json!({
+                "grant_type": "password", "client_id": s.app_id,
+                "username": "alice@example.com", "password": "correct horse battery staple"})),
+            )
+            .await;
+            use base64::Engine as _;
+            for token in ["id_token", "access_token"] {
+                let payload = tokens[token].as_str().unwrap().split('.').nth(1).unwrap();
+                let claims: Value = serde_json::from_slice(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(payload)
+                        .unwrap(),
+                )
+                .unwrap();
+                assert_eq!(claims["iss"], issuer.as_str(), "{token}");
+            }
+        });
+    }
+    let out = Command::new(customdb_exe())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--public-url",
+            "ftp://x/",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("must be an http or https URL"),
+        "{out:?}"
+    );
+}
