@@ -244,6 +244,22 @@ async fn list_users(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     require(&state, &tenant, &headers, "read:users")?;
+    let per_page = q.per_page.unwrap_or(50);
+    if per_page > 100 {
+        return Err(ApiError::management(
+            StatusCode::BAD_REQUEST,
+            "Query validation error: per_page must be between 0 and 100",
+            "invalid_query_string",
+        ));
+    }
+    // Auth0's offset paging reaches the first 1000 users only.
+    if q.page.saturating_mul(per_page.max(1)) >= 1000 {
+        return Err(ApiError::management(
+            StatusCode::BAD_REQUEST,
+            "You can only page through the first 1000 records. See https://auth0.com/docs/users/search/v3/view-search-results-by-page#limitation.",
+            "invalid_paging",
+        ));
+    }
     let (text, conn) = q.q.as_deref().map(parse_q).unwrap_or_default();
     let connection = q.connection.or(conn);
     let page = state
@@ -253,7 +269,7 @@ async fn list_users(
             connection.as_deref(),
             text.as_deref(),
             q.page,
-            q.per_page.unwrap_or(50),
+            per_page,
         )
         .await?;
     Ok(Json(if q.include_totals {

@@ -293,3 +293,41 @@ fn connections_page_in_the_three_shapes_the_sdks_read() {
         assert_eq!(status, 400, "the first 1000 only");
     });
 }
+
+#[test]
+fn users_page_as_auth0_does() {
+    let s = start();
+    block_on(async {
+        let token = s.management_token().await;
+        s.log_alice_in().await;
+        let get = |query: &str| {
+            let (url, token) = (format!("{}/api/v2/users?{query}", s.base), token.clone());
+            async move { call("GET", &url, Some(&token), None).await }
+        };
+        let (_, bare) = get("").await;
+        assert_eq!(bare.as_array().map(Vec::len), Some(1), "{bare}");
+        let (_, wrapped) = get("page=0&per_page=50&include_totals=true").await;
+        let keys: Vec<&String> = wrapped.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["start", "limit", "length", "total", "users"],
+            "{wrapped}"
+        );
+        let (_, past) = get("page=1&per_page=50&include_totals=true").await;
+        assert_eq!(
+            past["users"],
+            json!([]),
+            "auth0-python stops at an empty page: {past}"
+        );
+        let (status, answer) = get("page=20&per_page=50").await;
+        assert_eq!(status, 400);
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("You can only page through the first 1000 records"),
+            "{answer}"
+        );
+        assert_eq!(get("per_page=101").await.0, 400);
+    });
+}
