@@ -17,4 +17,5 @@ mod pg;
 mod quickstart;
 mod serve;
 mod sqlite;
+mod tidy;
 mod util;
