@@ -167,22 +167,19 @@ impl AllowList {
         // A name the operator allows at given ports is allowed at those ports only (the HTTP
         // resolver, which decides about its addresses, does not see the port).
         if let Some(operator) = &self.internal.0 {
-            let mut ports = operator.iter().filter_map(|e| match e {
-                Operator::At(h, p) if *h == host => Some(*p),
-                _ => None,
-            });
-            let mut any = false;
-            if ports.any(|p| {
-                any = true;
-                Some(p) == port
-            }) || !any
-            {
-                return Ok(());
+            let ports: Vec<u16> = operator
+                .iter()
+                .filter_map(|e| match e {
+                    Operator::At(h, p) if *h == host => Some(*p),
+                    _ => None,
+                })
+                .collect();
+            if !ports.is_empty() && !port.is_some_and(|p| ports.contains(&p)) {
+                return Err(deny(
+                    &target,
+                    "the operator allows this host at other ports only",
+                ));
             }
-            return Err(deny(
-                &target,
-                "the operator allows this host at other ports only",
-            ));
         }
         Ok(())
     }
@@ -417,6 +414,16 @@ mod tests {
             operator
                 .check(&url::Url::parse("http://127.0.0.1/").unwrap())
                 .is_err()
+        );
+        let named = AllowList::of(&Policy {
+            egress: vec!["legacy.internal".into()],
+            internal: Internal::Operator(vec!["legacy.internal:5432".into()]),
+            ..Policy::default()
+        });
+        assert!(named.check_host("legacy.internal", Some(5432)).is_ok());
+        assert!(
+            named.check_host("legacy.internal", Some(22)).is_err(),
+            "other ports stay closed"
         );
         let local = AllowList::of(&policy(Internal::Listed));
         assert!(
