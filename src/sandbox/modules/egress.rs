@@ -71,8 +71,8 @@ impl AllowList {
         list
     }
 
-    /// A list that may name internal addresses itself (as `customdb try` has it).
-    pub fn parse(entries: &[String]) -> Self {
+    /// The entries alone, naming internal addresses themselves (`Internal::Listed`).
+    fn parse(entries: &[String]) -> Self {
         let entries = entries
             .iter()
             .filter_map(|raw| {
