@@ -3,10 +3,10 @@
 //! import from and export to Deploy CLI folders, and the cache policies (max age, invalidate
 //! before, evict one user).
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::path::Path;
 
+use crate::domain::time::{self, Timestamp};
 use crate::flows::{Answer, Core, FlowError, hash_password};
 use crate::layout::{self, ConnectionFolder};
 use crate::profile::{self, Violation};
@@ -40,12 +40,12 @@ const MIGRATED: &[&str] = &[
 
 /// A connection's cache policy (customdb's addition, after Keycloak's user cache): options
 /// `cache_max_age` (seconds), `cache_expired` (`serve_stale` or `evict`) and
-/// `cache_invalidate_before` (an RFC 3339 time).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `cache_invalidate_before` (an RFC 3339 time, any offset).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CachePolicy {
     pub max_age_secs: Option<u64>,
     pub evict: bool,
-    pub invalidate_before: Option<String>,
+    pub invalidate_before: Option<Timestamp>,
 }
 
 impl CachePolicy {
@@ -56,47 +56,22 @@ impl CachePolicy {
             invalidate_before: o
                 .get("cache_invalidate_before")
                 .and_then(Value::as_str)
-                .map(str::to_string),
+                .and_then(|t| time::parse(t).ok()),
         }
     }
 
-    /// Whether a cached profile taken at `cached_at` is past its policy at `now` (RFC 3339
-    /// strings of one format compare in time order).
-    pub fn expired(&self, cached_at: &str, now: &str) -> bool {
-        let too_old = self
-            .max_age_secs
-            .is_some_and(|max| age_secs(cached_at, now) > max as i64);
-        let invalidated = self
-            .invalidate_before
-            .as_deref()
-            .is_some_and(|t| cached_at < t);
+    /// Whether a profile cached at `cached_at` (as the store wrote it) is past its policy at
+    /// `now`. A date that does not parse counts as expired: the next login refreshes it.
+    pub fn expired(&self, cached_at: &str, now: Timestamp) -> bool {
+        let Ok(cached_at) = time::parse(cached_at) else {
+            return true;
+        };
+        let too_old = self.max_age_secs.is_some_and(|max| {
+            let max = jiff::SignedDuration::from_secs(i64::try_from(max).unwrap_or(i64::MAX));
+            now.duration_since(cached_at) > max
+        });
+        let invalidated = self.invalidate_before.is_some_and(|t| cached_at < t);
         too_old || invalidated
-    }
-}
-
-/// Seconds between two RFC 3339 UTC times written by `store::now`.
-fn age_secs(earlier: &str, later: &str) -> i64 {
-    fn secs(t: &str) -> Option<i64> {
-        let (date, time) = t.split_once('T')?;
-        let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-        let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-        let mut hms = time.trim_end_matches('Z').split(':');
-        let (h, mi) = (
-            hms.next()?.parse::<i64>().ok()?,
-            hms.next()?.parse::<i64>().ok()?,
-        );
-        let s = hms.next()?.split('.').next()?.parse::<i64>().ok()?;
-        // Days from civil (Howard Hinnant), the inverse of store::now's conversion.
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        Some((era * 146_097 + doe - 719_468) * 86_400 + h * 3600 + mi * 60 + s)
-    }
-    match (secs(earlier), secs(later)) {
-        (Some(a), Some(b)) => b - a,
-        _ => i64::MAX,
     }
 }
 
@@ -117,7 +92,7 @@ impl Core {
             return Ok(Answer::NotFound);
         };
         let policy = CachePolicy::of(&options);
-        if !user.migrated && policy.expired(&user.cached_at, &crate::store::now()) {
+        if !user.migrated && policy.expired(&user.cached_at, self.store.clock().now()) {
             if policy.evict {
                 self.evict(tenant, user_id).await?;
                 return Ok(Answer::NotFound);
@@ -596,20 +571,38 @@ mod tests {
 
     #[test]
     fn cache_ages() {
+        let at = |t: &str| time::parse(t).unwrap();
         let p = CachePolicy {
             max_age_secs: Some(60),
             evict: false,
-            invalidate_before: Some("2026-01-01T00:00:00.000Z".into()),
+            invalidate_before: Some(at("2026-01-01T00:00:00.000Z")),
         };
-        assert!(!p.expired("2026-03-01T10:00:00.000Z", "2026-03-01T10:00:59.000Z"));
-        assert!(p.expired("2026-03-01T10:00:00.000Z", "2026-03-01T10:01:01.000Z"));
+        assert!(!p.expired("2026-03-01T10:00:00.000Z", at("2026-03-01T10:00:59.000Z")));
+        assert!(p.expired("2026-03-01T10:00:00.000Z", at("2026-03-01T10:01:01.000Z")));
         assert!(
-            p.expired("2026-02-28T23:59:30.000Z", "2026-03-01T00:00:31.000Z"),
+            p.expired("2026-02-28T23:59:30.000Z", at("2026-03-01T00:00:31.000Z")),
             "across a month"
         );
         assert!(
-            p.expired("2025-12-31T23:00:00.000Z", "2025-12-31T23:00:01.000Z"),
+            p.expired("2025-12-31T23:00:00.000Z", at("2025-12-31T23:00:01.000Z")),
             "invalidated"
         );
+        assert!(p.expired("garbage", at("2026-03-01T10:00:00Z")));
+    }
+
+    #[test]
+    fn invalidate_before_is_a_time_not_a_text() {
+        // 01:30+02:00 is 23:30 the day before: a profile cached at 23:45Z is after it. As
+        // text, "2026-01-01T01:30:00+02:00" sorts after "2025-12-31T23:45:00.000Z".
+        let options = json!({"cache_invalidate_before": "2026-01-01T01:30:00+02:00"});
+        let p = CachePolicy::of(options.as_object().unwrap());
+        let now = time::parse("2026-01-02T00:00:00Z").unwrap();
+        assert!(!p.expired("2025-12-31T23:45:00.000Z", now));
+        assert!(p.expired("2025-12-31T23:15:00.000Z", now));
+        // Without milliseconds: "…00:00:00Z" sorts after "…00:00:00.500Z" as text.
+        let options = json!({"cache_invalidate_before": "2026-01-01T00:00:00Z"});
+        let p = CachePolicy::of(options.as_object().unwrap());
+        assert!(!p.expired("2026-01-01T00:00:00.500Z", now));
+        assert!(p.expired("2025-12-31T23:59:59.999Z", now));
     }
 }

@@ -4,7 +4,7 @@
 //! ticket URL to whoever delivers it.
 
 use crate::flows::{Answer, Core, FlowError};
-use crate::store::{Issuer, Ticket, UserChange, unix_now};
+use crate::store::{Issuer, Ticket, UserChange};
 
 /// How long a ticket lives unless the request says otherwise (Auth0: five days).
 pub const DEFAULT_TTL_SECS: i64 = 5 * 86_400;
@@ -45,7 +45,7 @@ impl Core {
         request: TicketRequest,
     ) -> Result<String, FlowError> {
         let id = crate::secret::random_hex(24);
-        let now = unix_now();
+        let now = self.store.clock().now().as_second();
         let ticket = Ticket {
             tenant: tenant.to_string(),
             connection: request.connection,
@@ -71,7 +71,7 @@ impl Core {
         let d = digest(ticket_id);
         let (t, key) = (tenant.to_string(), d.clone());
         let Some(ticket) = self
-            .blocking(move |s| s.claim_ticket(&t, &key, unix_now()))
+            .blocking(move |s| s.claim_ticket(&t, &key, s.clock().now().as_second()))
             .await?
         else {
             return Ok(Redeemed::InvalidTicket);

@@ -197,7 +197,7 @@ fn client_credentials(
             .join(" "),
         None => client.scopes.join(" "),
     };
-    let now = crate::store::unix_now();
+    let now = crate::domain::time::unix_now();
     let claims = json!({
         "iss": tenant.issuer(),
         "sub": format!("{}@clients", client.client_id),
@@ -254,7 +254,7 @@ async fn password(
         Answer::Done(user) => user,
         other => return Err(login_error(other)),
     };
-    let now = crate::store::unix_now();
+    let now = crate::domain::time::unix_now();
     let issuer = tenant.issuer();
     let mut id_claims = profile_claims(&user);
     id_claims.insert("iss".into(), json!(issuer));

@@ -79,7 +79,7 @@ impl Keys {
     pub fn verify(&self, token: &str) -> Option<Value> {
         use sha2::Digest;
         let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
-        let now = crate::store::unix_now();
+        let now = crate::domain::time::unix_now();
         let mut cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(claims) = cache.get(&digest) {
             if claims["exp"].as_i64().is_some_and(|exp| exp > now) {

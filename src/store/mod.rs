@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::domain::time::{self, Clock};
 use crate::profile::Profile;
 use crate::script::Action;
 use seal::{SealError, Sealer};
@@ -154,6 +155,8 @@ pub struct Store {
     sealer: Sealer,
     /// Copies of what cached-profile reads need (see `memo`).
     memo: memo::Memo,
+    /// Where every date the store writes comes from.
+    clock: Arc<dyn Clock>,
 }
 
 /// Reader connections per store.
@@ -290,7 +293,24 @@ impl Store {
             next_reader: Default::default(),
             sealer,
             memo: Default::default(),
+            clock: time::system(),
         })
+    }
+
+    /// The store with its dates taken from `clock` (tests move time with it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The store's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The current time as Auth0 writes dates.
+    pub fn now(&self) -> String {
+        time::format(self.clock.now())
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -328,7 +348,7 @@ impl Store {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO tenants (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![tenant, now()],
+                params![tenant, self.now()],
             )?;
             Ok(())
         })
@@ -345,14 +365,14 @@ impl Store {
         let written = self.write(|tx| {
             tx.execute(
                 "INSERT INTO tenants (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![record.tenant, now()],
+                params![record.tenant, self.now()],
             )?;
             tx.execute(
                 "INSERT INTO connections (id, tenant, name, options, scripts, configuration, created_at, updated_at, attributes)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
                  ON CONFLICT (id) DO UPDATE SET name = ?3, options = ?4, scripts = ?5,
                      configuration = ?6, updated_at = ?7, attributes = ?8",
-                params![record.id, record.tenant, record.name, options, scripts, sealed, now(), attributes],
+                params![record.id, record.tenant, record.name, options, scripts, sealed, self.now(), attributes],
             )
             .map_err(|e| match e {
                 // The (tenant, name) pair is unique: a second connection of that name, however
@@ -538,7 +558,7 @@ impl Store {
         login: bool,
         migrated_hash: Option<&str>,
     ) -> Result<User, StoreError> {
-        let at = now();
+        let at = self.now();
         let mut fresh = profile.value.clone();
         let app = take_object(&mut fresh, "app_metadata");
         let user_meta = take_object(&mut fresh, "user_metadata");
@@ -631,7 +651,7 @@ impl Store {
     /// A local login of a migrated user: counts it.
     pub fn record_local_login(&self, tenant: &str, user_id: &str) -> Result<(), StoreError> {
         let written = self.write(|tx| {
-            let at = now();
+            let at = self.now();
             tx.execute(
                 "UPDATE users SET last_login = ?3, logins_count = logins_count + 1, updated_at = ?3 WHERE tenant = ?1 AND user_id = ?2",
                 params![tenant, user_id, at],
@@ -652,7 +672,7 @@ impl Store {
         let written = self.write(|tx| {
             Ok(tx.execute(
                 "UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE tenant = ?1 AND user_id = ?2",
-                params![tenant, user_id, hash, now()],
+                params![tenant, user_id, hash, self.now()],
             )? > 0)
         });
         // Once committed: a copy read before this write must not outlive it.
@@ -707,7 +727,7 @@ impl Store {
                     email,
                     email_key(email.as_deref()),
                     username,
-                    now(),
+                    self.now(),
                     merged(&user.app_metadata, &change.app_metadata),
                     merged(&user.user_metadata, &change.user_metadata),
                     change.blocked,
@@ -784,7 +804,7 @@ impl Store {
         user_id: Option<&str>,
         description: Option<&str>,
     ) -> Result<LogEvent, StoreError> {
-        let date = now();
+        let date = self.now();
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO log_events (tenant, date, type, connection, user_id, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -879,7 +899,7 @@ impl Store {
                     execution.outcome.as_str(),
                     serde_json::to_string(&execution.console).unwrap_or_default(),
                     serde_json::to_string(&execution.timings).unwrap_or_default(),
-                    now()
+                    self.now()
                 ],
             )?;
             Ok(())
@@ -893,7 +913,7 @@ impl Store {
     /// Makes `tenant` answer for `domain` (a Host header value, port included when not 80/443).
     pub fn add_domain(&self, tenant: &str, domain: &str, default: bool) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.execute("INSERT INTO tenants (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![tenant, now()])?;
+            tx.execute("INSERT INTO tenants (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![tenant, self.now()])?;
             tx.execute(
                 "INSERT INTO tenant_domains (domain, tenant) VALUES (lower(?1), ?2) ON CONFLICT (domain) DO UPDATE SET tenant = ?2",
                 params![domain, tenant],
@@ -930,7 +950,7 @@ impl Store {
     pub fn put_client(&self, client: &Client) -> Result<(), StoreError> {
         let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
         self.write(|tx| {
-            tx.execute("INSERT INTO tenants (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![client.tenant, now()])?;
+            tx.execute("INSERT INTO tenants (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![client.tenant, self.now()])?;
             tx.execute(
                 "INSERT INTO clients (client_id, tenant, name, secret_hash, scopes, created_at, app_type, token_endpoint_auth_method, grant_types)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -939,7 +959,7 @@ impl Store {
                 params![
                     client.client_id, client.tenant, client.name,
                     client.secret_digest.as_deref().unwrap_or_default(),
-                    client.scopes.join(" "), now(), client.app_type.as_str(),
+                    client.scopes.join(" "), self.now(), client.app_type.as_str(),
                     client.auth_method.as_str(), grants.join(" ")
                 ],
             )?;
@@ -1005,7 +1025,7 @@ impl Store {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO signing_keys (kid, private_key, created_at) VALUES (?1, ?2, ?3)",
-                params![kid, sealed, now()],
+                params![kid, sealed, self.now()],
             )?;
             Ok(())
         })?;
@@ -1131,37 +1151,4 @@ fn take_object(map: &mut Map<String, Value>, key: &str) -> Map<String, Value> {
         Some(Value::Object(o)) => o,
         _ => Map::new(),
     }
-}
-
-/// The current time in seconds since the Unix epoch (token and ticket expiries).
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// The current time as RFC 3339 UTC with milliseconds, as Auth0 writes dates.
-pub fn now() -> String {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
 }

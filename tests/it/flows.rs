@@ -3,6 +3,7 @@
 //! concurrent first login, a writer killed with SIGKILL, and secrets never on disk in clear.
 
 use crate::util::block_on;
+use customdb::domain::time::{self, ManualClock};
 use customdb::flows::{Answer, Core};
 use customdb::script::Action;
 use customdb::store::seal::Sealer;
@@ -31,16 +32,20 @@ struct World {
     store_path: PathBuf,
     legacy: PathBuf,
     core: Core,
+    /// The store's clock: it stands still until a test moves it.
+    clock: Arc<ManualClock>,
 }
 
 fn world(import_mode: bool, options: Value) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store_path = dir.path().join("store.db");
+    let clock = ManualClock::at(time::Timestamp::now());
     let store = Store::open(
         &store_path,
         Sealer::from_text(&Sealer::generate_key()).unwrap(),
     )
-    .unwrap();
+    .unwrap()
+    .with_clock(clock.clone());
     let mut scripts = BTreeMap::new();
     for action in Action::ALL {
         scripts.insert(action, template(&format!("{action}.js")));
@@ -68,6 +73,7 @@ fn world(import_mode: bool, options: Value) -> World {
         _dir: dir,
         store_path,
         legacy,
+        clock,
         core,
     }
 }
@@ -741,6 +747,41 @@ fn cache_policies_and_listing() {
 }
 
 #[test]
+fn cache_ages_follow_the_clock_and_times_compare_as_times() {
+    let w = world(false, json!({"cache_max_age": 60}));
+    done(w.login("alice@example.com", ALICE_PW));
+    let fresh = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
+    assert_eq!(fresh.get("stale"), None, "cached just now");
+    w.clock.advance(61);
+    let old = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
+    assert_eq!(old["stale"], true, "61 s past a 60 s max age");
+
+    // Invalidated as of an hour before the login, written with a +02:00 offset and no
+    // milliseconds: as text it sorts after the cached date, as a time it is before it.
+    let cached = time::parse(fresh["updated_at"].as_str().unwrap()).unwrap();
+    let plus_two = jiff::tz::TimeZone::fixed(jiff::tz::offset(2));
+    let an_hour_before = cached
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap()
+        .to_zoned(plus_two)
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string();
+    let mut record = w
+        .core
+        .store
+        .get_connection(TENANT, "users")
+        .unwrap()
+        .unwrap();
+    record.options = json!({"cache_invalidate_before": an_hour_before})
+        .as_object()
+        .cloned()
+        .unwrap();
+    w.core.store.put_connection(&record).unwrap();
+    let user = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
+    assert_eq!(user.get("stale"), None, "cached after {an_hour_before}");
+}
+
+#[test]
 fn connections_import_and_export_as_deploy_cli_folders() {
     let w = world(false, json!({}));
     let dir = tempfile::tempdir().unwrap();
@@ -879,7 +920,7 @@ fn tickets_are_used_once_and_do_not_pile_up() {
         },
     ))
     .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    w.clock.advance(2);
     assert_eq!(redeem(&expired), Redeemed::InvalidTicket);
 }
 
