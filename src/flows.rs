@@ -912,8 +912,8 @@ impl Core {
         Ok(answer)
     }
 
-    /// Email change: migrated users change locally; otherwise get_user + change_email, then the
-    /// cached profile follows.
+    /// Email change: the tenant's database first (see `email_in_database`), then the cached
+    /// profile follows.
     pub async fn change_email(
         &self,
         tenant: &str,
@@ -925,13 +925,53 @@ impl Core {
         let Some(user) = self.blocking(move |s| s.get_user(&t, &uid)).await? else {
             return Ok(Answer::NotFound);
         };
+        let email = match self
+            .email_in_database(&user, new_email, verified)
+            .await?
+            .into_done()
+        {
+            Ok(email) => email,
+            Err(failed) => return Ok(failed),
+        };
+        let mut change = UserChange::default();
+        change.set_email(email, verified);
+        let (t, uid) = (tenant.to_string(), user_id.to_string());
+        let updated = self
+            .blocking(move |s| match s.update_user(&t, &uid, &change) {
+                Err(StoreError::EmailTaken { .. }) => Ok(Err(())),
+                other => other.map(Ok),
+            })
+            .await?;
+        match updated {
+            Ok(Some(u)) => {
+                self.email_changed(&u).await?;
+                Ok(Answer::Done(u))
+            }
+            Ok(None) => Ok(Answer::NotFound),
+            Err(()) => Ok(Answer::Conflict {
+                code: "email_exists".into(),
+                message: "The email is already used by another user.".into(),
+            }),
+        }
+    }
+
+    /// The part of an email change the tenant's database makes: for a user it holds, get_user
+    /// (the user must still be there) then the change_email script; nothing for a migrated
+    /// user. Answers the email as the store is to keep it (lowercased in import mode); the
+    /// caller writes it, together with whatever else changes.
+    pub(crate) async fn email_in_database(
+        &self,
+        user: &User,
+        new_email: &str,
+        verified: bool,
+    ) -> Result<Answer<String>, FlowError> {
         if let Err(rule) = profile::check_email(new_email) {
             return Ok(Answer::InvalidProfile(vec![Violation {
                 field: "email".into(),
                 rule,
             }]));
         }
-        let record = self.connection(tenant, &user.connection).await?;
+        let record = self.connection(&user.tenant, &user.connection).await?;
         let settings = Settings::of(&record);
         if !user.migrated {
             if !record.scripts.contains_key(&Action::ChangeEmail) {
@@ -950,51 +990,33 @@ impl Core {
                 .await?;
             if let Err(failed) = answer.into_done() {
                 self.log(
-                    tenant,
+                    &user.tenant,
                     "fce",
                     &user.connection,
-                    Some(user_id),
+                    Some(&user.user_id),
                     "Failed Change Email",
                 )
                 .await?;
                 return Ok(failed);
             }
         }
-        let email = if settings.import_mode {
+        Ok(Answer::Done(if settings.import_mode {
             new_email.to_lowercase()
         } else {
             new_email.to_string()
-        };
-        let mut change = UserChange::default();
-        change.fields.insert("email".into(), json!(email));
-        change
-            .fields
-            .insert("email_verified".into(), json!(verified));
-        let (t, uid) = (tenant.to_string(), user_id.to_string());
-        let updated = self
-            .blocking(move |s| match s.update_user(&t, &uid, &change) {
-                Err(StoreError::EmailTaken { .. }) => Ok(Err(())),
-                other => other.map(Ok),
-            })
-            .await?;
-        match updated {
-            Ok(Some(u)) => {
-                self.log(
-                    tenant,
-                    "sce",
-                    &u.connection,
-                    Some(user_id),
-                    "Success Change Email",
-                )
-                .await?;
-                Ok(Answer::Done(u))
-            }
-            Ok(None) => Ok(Answer::NotFound),
-            Err(()) => Ok(Answer::Conflict {
-                code: "email_exists".into(),
-                message: "The email is already used by another user.".into(),
-            }),
-        }
+        }))
+    }
+
+    /// Logs a committed email change.
+    pub(crate) async fn email_changed(&self, user: &User) -> Result<(), FlowError> {
+        self.log(
+            &user.tenant,
+            "sce",
+            &user.connection,
+            Some(&user.user_id),
+            "Success Change Email",
+        )
+        .await
     }
 
     /// Delete: the delete script (with the identity's id) for users the tenant's database

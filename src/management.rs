@@ -227,33 +227,47 @@ impl Core {
         if !problems.is_empty() {
             return Ok(Answer::BadRequest(problems));
         }
-        // Changes the tenant's database must make first, through its scripts.
+        // The email may not belong to another user of the connection (checked again in the
+        // write; checked here so that no script runs for a change that cannot be kept).
         if let Some(email) = patch.get("email").and_then(Value::as_str) {
+            let (t, c, e) = (
+                tenant.to_string(),
+                user.connection.clone(),
+                email.to_string(),
+            );
+            if let Some(owner) = self.blocking(move |s| s.find_user(&t, &c, &e)).await?
+                && owner.user_id != user.user_id
+            {
+                return Ok(email_exists(email, &owner.user_id));
+            }
+        }
+        // The changes the tenant's database makes, through its scripts, come first; then
+        // everything the store keeps is one write. A script that fails leaves the store as it
+        // was (what an earlier script changed in the tenant's database reaches the cache with
+        // the next login or get_user, which read it from there).
+        let new_email = patch.get("email").and_then(Value::as_str);
+        if let Some(email) = new_email {
             let verified = patch
                 .get("email_verified")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            if let Err(failed) = self
-                .change_email(tenant, user_id, email, verified)
+            match self
+                .email_in_database(&user, email, verified)
                 .await?
                 .into_done()
             {
-                return Ok(failed);
+                Ok(email) => change.set_email(email, verified),
+                Err(failed) => return Ok(failed),
             }
         }
         if let Some(password) = patch.get("password").and_then(Value::as_str) {
             if import {
-                let pw = password.to_string();
-                let hash = hash_password(pw).await?;
-                change.password_hash = Some(hash);
+                change.password_hash = Some(hash_password(password.to_string()).await?);
             } else {
-                let email = self
-                    .user(tenant, user_id)
-                    .await?
-                    .and_then(|u| u.email().map(str::to_string))
-                    .unwrap_or_default();
+                // The script finds the user by the email its database now has.
+                let email = new_email.or(user.email()).unwrap_or_default();
                 if let Err(failed) = self
-                    .change_password(tenant, &user.connection, &email, password)
+                    .change_password(tenant, &user.connection, email, password)
                     .await?
                     .into_done()
                 {
@@ -271,12 +285,14 @@ impl Core {
             })
             .await?;
         Ok(match updated {
-            Ok(Some(u)) => Answer::Done(u.to_json()),
+            Ok(Some(u)) => {
+                if new_email.is_some() {
+                    self.email_changed(&u).await?;
+                }
+                Answer::Done(u.to_json())
+            }
             Ok(None) => Answer::NotFound,
-            Err((email, owner)) => Answer::Conflict {
-                code: "email_exists".into(),
-                message: format!("{email} is already used by {owner}"),
-            },
+            Err((email, owner)) => email_exists(&email, &owner),
         })
     }
 
@@ -525,6 +541,14 @@ fn stored_options(folder: &ConnectionFolder) -> Map<String, Value> {
     options.remove("customScripts");
     options.remove("configuration");
     options
+}
+
+/// Auth0's answer when the email belongs to another user.
+fn email_exists<T>(email: &str, owner: &str) -> Answer<T> {
+    Answer::Conflict {
+        code: "email_exists".into(),
+        message: format!("{email} is already used by {owner}"),
+    }
 }
 
 fn violation(field: &str, rule: &str) -> Violation {

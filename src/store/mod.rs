@@ -199,6 +199,15 @@ pub struct User {
     pub password_hash: Option<String>,
 }
 
+impl UserChange {
+    /// Sets the email and whether it is verified.
+    pub fn set_email(&mut self, email: String, verified: bool) {
+        self.fields.insert("email".into(), Value::String(email));
+        self.fields
+            .insert("email_verified".into(), Value::Bool(verified));
+    }
+}
+
 impl User {
     /// The user as Auth0's Management API shows it.
     pub fn to_json(&self) -> Value {

@@ -678,6 +678,26 @@ fn patch_rules_without_import() {
         (Some("alice@example.net"), Some(true))
     );
     done(w.login("alice@example.net", "patched password"));
+
+    // A PATCH is one write: when a script fails, nothing of it is kept, not even what an
+    // earlier script of the same PATCH did (the email, here).
+    let before = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
+    let mut record = w
+        .core
+        .store
+        .get_connection(TENANT, "users")
+        .unwrap()
+        .unwrap();
+    record.scripts.insert(
+        Action::ChangePassword,
+        "function changePassword(email, password, callback) { callback(new Error('the database is down')); }".into(),
+    );
+    w.core.store.put_connection(&record).unwrap();
+    let body = json!({"email": "alice@example.org", "app_metadata": {"plan": "gold"}, "blocked": true, "password": "another one"});
+    let answer = block_on(w.core.patch_user(TENANT, "auth0|1", &body)).unwrap();
+    assert!(matches!(answer, Answer::ScriptFailed { .. }), "{answer:?}");
+    let after = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
+    assert_eq!(after, before, "the store is as it was before the PATCH");
 }
 
 #[test]
