@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::domain::events::{LiveEvent, LogType};
 use crate::isolation::{Pool, PoolError};
 use crate::outcome::{Execution, Outcome, ScriptError};
 use crate::profile::{self, Profile, ProfileOptions, Violation};
@@ -152,16 +153,6 @@ pub struct Core {
 /// Events a live watcher may miss before it is told it fell behind.
 const LIVE_BACKLOG: usize = 1024;
 
-/// One thing that happened in a tenant, as live watchers see it: a script run (its console,
-/// already redacted in the worker) or a log event.
-#[derive(Debug, Clone)]
-pub struct LiveEvent {
-    pub tenant: String,
-    /// `run` or `log`.
-    pub kind: &'static str,
-    pub data: Value,
-}
-
 /// A connection's settings as the flows read them.
 struct Settings<'a> {
     record: &'a ConnectionRecord,
@@ -241,15 +232,11 @@ impl Core {
         self.live.subscribe()
     }
 
-    /// Shows an event to live watchers; `data` is built only when someone watches.
-    fn publish(&self, tenant: &str, kind: &'static str, data: impl FnOnce() -> Value) {
+    /// Shows an event to live watchers; it is built only when someone watches.
+    fn publish(&self, event: impl FnOnce() -> LiveEvent) {
         if self.live.receiver_count() > 0 {
             // Watchers that left between the check and the send are not an error.
-            let _ = self.live.send(Arc::new(LiveEvent {
-                tenant: tenant.to_string(),
-                kind,
-                data: data(),
-            }));
+            let _ = self.live.send(Arc::new(event()));
         }
     }
 
@@ -272,26 +259,28 @@ impl Core {
             .ok_or_else(|| FlowError::UnknownConnection(name.to_string()))
     }
 
-    /// Records a log event and shows it to live watchers.
+    /// Records a log event and shows it to live watchers; without a description, the
+    /// type's own.
     pub(crate) async fn log(
         &self,
         tenant: &str,
-        kind: &'static str,
+        kind: LogType,
         connection: &str,
         user_id: Option<&str>,
-        description: &str,
+        description: Option<&str>,
     ) -> Result<(), FlowError> {
         let (t, c, u, d) = (
             tenant.to_string(),
             connection.to_string(),
             user_id.map(str::to_string),
-            description.to_string(),
+            description.unwrap_or(kind.description()).to_string(),
         );
         let event = self
             .blocking(move |s| s.log(&t, kind, Some(&c), u.as_deref(), Some(&d)))
             .await?;
-        self.publish(tenant, "log", || {
-            serde_json::to_value(&event).unwrap_or_default()
+        self.publish(|| LiveEvent::Log {
+            tenant: tenant.to_string(),
+            event: serde_json::to_value(&event).unwrap_or_default(),
         });
         Ok(())
     }
@@ -336,15 +325,16 @@ impl Core {
         );
         self.blocking(move |s| s.record_run(&t, &c, action, &e))
             .await?;
-        self.publish(&record.tenant, "run", || {
-            json!({
+        self.publish(|| LiveEvent::Run {
+            tenant: record.tenant.clone(),
+            run: json!({
                 "connection": record.name,
                 "action": action,
                 "outcome": execution.outcome,
                 "error": execution.error,
                 "console": execution.console,
                 "timings": execution.timings,
-            })
+            }),
         });
         Ok(Some(execution))
     }
@@ -428,8 +418,14 @@ impl Core {
         match execution.outcome {
             Outcome::Success => {}
             Outcome::NotFound => {
-                self.log(tenant, "fu", connection, None, "Wrong email or password.")
-                    .await?;
+                self.log(
+                    tenant,
+                    LogType::UnknownUser,
+                    connection,
+                    None,
+                    Some("Wrong email or password."),
+                )
+                .await?;
                 return Ok(Answer::WrongCredentials);
             }
             _ => return self.login_failed(tenant, connection, execution).await,
@@ -447,10 +443,10 @@ impl Core {
                     .join("; ");
                 self.log(
                     tenant,
-                    "f",
+                    LogType::FailedLogin,
                     connection,
                     None,
-                    &format!("invalid profile: {why}"),
+                    Some(&format!("invalid profile: {why}")),
                 )
                 .await?;
                 return Ok(Answer::InvalidProfile(v));
@@ -462,10 +458,10 @@ impl Core {
         {
             self.log(
                 tenant,
-                "f",
+                LogType::FailedLogin,
                 connection,
                 Some(&existing.user_id),
-                "user is blocked",
+                Some("user is blocked"),
             )
             .await?;
             return Ok(Answer::Blocked);
@@ -485,10 +481,10 @@ impl Core {
             Ok(user) => {
                 self.log(
                     tenant,
-                    "s",
+                    LogType::SuccessLogin,
                     connection,
                     Some(&user.user_id),
-                    "Success Login",
+                    None,
                 )
                 .await?;
                 Ok(Answer::Done(user))
@@ -521,7 +517,14 @@ impl Core {
                 let message = format!(
                     "the email {email} already belongs to {owner}; a script returned it for another user_id"
                 );
-                self.log(tenant, "f", connection, None, &message).await?;
+                self.log(
+                    tenant,
+                    LogType::FailedLogin,
+                    connection,
+                    None,
+                    Some(&message),
+                )
+                .await?;
                 Ok(Err(Answer::Conflict {
                     code: "user_id_conflict".into(),
                     message,
@@ -540,10 +543,10 @@ impl Core {
         if !ok {
             self.log(
                 &tenant,
-                "fp",
+                LogType::WrongPassword,
                 &connection,
                 Some(&user.user_id),
-                "Wrong email or password.",
+                Some("Wrong email or password."),
             )
             .await?;
             return Ok(Answer::WrongCredentials);
@@ -551,10 +554,10 @@ impl Core {
         if user.blocked {
             self.log(
                 &tenant,
-                "f",
+                LogType::FailedLogin,
                 &connection,
                 Some(&user.user_id),
-                "user is blocked",
+                Some("user is blocked"),
             )
             .await?;
             return Ok(Answer::Blocked);
@@ -564,10 +567,10 @@ impl Core {
             .await?;
         self.log(
             &tenant,
-            "s",
+            LogType::SuccessLogin,
             &connection,
             Some(&user.user_id),
-            "Success Login",
+            None,
         )
         .await?;
         let (t, uid) = (tenant, user.user_id);
@@ -599,15 +602,15 @@ impl Core {
                     .and_then(|e| e.user_id.clone())
                     .filter(|u| !u.is_empty());
                 let (kind, uid) = match user {
-                    Some(u) => ("fp", Some(format!("auth0|{u}"))),
-                    None => ("fu", None),
+                    Some(u) => (LogType::WrongPassword, Some(format!("auth0|{u}"))),
+                    None => (LogType::UnknownUser, None),
                 };
                 let description = if message.is_empty() {
                     "Wrong email or password.".to_string()
                 } else {
                     message
                 };
-                self.log(tenant, kind, connection, uid.as_deref(), &description)
+                self.log(tenant, kind, connection, uid.as_deref(), Some(&description))
                     .await?;
                 Ok(Answer::WrongCredentials)
             }
@@ -616,7 +619,8 @@ impl Core {
                     .as_ref()
                     .and_then(|e| e.description.clone())
                     .unwrap_or(message);
-                self.log(tenant, "f", connection, None, &text).await?;
+                self.log(tenant, LogType::FailedLogin, connection, None, Some(&text))
+                    .await?;
                 Ok(Answer::Unauthorized(text))
             }
             _ => {
@@ -624,7 +628,8 @@ impl Core {
                     Some(e) => format!("{} ({})", e, execution.outcome),
                     None => execution.outcome.to_string(),
                 };
-                self.log(tenant, "f", connection, None, &text).await?;
+                self.log(tenant, LogType::FailedLogin, connection, None, Some(&text))
+                    .await?;
                 Ok(Answer::ScriptFailed {
                     outcome: execution.outcome,
                     error,
@@ -716,16 +721,28 @@ impl Core {
                 .await?
                 .is_some()
             {
-                self.log(tenant, "fs", connection, None, "The user already exists.")
-                    .await?;
+                self.log(
+                    tenant,
+                    LogType::FailedSignup,
+                    connection,
+                    None,
+                    Some("The user already exists."),
+                )
+                .await?;
                 return Ok(exists());
             }
         }
         match self.get_user_with(&settings, &email).await? {
             Answer::NotFound | Answer::MissingScript(_) => {}
             Answer::Done(_) | Answer::Conflict { .. } => {
-                self.log(tenant, "fs", connection, None, "The user already exists.")
-                    .await?;
+                self.log(
+                    tenant,
+                    LogType::FailedSignup,
+                    connection,
+                    None,
+                    Some("The user already exists."),
+                )
+                .await?;
                 return Ok(exists());
             }
             other => return Ok(other),
@@ -754,8 +771,14 @@ impl Core {
                     .await?
                 {
                     Ok(u) => {
-                        self.log(tenant, "ss", connection, Some(&u.user_id), "Success Signup")
-                            .await?;
+                        self.log(
+                            tenant,
+                            LogType::SuccessSignup,
+                            connection,
+                            Some(&u.user_id),
+                            None,
+                        )
+                        .await?;
                         Answer::Done(u)
                     }
                     Err(conflict) => conflict,
@@ -773,7 +796,14 @@ impl Core {
                 .as_ref()
                 .and_then(|e| e.description.clone().or(e.message.clone()))
                 .unwrap_or_default();
-            self.log(tenant, "fs", connection, None, &message).await?;
+            self.log(
+                tenant,
+                LogType::FailedSignup,
+                connection,
+                None,
+                Some(&message),
+            )
+            .await?;
             if let Some(e) = error
                 .as_ref()
                 .filter(|e| e.name.as_deref() == Some("ValidationError"))
@@ -791,8 +821,14 @@ impl Core {
         // Auth0 runs login right after create to check the user exists.
         let answer = self.login(tenant, connection, &email, &password).await?;
         if let Answer::Done(u) = &answer {
-            self.log(tenant, "ss", connection, Some(&u.user_id), "Success Signup")
-                .await?;
+            self.log(
+                tenant,
+                LogType::SuccessSignup,
+                connection,
+                Some(&u.user_id),
+                None,
+            )
+            .await?;
         }
         Ok(answer)
     }
@@ -826,10 +862,10 @@ impl Core {
                     .await?;
                 self.log(
                     tenant,
-                    "scp",
+                    LogType::SuccessChangePassword,
                     connection,
                     Some(&user.user_id),
-                    "Success Change Password",
+                    None,
                 )
                 .await?;
                 return Ok(Answer::Done(()));
@@ -857,10 +893,10 @@ impl Core {
                             Ok(u) => {
                                 self.log(
                                     tenant,
-                                    "scp",
+                                    LogType::SuccessChangePassword,
                                     connection,
                                     Some(&u.user_id),
-                                    "Success Change Password",
+                                    None,
                                 )
                                 .await?;
                                 Answer::Done(())
@@ -882,8 +918,8 @@ impl Core {
             tenant,
             connection,
             &answer,
-            ("scp", "Success Change Password"),
-            ("fcp", "Failed Change Password"),
+            LogType::SuccessChangePassword,
+            LogType::FailedChangePassword,
         )
         .await?;
         Ok(answer)
@@ -905,8 +941,8 @@ impl Core {
             tenant,
             connection,
             &answer,
-            ("sv", "Success Verification Email"),
-            ("fv", "Failed Verification Email"),
+            LogType::SuccessVerificationEmail,
+            LogType::FailedVerificationEmail,
         )
         .await?;
         Ok(answer)
@@ -991,10 +1027,10 @@ impl Core {
             if let Err(failed) = answer.into_done() {
                 self.log(
                     &user.tenant,
-                    "fce",
+                    LogType::FailedChangeEmail,
                     &user.connection,
                     Some(&user.user_id),
-                    "Failed Change Email",
+                    None,
                 )
                 .await?;
                 return Ok(failed);
@@ -1011,10 +1047,10 @@ impl Core {
     pub(crate) async fn email_changed(&self, user: &User) -> Result<(), FlowError> {
         self.log(
             &user.tenant,
-            "sce",
+            LogType::SuccessChangeEmail,
             &user.connection,
             Some(&user.user_id),
-            "Success Change Email",
+            None,
         )
         .await
     }
@@ -1039,10 +1075,10 @@ impl Core {
                 Some(e) if e.outcome != Outcome::Success => {
                     self.log(
                         tenant,
-                        "fdu",
+                        LogType::FailedUserDeletion,
                         &user.connection,
                         Some(user_id),
-                        "Failed User Deletion",
+                        None,
                     )
                     .await?;
                     return Ok(Answer::ScriptFailed {
@@ -1057,30 +1093,30 @@ impl Core {
         self.blocking(move |s| s.delete_user(&t, &uid)).await?;
         self.log(
             tenant,
-            "sdu",
+            LogType::SuccessUserDeletion,
             &user.connection,
             Some(user_id),
-            "Success User Deletion",
+            None,
         )
         .await?;
         Ok(Answer::Done(()))
     }
 
-    /// Logs `success` or `failure` (event code and description) by how `answer` ended.
+    /// Logs `success` or `failure` by how `answer` ended.
     async fn log_result(
         &self,
         tenant: &str,
         connection: &str,
         answer: &Answer<()>,
-        success: (&'static str, &str),
-        failure: (&'static str, &str),
+        success: LogType,
+        failure: LogType,
     ) -> Result<(), FlowError> {
-        let (kind, text) = if *answer == Answer::Done(()) {
+        let kind = if *answer == Answer::Done(()) {
             success
         } else {
             failure
         };
-        self.log(tenant, kind, connection, None, text).await
+        self.log(tenant, kind, connection, None, None).await
     }
 
     async fn boolean_script(

@@ -54,14 +54,14 @@ async fn stream(
                     }
                     Err(RecvError::Closed) => return None,
                 };
-                let wanted = event.tenant == tenant
+                let wanted = event.tenant() == tenant
                     && connection.as_deref().is_none_or(|c| {
-                        event.data.get("connection").and_then(|v| v.as_str()) == Some(c)
+                        event.data().get("connection").and_then(|v| v.as_str()) == Some(c)
                     });
                 if wanted {
                     let sse = Event::default()
-                        .event(event.kind)
-                        .data(event.data.to_string());
+                        .event(event.name())
+                        .data(event.data().to_string());
                     return Some((Ok(sse), (receiver, tenant, connection)));
                 }
             }

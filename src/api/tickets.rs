@@ -15,6 +15,7 @@ use std::sync::Arc;
 use super::auth::{client, text};
 use super::manage::{connection_record, require};
 use super::{ApiError, AppState, Query, Tenant, body};
+use crate::domain::events::LogType;
 use crate::flows::Answer;
 use crate::store::Issuer;
 use crate::tickets::{DEFAULT_TTL_SECS, MAX_TTL_SECS, Redeemed, TicketRequest};
@@ -71,10 +72,10 @@ async fn request_change(
         .core
         .log(
             &tenant.id,
-            "scpr",
+            LogType::SuccessChangePasswordRequest,
             &record.name,
             None,
-            "Success Change Password Request",
+            None,
         )
         .await?;
     // Auth0 answers the sentence itself as text/html, not JSON; SDKs show it as is.

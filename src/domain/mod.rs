@@ -3,5 +3,6 @@
 
 pub mod client;
 pub mod connection;
+pub mod events;
 pub mod names;
 pub mod time;

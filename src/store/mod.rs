@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::domain::events::LogType;
 use crate::domain::time::{self, Clock};
 use crate::profile::Profile;
 use crate::script::Action;
@@ -255,7 +256,7 @@ pub enum LogWindow {
     After { id: i64, take: usize },
 }
 
-/// A tenant log event (Auth0's type codes: `s`, `fp`, `fu`, `fs`, `ss`, …). Its id goes out
+/// A tenant log event (its type one of Auth0's, `LogType`). Its id goes out
 /// as Auth0's string `log_id` (and `_id`), which `from=<log_id>` checkpoints read back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogEvent {
@@ -263,7 +264,7 @@ pub struct LogEvent {
     pub id: i64,
     pub date: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: LogType,
     pub connection: Option<String>,
     pub user_id: Option<String>,
     pub description: Option<String>,
@@ -808,7 +809,7 @@ impl Store {
     pub fn log(
         &self,
         tenant: &str,
-        kind: &str,
+        kind: LogType,
         connection: Option<&str>,
         user_id: Option<&str>,
         description: Option<&str>,
@@ -817,12 +818,12 @@ impl Store {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO log_events (tenant, date, type, connection, user_id, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![tenant, date, kind, connection, user_id, description],
+                params![tenant, date, kind.code(), connection, user_id, description],
             )?;
             Ok(LogEvent {
                 id: tx.last_insert_rowid(),
                 date: date.clone(),
-                kind: kind.to_string(),
+                kind,
                 connection: connection.map(str::to_string),
                 user_id: user_id.map(str::to_string),
                 description: description.map(str::to_string),
@@ -1057,7 +1058,9 @@ fn log_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEvent> {
     Ok(LogEvent {
         id: r.get(0)?,
         date: r.get(1)?,
-        kind: r.get(2)?,
+        kind: r.get::<_, String>(2)?.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+        })?,
         connection: r.get(3)?,
         user_id: r.get(4)?,
         description: r.get(5)?,

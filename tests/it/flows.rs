@@ -107,7 +107,7 @@ impl World {
             .events(TENANT, 100)
             .unwrap()
             .into_iter()
-            .map(|e| e.kind)
+            .map(|e| e.kind.to_string())
             .collect();
         e.reverse();
         e
