@@ -109,7 +109,7 @@ fn create(store: &Store, data: &Path) -> Result<DemoClient, DemoError> {
     };
     store.put_connection(&record)?;
     // The legacy database the demo connection's scripts read: the template's seed users.
-    let legacy = crate::flows::connection_dir(&data.join("connections"), &record)
+    let legacy = crate::service::connection_dir(&data.join("connections"), &record)
         .map_err(|e| DemoError::Files(data.display().to_string(), e.to_string()))?;
     let db = rusqlite::Connection::open(legacy.join("users.db"))
         .map_err(|e| DemoError::Files(data.display().to_string(), e.to_string()))?;

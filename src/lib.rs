@@ -9,12 +9,11 @@
 //! - `profile`: what scripts return, normalized and validated (SPEC §3).
 //! - `store`: the product's SQLite store — tenants, connections (sealed configuration), users,
 //!   logs, script runs, clients, signing keys.
-//! - `flows`: login, signup, password, verify, email, delete in both modes (SPEC §4).
-//! - `management`: what the Management API calls — PATCH rules, listing, cache policies.
+//! - `service`: the use cases — login, signup, password and tickets, users, connections, the
+//!   live bus — shared by the API, the CLI and the harness (SPEC §4, §5).
 //! - `api`: the HTTP front door (axum), the only module that knows HTTP.
 //! - `layout`: the Deploy CLI connection folder (`database.json` and the scripts).
 //! - `harness`: `customdb test` — cases, throwaway databases, HTTP stubs, golden transcripts.
-//! - `tickets`: password-change tickets, issued and redeemed through the password flow.
 //! - `secret`: random secrets, their digests, constant-time comparison.
 //! - `templates`, `demo`: the shipped connection templates, and the demo `serve` starts on.
 //! - `cli`: the front doors (`try`, `test`, `init`, `serve`, `tenant`, and the hidden `worker`).
@@ -35,16 +34,14 @@ pub mod api;
 pub mod cli;
 pub mod demo;
 pub mod domain;
-pub mod flows;
 pub mod harness;
 pub mod isolation;
 pub mod layout;
-pub mod management;
 pub mod outcome;
 pub mod profile;
 pub mod sandbox;
 pub mod script;
 pub mod secret;
+pub mod service;
 pub mod store;
 pub mod templates;
-pub mod tickets;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::{ApiError, AppState, Tenant, body};
 use crate::domain::client::{Client, Grant};
-use crate::flows::Answer;
+use crate::service::Answer;
 use crate::store::User;
 
 /// Lifetime of issued tokens.

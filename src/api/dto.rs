@@ -1,6 +1,6 @@
 //! The shapes of request bodies, checked before anything runs: each field's JSON type, the
 //! required ones, and no unknown ones, answered with Auth0's payload-validation sentence that
-//! names the property. A body that passes reaches the flows; a body that fails never reaches a
+//! names the property. A body that passes reaches the service layer; a body that fails never reaches a
 //! script.
 
 use serde_json::Value;

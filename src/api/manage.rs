@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::{ApiError, AppState, Query, Tenant, body};
-use crate::flows::Answer;
+use crate::service::Answer;
 use crate::store::LogWindow;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -441,7 +441,7 @@ async fn create_user(
 }
 
 /// What the Management API shows in place of each configuration value.
-use crate::management::ENCRYPTED;
+use crate::service::ENCRYPTED;
 
 /// A connection as the Management API shows it: configuration values never leave in clear.
 fn connection_json(r: &crate::store::ConnectionRecord) -> Value {
@@ -485,7 +485,7 @@ async fn put_connection(
     let (store, r) = (state.core.store.clone(), record.clone());
     let written = tokio::task::spawn_blocking(move || store.put_connection(&r))
         .await
-        .map_err(|e| ApiError::internal(crate::flows::FlowError::Task(e.to_string())))?;
+        .map_err(|e| ApiError::internal(crate::service::ServiceError::Task(e.to_string())))?;
     match written {
         Err(crate::store::StoreError::NameTaken(_)) => Err(ApiError::management(
             StatusCode::CONFLICT,
@@ -527,7 +527,7 @@ async fn create_connection(
     let body = body(&headers, request).await?;
     let id = format!("con_{}", uuid::Uuid::new_v4().simple());
     let record =
-        crate::management::connection_from_api(&tenant.id, id, &body).map_err(payload_error)?;
+        crate::service::connection_from_api(&tenant.id, id, &body).map_err(payload_error)?;
     put_connection(&state, &record).await?;
     Ok((StatusCode::CREATED, Json(connection_json(&record))))
 }
@@ -553,7 +553,7 @@ async fn patch_connection(
     require(&state, &tenant, &headers, "update:connections")?;
     let body = body(&headers, request).await?;
     let existing = connection_record(&state, &tenant, id).await?;
-    let record = crate::management::patch_connection(&existing, &body).map_err(payload_error)?;
+    let record = crate::service::patch_connection(&existing, &body).map_err(payload_error)?;
     put_connection(&state, &record).await?;
     Ok(Json(connection_json(&record)))
 }

@@ -1,7 +1,7 @@
 //! The HTTP front door (axum): Auth0's Authentication API (`/oauth/token`, `/userinfo`,
 //! `/dbconnections/signup` and `change_password`, JWKS, OpenID configuration), password-change
 //! tickets and `/lo/reset`, the Management API (`/api/v2/...`) and its live log stream, over
-//! the core. Tenants are chosen by Host. The only module that knows HTTP: one error type, one
+//! the service layer. Tenants are chosen by Host. The only module that knows HTTP: one error type, one
 //! mapping of flow answers to Auth0's status codes and bodies.
 
 mod auth;
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::flows::{Core, FlowError};
+use crate::service::{Service, ServiceError};
 
 /// How long a host answered by the default tenant is remembered.
 const DEFAULT_HOST_TTL: Duration = Duration::from_secs(5);
@@ -31,7 +31,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// What every handler shares.
 pub struct AppState {
-    pub core: Core,
+    pub core: Service,
     pub keys: tokens::Keys,
     /// Script runs one tenant may have in flight; beyond it requests get 429.
     pub max_runs_per_tenant: usize,
@@ -44,7 +44,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(core: Core, keys: tokens::Keys, max_runs_per_tenant: usize) -> Self {
+    pub fn new(core: Service, keys: tokens::Keys, max_runs_per_tenant: usize) -> Self {
         AppState {
             core,
             keys,
@@ -70,7 +70,7 @@ impl AppState {
         let store = self.core.store.clone();
         tokio::task::spawn_blocking(move || f(&store))
             .await
-            .map_err(|e| ApiError::internal(FlowError::Task(e.to_string())))?
+            .map_err(|e| ApiError::internal(ServiceError::Task(e.to_string())))?
             .map_err(|e| ApiError::internal(e.into()))
     }
 
@@ -365,7 +365,7 @@ impl ApiError {
     }
 
     /// customdb itself failed: logged in full with the request id; the client gets the id only.
-    pub fn internal(error: FlowError) -> Self {
+    pub fn internal(error: ServiceError) -> Self {
         let id = request_id();
         tracing::error!(request_id = %id, error = %error, "request failed");
         Self::management(
@@ -376,10 +376,10 @@ impl ApiError {
     }
 }
 
-impl From<FlowError> for ApiError {
-    fn from(e: FlowError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            FlowError::UnknownConnection(name) => ApiError::management(
+            ServiceError::UnknownConnection(name) => ApiError::management(
                 StatusCode::BAD_REQUEST,
                 format!("no connection named '{name}'"),
                 "invalid_connection",

@@ -16,9 +16,9 @@ use super::auth::{client, text};
 use super::manage::{connection_record, require};
 use super::{ApiError, AppState, Query, Tenant, body};
 use crate::domain::events::LogType;
-use crate::flows::Answer;
+use crate::service::Answer;
+use crate::service::{DEFAULT_TTL_SECS, MAX_TTL_SECS, Redeemed, TicketRequest};
 use crate::store::Issuer;
-use crate::tickets::{DEFAULT_TTL_SECS, MAX_TTL_SECS, Redeemed, TicketRequest};
 
 /// What Auth0 answers to every change-password request, whether or not the user exists.
 const REQUESTED: &str = "We've just sent you an email to reset your password.";

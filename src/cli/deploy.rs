@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::layout;
-use crate::management::{connection_from_api, export_connection};
+use crate::service::{connection_from_api, export_connection};
 
 /// Where the server is and the management client to use.
 #[derive(Debug, Args)]

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::api::{self, AppState, tokens::Keys};
-use crate::flows::Core;
 use crate::isolation::{Pool, PoolConfig};
+use crate::service::Service;
 use crate::store::{Store, seal::Sealer};
 
 /// Run the server: Auth0's Authentication and Management APIs over your connections.
@@ -169,7 +169,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let keys = Keys::load(&store)?;
     let program = std::env::current_exe()
         .context("cannot locate the customdb executable to start workers")?;
-    let core = Core::new(
+    let core = Service::new(
         Arc::new(store),
         Arc::new(Pool::new(pool_config(program, args.workers))),
         Some(args.data.join("connections")),

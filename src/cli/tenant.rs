@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::domain::client::{Client, Grant, MANAGEMENT_SCOPES};
 use crate::domain::names;
-use crate::flows::Core;
 use crate::isolation::{Pool, PoolConfig};
+use crate::service::Service;
 use crate::store::{Store, seal::Sealer};
 
 /// Administer tenants: domains, management clients, connections.
@@ -134,7 +134,7 @@ pub fn run(mut args: TenantArgs) -> anyhow::Result<ExitCode> {
             names::tenant(&tenant)?;
             let keywords = crate::layout::Keywords::load(keywords.as_deref())?;
             let program = std::env::current_exe()?;
-            let core = Core::new(
+            let core = Service::new(
                 Arc::new(store),
                 Arc::new(Pool::new(PoolConfig::new(program))),
                 Some(args.data.join("connections")),

@@ -1,5 +1,5 @@
 //! Time: one timestamp type (jiff's `Timestamp`, an instant with nanosecond precision) and the
-//! clock the store and the flows read it from, so that tests can move time.
+//! clock the store and the service layer read it from, so that tests can move time.
 //!
 //! Auth0 writes dates as RFC 3339 in UTC with milliseconds (`2026-03-01T10:00:00.000Z`);
 //! that is the only format customdb writes. What it reads (a connection's

@@ -5,8 +5,8 @@ use crate::util::{block_on, customdb_exe};
 use axum::body::Body;
 use axum::http::Request;
 use customdb::api::{AppState, router, tokens::Keys};
-use customdb::flows::Core;
 use customdb::isolation::{Pool, PoolConfig};
+use customdb::service::Service;
 use customdb::store::{Store, seal::Sealer};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ fn app() -> (axum::Router, Value, tempfile::TempDir) {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo-app.json")).unwrap())
             .unwrap();
     let keys = Keys::load(&store).unwrap();
-    let core = Core::new(
+    let core = Service::new(
         Arc::new(store),
         Arc::new(Pool::new(PoolConfig {
             max_workers: 1,

@@ -4,8 +4,8 @@
 
 use crate::util::block_on;
 use customdb::domain::time::{self, ManualClock};
-use customdb::flows::{Answer, Core};
 use customdb::script::Action;
+use customdb::service::{Answer, Service};
 use customdb::store::seal::Sealer;
 use customdb::store::{ConnectionRecord, Store, UserChange};
 use serde_json::{Map, Value, json};
@@ -31,7 +31,7 @@ struct World {
     _dir: tempfile::TempDir,
     store_path: PathBuf,
     legacy: PathBuf,
-    core: Core,
+    core: Service,
     /// The store's clock: it stands still until a test moves it.
     clock: Arc<ManualClock>,
 }
@@ -63,12 +63,12 @@ fn world(import_mode: bool, options: Value) -> World {
     };
     store.put_connection(&record).unwrap();
     let data_root = dir.path().join("data");
-    let legacy_dir = customdb::flows::connection_dir(&data_root, &record).unwrap();
+    let legacy_dir = customdb::service::connection_dir(&data_root, &record).unwrap();
     let legacy = legacy_dir.join("users.db");
     let db = rusqlite::Connection::open(&legacy).unwrap();
     db.execute_batch(&template("cases/schema.sql")).unwrap();
     db.execute_batch(&template("cases/seed.sql")).unwrap();
-    let core = Core::new(Arc::new(store), shared_pool(), Some(data_root));
+    let core = Service::new(Arc::new(store), shared_pool(), Some(data_root));
     World {
         _dir: dir,
         store_path,
@@ -843,7 +843,7 @@ fn connections_import_and_export_as_deploy_cli_folders() {
     assert!(missing.contains("##PG_URL##"), "{missing}");
 
     let exported = dir.path().join("exported");
-    customdb::management::export_connection(&stored, &exported).unwrap();
+    customdb::service::export_connection(&stored, &exported).unwrap();
     let text = std::fs::read_to_string(exported.join("database.json")).unwrap();
     assert!(text.contains("\"DB_URL\": \"##DB_URL##\""), "{text}");
     assert!(
@@ -898,7 +898,7 @@ fn scripts_get_context_when_the_connection_enables_it() {
 
 #[test]
 fn tickets_are_used_once_and_do_not_pile_up() {
-    use customdb::tickets::{Redeemed, TicketRequest};
+    use customdb::service::{Redeemed, TicketRequest};
     let w = world(false, json!({}));
     let request = TicketRequest {
         connection: "users".into(),

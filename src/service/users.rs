@@ -1,17 +1,16 @@
-//! Management operations the HTTP API calls (SPEC §5): reading, listing and searching cached
-//! users, PATCH with the seed's field rules, create and delete through the flows, connection
-//! import from and export to Deploy CLI folders, and the cache policies (max age, invalidate
-//! before, evict one user).
+//! Users (SPEC §5): reading (with the connection's cache policy), listing and searching cached
+//! users, PATCH with the seed's field rules as one write, email changes, verification and
+//! deletion through the scripts.
 
 use serde_json::{Map, Value, json};
-use std::path::Path;
 
+use super::{Answer, Service, ServiceError, Settings, hash_password};
+use crate::domain::events::LogType;
 use crate::domain::time::{self, Timestamp};
-use crate::flows::{Answer, Core, FlowError, hash_password};
-use crate::layout::{self, ConnectionFolder};
+use crate::outcome::Outcome;
 use crate::profile::{self, Violation};
 use crate::script::Action;
-use crate::store::{ConnectionRecord, User, UserChange};
+use crate::store::{StoreError, User, UserChange};
 
 /// Fields any user's PATCH may carry (metadata, blocked; email and password run their scripts).
 const ALWAYS: &[&str] = &[
@@ -75,10 +74,14 @@ impl CachePolicy {
     }
 }
 
-impl Core {
+impl Service {
     /// GET /users/{id}: the cached profile, marked `"stale": true` or evicted when the
     /// connection's cache policy says so. Migrated users live here and never expire.
-    pub async fn read_user(&self, tenant: &str, user_id: &str) -> Result<Answer<Value>, FlowError> {
+    pub async fn read_user(
+        &self,
+        tenant: &str,
+        user_id: &str,
+    ) -> Result<Answer<Value>, ServiceError> {
         // From memory when the store has it; else one trip to the blocking pool for the profile
         // and its connection's cache policy.
         let found = match self.store.remembered_profile(tenant, user_id) {
@@ -105,21 +108,9 @@ impl Core {
     }
 
     /// Drops one cached profile without running any script (the next login caches it again).
-    pub async fn evict(&self, tenant: &str, user_id: &str) -> Result<bool, FlowError> {
+    pub async fn evict(&self, tenant: &str, user_id: &str) -> Result<bool, ServiceError> {
         let (t, u) = (tenant.to_string(), user_id.to_string());
         self.blocking(move |s| s.delete_user(&t, &u)).await
-    }
-
-    async fn user(&self, tenant: &str, user_id: &str) -> Result<Option<User>, FlowError> {
-        let (t, u) = (tenant.to_string(), user_id.to_string());
-        self.blocking(move |s| s.get_user(&t, &u)).await
-    }
-
-    async fn record(&self, tenant: &str, name: &str) -> Result<ConnectionRecord, FlowError> {
-        let (t, n) = (tenant.to_string(), name.to_string());
-        self.blocking(move |s| s.get_connection(&t, &n))
-            .await?
-            .ok_or_else(|| FlowError::UnknownConnection(name.to_string()))
     }
 
     /// PATCH /users/{id} with the seed's rules. Without import (the tenant's database owns the
@@ -131,7 +122,7 @@ impl Core {
         tenant: &str,
         user_id: &str,
         body: &Value,
-    ) -> Result<Answer<Value>, FlowError> {
+    ) -> Result<Answer<Value>, ServiceError> {
         let Some(patch) = body.as_object() else {
             return Ok(Answer::BadRequest(vec![violation(
                 "body",
@@ -304,7 +295,7 @@ impl Core {
         search: Option<&str>,
         page: usize,
         per_page: usize,
-    ) -> Result<Value, FlowError> {
+    ) -> Result<Value, ServiceError> {
         let (t, c, q) = (
             tenant.to_string(),
             connection.map(str::to_string),
@@ -323,224 +314,182 @@ impl Core {
         }))
     }
 
-    /// Imports a Deploy CLI connection folder: options replaced whole, scripts and
-    /// configuration (keywords filled from `keywords`) stored, configuration sealed.
-    pub async fn import_connection(
+    /// Email change: the tenant's database first (see `email_in_database`), then the cached
+    /// profile follows.
+    pub async fn change_email(
         &self,
         tenant: &str,
-        dir: &Path,
-        keywords: &layout::Keywords,
-    ) -> Result<Result<ConnectionRecord, String>, FlowError> {
-        let folder = match layout::read(dir) {
-            Ok(f) => f,
-            Err(e) => return Ok(Err(e.to_string())),
+        user_id: &str,
+        new_email: &str,
+        verified: bool,
+    ) -> Result<Answer<User>, ServiceError> {
+        let (t, uid) = (tenant.to_string(), user_id.to_string());
+        let Some(user) = self.blocking(move |s| s.get_user(&t, &uid)).await? else {
+            return Ok(Answer::NotFound);
         };
-        if let Err(e) = crate::domain::names::connection_name(&folder.name) {
-            return Ok(Err(format!("{}: {e}", dir.display())));
-        }
-        let mut configuration = std::collections::BTreeMap::new();
-        for (k, v) in &folder.configuration {
-            match keywords.fill(v) {
-                Ok(v) => configuration.insert(k.clone(), v),
-                Err(e) => return Ok(Err(format!("configuration {k}: {e}"))),
-            };
-        }
-        let existing = self.record(tenant, &folder.name).await.ok();
-        let record = ConnectionRecord {
-            id: existing
-                .map(|r| r.id)
-                .unwrap_or_else(|| format!("con_{}", uuid::Uuid::new_v4().simple())),
-            tenant: tenant.to_string(),
-            name: folder.name.clone(),
-            attributes: folder.attributes.clone(),
-            options: stored_options(&folder),
-            scripts: folder.scripts.clone(),
-            configuration,
-        };
-        let r = record.clone();
-        self.blocking(move |s| s.put_connection(&r)).await?;
-        Ok(Ok(record))
-    }
-}
-
-/// What `GET /connections` shows in place of each configuration value; sent back in a PATCH,
-/// it keeps the stored value (Auth0 overwrote the secret with it: deploy-cli #197, #821).
-pub const ENCRYPTED: &str = "[encrypted]";
-
-/// A new connection from a `POST /connections` body: `name` (Auth0's rule), `strategy`
-/// (`auth0`, the only kind customdb serves), `options` with `customScripts` and
-/// `configuration`, and the top-level attributes. Anything else is refused by name.
-pub fn connection_from_api(
-    tenant: &str,
-    id: String,
-    body: &Value,
-) -> Result<ConnectionRecord, String> {
-    let body = body.as_object().ok_or("the body must be a JSON object")?;
-    unknown_fields(body, &["name", "strategy", "options"])?;
-    let name = match body.get("name") {
-        Some(Value::String(n)) => crate::domain::names::connection_name(n)
-            .map_err(|e| e.to_string())?
-            .to_string(),
-        None => return Err("Missing required property: name".into()),
-        Some(_) => return Err("name must be a string".into()),
-    };
-    match body.get("strategy") {
-        None => {}
-        Some(Value::String(s)) if s == "auth0" => {}
-        Some(other) => {
-            return Err(format!(
-                "strategy {other} is not served here: customdb's connections are database connections (\"auth0\")"
-            ));
-        }
-    }
-    let (options, scripts, configuration) = options_from_api(body.get("options"))?;
-    ConnectionRecord {
-        id,
-        tenant: tenant.to_string(),
-        name,
-        attributes: Default::default(),
-        options,
-        scripts,
-        configuration,
-    }
-    .with_attributes(body)
-}
-
-/// `existing` after a `PATCH /connections/{id}` body. `options`, when sent, replaces the
-/// options whole, as Auth0's does (a configuration value sent back as `[encrypted]` keeps the
-/// stored one); without it, options, scripts and configuration stay as they are. The
-/// attributes the body names are set (`null` unsets). `id`, `name` and `strategy` may be sent
-/// back unchanged, never changed.
-pub fn patch_connection(
-    existing: &ConnectionRecord,
-    body: &Value,
-) -> Result<ConnectionRecord, String> {
-    let body = body.as_object().ok_or("the body must be a JSON object")?;
-    unknown_fields(body, &["options", "id", "name", "strategy"])?;
-    for (key, stored) in [
-        ("id", existing.id.as_str()),
-        ("name", existing.name.as_str()),
-        ("strategy", "auth0"),
-    ] {
-        if let Some(sent) = body.get(key)
-            && sent.as_str() != Some(stored)
+        let email = match self
+            .email_in_database(&user, new_email, verified)
+            .await?
+            .into_done()
         {
-            return Err(format!("{key} cannot be changed (it is {stored:?})"));
+            Ok(email) => email,
+            Err(failed) => return Ok(failed),
+        };
+        let mut change = UserChange::default();
+        change.set_email(email, verified);
+        let (t, uid) = (tenant.to_string(), user_id.to_string());
+        let updated = self
+            .blocking(move |s| match s.update_user(&t, &uid, &change) {
+                Err(StoreError::EmailTaken { .. }) => Ok(Err(())),
+                other => other.map(Ok),
+            })
+            .await?;
+        match updated {
+            Ok(Some(u)) => {
+                self.email_changed(&u).await?;
+                Ok(Answer::Done(u))
+            }
+            Ok(None) => Ok(Answer::NotFound),
+            Err(()) => Ok(Answer::Conflict {
+                code: "email_exists".into(),
+                message: "The email is already used by another user.".into(),
+            }),
         }
     }
-    let mut record = existing.clone().with_attributes(body)?;
-    if let Some(options) = body.get("options") {
-        let (options, scripts, mut configuration) = options_from_api(Some(options))?;
-        for (key, value) in configuration.iter_mut() {
-            if value == ENCRYPTED
-                && let Some(stored) = existing.configuration.get(key)
-            {
-                value.clone_from(stored);
+
+    /// The part of an email change the tenant's database makes: for a user it holds, get_user
+    /// (the user must still be there) then the change_email script; nothing for a migrated
+    /// user. Answers the email as the store is to keep it (lowercased in import mode); the
+    /// caller writes it, together with whatever else changes.
+    pub(crate) async fn email_in_database(
+        &self,
+        user: &User,
+        new_email: &str,
+        verified: bool,
+    ) -> Result<Answer<String>, ServiceError> {
+        if let Err(rule) = profile::check_email(new_email) {
+            return Ok(Answer::InvalidProfile(vec![Violation {
+                field: "email".into(),
+                rule,
+            }]));
+        }
+        let record = self.connection(&user.tenant, &user.connection).await?;
+        let settings = Settings::of(&record);
+        if !user.migrated {
+            if !record.scripts.contains_key(&Action::ChangeEmail) {
+                return Ok(Answer::MissingScript(Action::ChangeEmail));
+            }
+            let old = user.email().unwrap_or_default().to_string();
+            if let Answer::NotFound = self.get_user_with(&settings, &old).await? {
+                return Ok(Answer::NotFound);
+            }
+            let answer = self
+                .boolean_script(
+                    &settings,
+                    Action::ChangeEmail,
+                    vec![json!(old), json!(new_email), json!(verified)],
+                )
+                .await?;
+            if let Err(failed) = answer.into_done() {
+                self.log(
+                    &user.tenant,
+                    LogType::FailedChangeEmail,
+                    &user.connection,
+                    Some(&user.user_id),
+                    None,
+                )
+                .await?;
+                return Ok(failed);
             }
         }
-        record.options = options;
-        record.scripts = scripts;
-        record.configuration = configuration;
+        Ok(Answer::Done(if settings.import_mode {
+            new_email.to_lowercase()
+        } else {
+            new_email.to_string()
+        }))
     }
-    Ok(record)
-}
 
-impl ConnectionRecord {
-    /// The record with the top-level attributes `body` names applied.
-    fn with_attributes(mut self, body: &Map<String, Value>) -> Result<Self, String> {
-        self.attributes = self.attributes.patched(body)?;
-        Ok(self)
+    /// Logs a committed email change.
+    pub(crate) async fn email_changed(&self, user: &User) -> Result<(), ServiceError> {
+        self.log(
+            &user.tenant,
+            LogType::SuccessChangeEmail,
+            &user.connection,
+            Some(&user.user_id),
+            None,
+        )
+        .await
     }
-}
 
-/// Refuses top-level fields that are neither `allowed` nor an attribute, naming them as
-/// Auth0's payload validation does.
-fn unknown_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
-    use crate::domain::connection::ConnectionAttributes;
-    let unknown: Vec<&str> = body
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !allowed.contains(k) && !ConnectionAttributes::KEYS.contains(k))
-        .collect();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "Additional properties not allowed: {}",
-            unknown.join(",")
-        ))
+    /// Verify (import off): the verify script.
+    pub async fn verify(
+        &self,
+        tenant: &str,
+        connection: &str,
+        email: &str,
+    ) -> Result<Answer<()>, ServiceError> {
+        let record = self.connection(tenant, connection).await?;
+        let settings = Settings::of(&record);
+        let answer = self
+            .boolean_script(&settings, Action::Verify, vec![json!(email)])
+            .await?;
+        self.log_result(
+            tenant,
+            connection,
+            &answer,
+            LogType::SuccessVerificationEmail,
+            LogType::FailedVerificationEmail,
+        )
+        .await?;
+        Ok(answer)
     }
-}
 
-type ParsedOptions = (
-    Map<String, Value>,
-    std::collections::BTreeMap<Action, String>,
-    std::collections::BTreeMap<String, String>,
-);
-
-/// `options` split into the rest, the scripts and the configuration, each checked.
-fn options_from_api(options: Option<&Value>) -> Result<ParsedOptions, String> {
-    let mut options = match options {
-        None => Map::new(),
-        Some(Value::Object(o)) => o.clone(),
-        Some(_) => return Err("options must be an object".into()),
-    };
-    let mut scripts = std::collections::BTreeMap::new();
-    match options.remove("customScripts") {
-        None => {}
-        Some(Value::Object(named)) => {
-            for (key, source) in named {
-                let action: Action = key
-                    .parse()
-                    .map_err(|e: String| format!("options.customScripts: {e}"))?;
-                let source = source.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
-                    format!("options.customScripts.{key} must be a non-empty string")
-                })?;
-                scripts.insert(action, source.to_string());
+    /// Delete: the delete script (with the identity's id) for users the tenant's database
+    /// holds, then the cached profile; migrated users only locally.
+    pub async fn delete(&self, tenant: &str, user_id: &str) -> Result<Answer<()>, ServiceError> {
+        let (t, uid) = (tenant.to_string(), user_id.to_string());
+        let Some(user) = self.blocking(move |s| s.get_user(&t, &uid)).await? else {
+            return Ok(Answer::NotFound);
+        };
+        let record = self.connection(tenant, &user.connection).await?;
+        let settings = Settings::of(&record);
+        if !settings.import_mode {
+            let id = user
+                .user_id
+                .strip_prefix("auth0|")
+                .unwrap_or(&user.user_id)
+                .to_string();
+            match self.run(&settings, Action::Delete, vec![json!(id)]).await? {
+                None => return Ok(Answer::MissingScript(Action::Delete)),
+                Some(e) if e.outcome != Outcome::Success => {
+                    self.log(
+                        tenant,
+                        LogType::FailedUserDeletion,
+                        &user.connection,
+                        Some(user_id),
+                        None,
+                    )
+                    .await?;
+                    return Ok(Answer::ScriptFailed {
+                        outcome: e.outcome,
+                        error: e.error,
+                    });
+                }
+                Some(_) => {}
             }
         }
-        Some(_) => return Err("options.customScripts must be an object".into()),
+        let (t, uid) = (tenant.to_string(), user_id.to_string());
+        self.blocking(move |s| s.delete_user(&t, &uid)).await?;
+        self.log(
+            tenant,
+            LogType::SuccessUserDeletion,
+            &user.connection,
+            Some(user_id),
+            None,
+        )
+        .await?;
+        Ok(Answer::Done(()))
     }
-    let configuration = layout::configuration_values(options.remove("configuration").as_ref())
-        .map_err(|e| format!("options.configuration {e}"))?;
-    Ok((options, scripts, configuration))
-}
-
-/// Writes a connection as a Deploy CLI folder. Configuration values are never written: each
-/// becomes a `##KEY##` keyword for the deploying environment to fill in.
-pub fn export_connection(record: &ConnectionRecord, dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut options = record.options.clone();
-    let mut scripts = Map::new();
-    for (action, source) in &record.scripts {
-        let file = format!("{action}.js");
-        std::fs::write(dir.join(&file), source)?;
-        scripts.insert(action.key().to_string(), json!(format!("./{file}")));
-    }
-    options.insert("customScripts".into(), Value::Object(scripts));
-    let configuration: Map<String, Value> = record
-        .configuration
-        .keys()
-        .map(|k| (k.clone(), json!(format!("##{k}##"))))
-        .collect();
-    options.insert("configuration".into(), Value::Object(configuration));
-    let mut doc = json!({"name": record.name, "strategy": "auth0"});
-    if let Some(object) = doc.as_object_mut() {
-        record.attributes.write_into(object);
-        object.insert("options".into(), Value::Object(options));
-    }
-    std::fs::write(
-        dir.join(layout::DATABASE_JSON),
-        serde_json::to_string_pretty(&doc)? + "\n",
-    )
-}
-
-/// Options as stored: everything but the scripts and the configuration, which live apart.
-fn stored_options(folder: &ConnectionFolder) -> Map<String, Value> {
-    let mut options = folder.options.clone();
-    options.remove("customScripts");
-    options.remove("configuration");
-    options
 }
 
 /// Auth0's answer when the email belongs to another user.

@@ -1,0 +1,68 @@
+//! The live bus and the tenant's log: every script run and log event as it happens, for
+//! live watchers (`GET /api/v2/logs/stream`), and the log events the flows write.
+
+use std::sync::Arc;
+
+use super::{Answer, Service, ServiceError};
+use crate::domain::events::{LiveEvent, LogType};
+
+/// Events a live watcher may miss before it is told it fell behind.
+pub(super) const LIVE_BACKLOG: usize = 1024;
+
+impl Service {
+    /// A receiver of every live event from now on (all tenants: the caller filters).
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<Arc<LiveEvent>> {
+        self.live.subscribe()
+    }
+
+    /// Shows an event to live watchers; it is built only when someone watches.
+    pub(super) fn publish(&self, event: impl FnOnce() -> LiveEvent) {
+        if self.live.receiver_count() > 0 {
+            // Watchers that left between the check and the send are not an error.
+            let _ = self.live.send(Arc::new(event()));
+        }
+    }
+
+    /// Records a log event and shows it to live watchers; without a description, the
+    /// type's own.
+    pub(crate) async fn log(
+        &self,
+        tenant: &str,
+        kind: LogType,
+        connection: &str,
+        user_id: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        let (t, c, u, d) = (
+            tenant.to_string(),
+            connection.to_string(),
+            user_id.map(str::to_string),
+            description.unwrap_or(kind.description()).to_string(),
+        );
+        let event = self
+            .blocking(move |s| s.log(&t, kind, Some(&c), u.as_deref(), Some(&d)))
+            .await?;
+        self.publish(|| LiveEvent::Log {
+            tenant: tenant.to_string(),
+            event: serde_json::to_value(&event).unwrap_or_default(),
+        });
+        Ok(())
+    }
+
+    /// Logs `success` or `failure` by how `answer` ended.
+    pub(super) async fn log_result(
+        &self,
+        tenant: &str,
+        connection: &str,
+        answer: &Answer<()>,
+        success: LogType,
+        failure: LogType,
+    ) -> Result<(), ServiceError> {
+        let kind = if *answer == Answer::Done(()) {
+            success
+        } else {
+            failure
+        };
+        self.log(tenant, kind, connection, None, None).await
+    }
+}

@@ -1,0 +1,314 @@
+//! The use cases, shared by the API, the CLI and the harness: the custom-database flows of
+//! SPEC §4 in both modes (`login`, `signup`, `password` with its tickets, `users`), the
+//! Management operations of SPEC §5 (`users`, `connections`) and the live `bus`. Each runs the
+//! scripts the matrix names through the worker pool, normalizes and caches what they return,
+//! and enforces the cache rules (blocked users, one email per user, stable user ids). Store
+//! calls block and run on the blocking pool.
+
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::domain::events::LiveEvent;
+use crate::isolation::{Pool, PoolError};
+use crate::outcome::{Execution, Outcome, ScriptError};
+use crate::profile::{ProfileOptions, Violation};
+use crate::script::{Action, Internal, Invocation, Limits, Policy};
+use crate::store::{ConnectionRecord, RootAttributes, Store, StoreError, User};
+
+mod bus;
+mod connections;
+mod login;
+mod password;
+mod signup;
+mod users;
+
+pub use connections::{
+    ENCRYPTED, connection_dir, connection_from_api, export_connection, patch_connection,
+};
+pub use password::{DEFAULT_TTL_SECS, MAX_TTL_SECS, Redeemed, TicketRequest};
+pub use users::CachePolicy;
+
+/// bcrypt cost of the hashes the store keeps (Auth0 uses 10).
+pub const BCRYPT_COST: u32 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error("no connection named '{0}'")]
+    UnknownConnection(String),
+    #[error("a blocking task failed: {0}")]
+    Task(String),
+    /// A data folder could not be made, or a stored value would have put it outside the
+    /// data root.
+    #[error("data folder: {0}")]
+    DataFolder(String),
+}
+
+/// How a flow ended, as the API will answer it. Failures of the tenant's scripts or database
+/// are values here, not `Err`: they are expected, logged, and shown to the client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer<T> {
+    Done(T),
+    /// Wrong email or password (Auth0: 403 invalid_grant).
+    WrongCredentials,
+    /// The user is blocked (Auth0: 401 unauthorized, "user is blocked").
+    Blocked,
+    /// The script's `UnauthorizedError`: its message reaches the client.
+    Unauthorized(String),
+    /// A signup or change that conflicts: `user_exists`, or a script's `ValidationError`.
+    Conflict {
+        code: String,
+        message: String,
+    },
+    /// No such user.
+    NotFound,
+    /// The script answered `false` (verify, change_password, change_email).
+    Refused,
+    /// The returned profile breaks normalization rules.
+    InvalidProfile(Vec<Violation>),
+    /// The script failed: an error, a limit, or the tenant's database is down.
+    ScriptFailed {
+        outcome: Outcome,
+        error: Option<ScriptError>,
+    },
+    /// The connection lacks the script this flow needs (`change_email script does not exist`).
+    MissingScript(Action),
+    /// The request itself is wrong (a 400): each refused or invalid field and why.
+    BadRequest(Vec<Violation>),
+}
+
+impl<T> Answer<T> {
+    /// `Done`'s payload, or the answer itself — which then carries no payload, so it can
+    /// stand as an answer of any type.
+    // The Err side is an Answer by design (what the flow returns next); it moves once per
+    // request, so boxing it would buy nothing.
+    #[allow(clippy::result_large_err)]
+    pub fn into_done<U>(self) -> Result<T, Answer<U>> {
+        Err(match self {
+            Answer::Done(v) => return Ok(v),
+            Answer::WrongCredentials => Answer::WrongCredentials,
+            Answer::Blocked => Answer::Blocked,
+            Answer::Unauthorized(m) => Answer::Unauthorized(m),
+            Answer::Conflict { code, message } => Answer::Conflict { code, message },
+            Answer::NotFound => Answer::NotFound,
+            Answer::Refused => Answer::Refused,
+            Answer::InvalidProfile(v) => Answer::InvalidProfile(v),
+            Answer::ScriptFailed { outcome, error } => Answer::ScriptFailed { outcome, error },
+            Answer::MissingScript(a) => Answer::MissingScript(a),
+            Answer::BadRequest(v) => Answer::BadRequest(v),
+        })
+    }
+}
+
+/// The service layer: every use case of SPEC §4 and §5 (login, signup, password, users,
+/// connections, the live bus), over the store, the worker pool and the connections' data
+/// folders. The API, the CLI and the harness call it; it knows neither HTTP nor SQL.
+pub struct Service {
+    pub store: Arc<Store>,
+    pub pool: Arc<Pool>,
+    /// Each connection gets `<data_root>/<connection id>` as its `sqlite3` data folder.
+    pub data_root: Option<PathBuf>,
+    /// The internal addresses the operator lets scripts reach (`serve --egress-allow-internal`).
+    internal_egress: Vec<String>,
+    /// Every run and log event as it happens, for live watchers (`GET /api/v2/logs/stream`).
+    live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
+}
+
+/// A connection's settings as the flows read them.
+struct Settings<'a> {
+    record: &'a ConnectionRecord,
+    import_mode: bool,
+    roots: RootAttributes,
+    profile: ProfileOptions,
+    /// `allowed_hosts`: the hosts its scripts may reach.
+    egress: Vec<String>,
+    /// `enable_script_context`: scripts get `context` before the callback.
+    script_context: bool,
+}
+
+/// A list-of-strings option (other entries are ignored), empty when absent.
+fn string_list(options: &serde_json::Map<String, Value>, key: &str) -> Vec<String> {
+    options
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl<'a> Settings<'a> {
+    fn of(record: &'a ConnectionRecord) -> Self {
+        let options = &record.options;
+        let import_mode = options
+            .get("import_mode")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let roots = options
+            .get("set_user_root_attributes")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let non_persistent_attrs = string_list(options, "non_persistent_attrs");
+        Settings {
+            record,
+            import_mode,
+            roots,
+            profile: ProfileOptions {
+                connection: record.name.clone(),
+                import_mode,
+                non_persistent_attrs,
+                ..ProfileOptions::default()
+            },
+            egress: string_list(options, "allowed_hosts"),
+            script_context: options
+                .get("enable_script_context")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        }
+    }
+}
+
+impl Service {
+    pub fn new(store: Arc<Store>, pool: Arc<Pool>, data_root: Option<PathBuf>) -> Self {
+        Service {
+            store,
+            pool,
+            data_root,
+            internal_egress: Vec::new(),
+            live: tokio::sync::broadcast::channel(bus::LIVE_BACKLOG).0,
+        }
+    }
+
+    /// Lets scripts reach these internal addresses, hosts or CIDR blocks (when their
+    /// allow-list names them too); by default they reach none.
+    pub fn with_internal_egress(mut self, entries: Vec<String>) -> Self {
+        self.internal_egress = entries;
+        self
+    }
+
+    /// Runs store work on the blocking pool (rusqlite blocks; the async threads must not).
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| ServiceError::Task(e.to_string()))?
+            .map_err(ServiceError::from)
+    }
+
+    async fn connection(&self, tenant: &str, name: &str) -> Result<ConnectionRecord, ServiceError> {
+        let (t, n) = (tenant.to_string(), name.to_string());
+        self.blocking(move |s| s.get_connection(&t, &n))
+            .await?
+            .ok_or_else(|| ServiceError::UnknownConnection(name.to_string()))
+    }
+
+    async fn record(&self, tenant: &str, name: &str) -> Result<ConnectionRecord, ServiceError> {
+        let (t, n) = (tenant.to_string(), name.to_string());
+        self.blocking(move |s| s.get_connection(&t, &n))
+            .await?
+            .ok_or_else(|| ServiceError::UnknownConnection(name.to_string()))
+    }
+
+    async fn user(&self, tenant: &str, user_id: &str) -> Result<Option<User>, ServiceError> {
+        let (t, u) = (tenant.to_string(), user_id.to_string());
+        self.blocking(move |s| s.get_user(&t, &u)).await
+    }
+
+    /// Runs one script of the connection and records the run.
+    async fn run(
+        &self,
+        settings: &Settings<'_>,
+        action: Action,
+        args: Vec<Value>,
+    ) -> Result<Option<Execution>, ServiceError> {
+        let record = settings.record;
+        let Some(source) = record.scripts.get(&action) else {
+            return Ok(None);
+        };
+        let data_dirs = match &self.data_root {
+            Some(root) => vec![connection_dir(root, record)?],
+            None => Vec::new(),
+        };
+        let invocation = Invocation {
+            tenant: record.tenant.clone(),
+            connection: record.name.clone(),
+            action,
+            source: source.clone(),
+            args,
+            // Auth0 inserts `context` only with `enable_script_context` (no organizations here,
+            // so it is `{}`; delete always gets `{}` anyway).
+            context: settings.script_context.then(|| json!({})),
+            configuration: record.configuration.clone(),
+            limits: Limits::default(),
+            policy: Policy {
+                data_dirs,
+                egress: settings.egress.clone(),
+                internal: Internal::Operator(self.internal_egress.clone()),
+            },
+        };
+        let execution = self.pool.run(&invocation).await?;
+        let (t, c, e) = (
+            record.tenant.clone(),
+            record.name.clone(),
+            execution.clone(),
+        );
+        self.blocking(move |s| s.record_run(&t, &c, action, &e))
+            .await?;
+        self.publish(|| LiveEvent::Run {
+            tenant: record.tenant.clone(),
+            run: json!({
+                "connection": record.name,
+                "action": action,
+                "outcome": execution.outcome,
+                "error": execution.error,
+                "console": execution.console,
+                "timings": execution.timings,
+            }),
+        });
+        Ok(Some(execution))
+    }
+
+    async fn boolean_script(
+        &self,
+        settings: &Settings<'_>,
+        action: Action,
+        args: Vec<Value>,
+    ) -> Result<Answer<()>, ServiceError> {
+        Ok(match self.run(settings, action, args).await? {
+            None => Answer::MissingScript(action),
+            Some(e) => match e.outcome {
+                Outcome::Success => Answer::Done(()),
+                Outcome::False => Answer::Refused,
+                outcome => Answer::ScriptFailed {
+                    outcome,
+                    error: e.error,
+                },
+            },
+        })
+    }
+}
+
+/// A bcrypt hash (cost 10) of `password`, computed on the blocking pool.
+pub async fn hash_password(password: String) -> Result<String, ServiceError> {
+    tokio::task::spawn_blocking(move || bcrypt::hash(password, BCRYPT_COST))
+        .await
+        .map_err(|e| ServiceError::Task(e.to_string()))?
+        .map_err(|e| ServiceError::Task(e.to_string()))
+}
+
+/// A new user id for users created locally (import mode), 24 hex digits as Auth0's.
+fn new_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

@@ -1,0 +1,206 @@
+//! Password changes (SPEC §4) and password-change tickets (SPEC §5):
+//! `POST /dbconnections/change_password` and `POST /api/v2/tickets/password-change` issue a
+//! ticket; redeeming it with a new password runs the password-change flow. customdb sends no
+//! mail: the Management API hands the ticket URL to whoever delivers it.
+
+use serde_json::{Value, json};
+
+use super::{Answer, Service, ServiceError, Settings, hash_password};
+use crate::domain::events::LogType;
+use crate::outcome::Outcome;
+use crate::profile;
+use crate::script::Action;
+use crate::store::{Issuer, Ticket, UserChange};
+
+/// How long a ticket lives unless the request says otherwise (Auth0: five days).
+pub const DEFAULT_TTL_SECS: i64 = 5 * 86_400;
+/// The longest lifetime a request may ask for.
+pub const MAX_TTL_SECS: i64 = 30 * 86_400;
+
+/// What a new ticket is for.
+#[derive(Debug, Clone)]
+pub struct TicketRequest {
+    pub connection: String,
+    pub email: String,
+    pub result_url: Option<String>,
+    pub ttl_secs: i64,
+    pub mark_email_verified: bool,
+    pub issuer: Issuer,
+}
+
+/// How redeeming a ticket ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redeemed {
+    /// The password changed; the ticket is used up.
+    Changed { result_url: Option<String> },
+    /// Unknown, expired, already used, or being redeemed right now.
+    InvalidTicket,
+    /// The flow refused or failed; the ticket stays usable.
+    Failed(Answer<()>),
+}
+
+fn digest(ticket_id: &str) -> String {
+    crate::secret::digest(ticket_id)
+}
+
+impl Service {
+    /// Password change: the change_password script; with import, migrated users change locally
+    /// and others are fetched with get_user and created locally with the new password.
+    pub async fn change_password(
+        &self,
+        tenant: &str,
+        connection: &str,
+        email: &str,
+        new_password: &str,
+    ) -> Result<Answer<()>, ServiceError> {
+        let record = self.connection(tenant, connection).await?;
+        let settings = Settings::of(&record);
+        if settings.import_mode {
+            let pw = new_password.to_string();
+            let hash = hash_password(pw).await?;
+            let (t, c, e) = (
+                tenant.to_string(),
+                connection.to_string(),
+                email.to_string(),
+            );
+            if let Some(user) = self
+                .blocking(move |s| s.find_user(&t, &c, &e))
+                .await?
+                .filter(|u| u.migrated)
+            {
+                let (t, uid, h) = (tenant.to_string(), user.user_id.clone(), hash);
+                self.blocking(move |s| s.set_password_hash(&t, &uid, &h))
+                    .await?;
+                self.log(
+                    tenant,
+                    LogType::SuccessChangePassword,
+                    connection,
+                    Some(&user.user_id),
+                    None,
+                )
+                .await?;
+                return Ok(Answer::Done(()));
+            }
+            return Ok(
+                match self
+                    .run(&settings, Action::GetUser, vec![json!(email)])
+                    .await?
+                {
+                    None => Answer::MissingScript(Action::GetUser),
+                    Some(e) if e.outcome == Outcome::NotFound => Answer::NotFound,
+                    Some(e) if e.outcome != Outcome::Success => Answer::ScriptFailed {
+                        outcome: e.outcome,
+                        error: e.error,
+                    },
+                    Some(e) => match profile::normalize(
+                        e.result.as_ref().unwrap_or(&Value::Null),
+                        &settings.profile,
+                    ) {
+                        Err(v) => Answer::InvalidProfile(v),
+                        Ok(p) => match self
+                            .cache(tenant, connection, p, settings.roots, false, Some(hash))
+                            .await?
+                        {
+                            Ok(u) => {
+                                self.log(
+                                    tenant,
+                                    LogType::SuccessChangePassword,
+                                    connection,
+                                    Some(&u.user_id),
+                                    None,
+                                )
+                                .await?;
+                                Answer::Done(())
+                            }
+                            Err(conflict) => conflict,
+                        },
+                    },
+                },
+            );
+        }
+        let answer = self
+            .boolean_script(
+                &settings,
+                Action::ChangePassword,
+                vec![json!(email), json!(new_password)],
+            )
+            .await?;
+        self.log_result(
+            tenant,
+            connection,
+            &answer,
+            LogType::SuccessChangePassword,
+            LogType::FailedChangePassword,
+        )
+        .await?;
+        Ok(answer)
+    }
+
+    /// Records a ticket and returns its id (the secret part of the URL).
+    pub async fn issue_ticket(
+        &self,
+        tenant: &str,
+        request: TicketRequest,
+    ) -> Result<String, ServiceError> {
+        let id = crate::secret::random_hex(24);
+        let now = self.store.clock().now().as_second();
+        let ticket = Ticket {
+            tenant: tenant.to_string(),
+            connection: request.connection,
+            email: request.email,
+            result_url: request.result_url,
+            mark_email_verified: request.mark_email_verified,
+            expires_at: now + request.ttl_secs.clamp(1, MAX_TTL_SECS),
+            issuer: request.issuer,
+        };
+        let d = digest(&id);
+        self.blocking(move |s| s.put_ticket(&d, &ticket, now))
+            .await?;
+        Ok(id)
+    }
+
+    /// Sets `new_password` for the ticket's user through the password-change flow.
+    pub async fn redeem_ticket(
+        &self,
+        tenant: &str,
+        ticket_id: &str,
+        new_password: &str,
+    ) -> Result<Redeemed, ServiceError> {
+        let d = digest(ticket_id);
+        let (t, key) = (tenant.to_string(), d.clone());
+        let Some(ticket) = self
+            .blocking(move |s| s.claim_ticket(&t, &key, s.clock().now().as_second()))
+            .await?
+        else {
+            return Ok(Redeemed::InvalidTicket);
+        };
+        let answer = self
+            .change_password(tenant, &ticket.connection, &ticket.email, new_password)
+            .await;
+        let changed = matches!(answer, Ok(Answer::Done(())));
+        let key = d.clone();
+        self.blocking(move |s| s.finish_ticket(&key, changed))
+            .await?;
+        let answer = answer?;
+        if !changed {
+            return Ok(Redeemed::Failed(answer));
+        }
+        if ticket.mark_email_verified {
+            let (t, c, e) = (tenant.to_string(), ticket.connection, ticket.email);
+            self.blocking(move |s| {
+                if let Some(user) = s.find_user(&t, &c, &e)? {
+                    let mut change = UserChange::default();
+                    change
+                        .fields
+                        .insert("email_verified".into(), serde_json::Value::Bool(true));
+                    s.update_user(&t, &user.user_id, &change)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(Redeemed::Changed {
+            result_url: ticket.result_url,
+        })
+    }
+}

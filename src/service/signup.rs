@@ -1,0 +1,156 @@
+//! Signup (SPEC §4): get_user → create → login without import; with import, get_user checks
+//! the legacy database and the user is created locally.
+
+use serde_json::{Value, json};
+
+use super::{Answer, Service, ServiceError, Settings, hash_password, new_id};
+use crate::domain::events::LogType;
+use crate::outcome::Outcome;
+use crate::profile;
+use crate::script::{Action, complete_create_user};
+use crate::store::User;
+
+impl Service {
+    /// Signup: get_user → create → login without import; with import, get_user checks the
+    /// legacy database and the user is created locally.
+    pub async fn signup(
+        &self,
+        tenant: &str,
+        connection: &str,
+        user: Value,
+    ) -> Result<Answer<User>, ServiceError> {
+        let record = self.connection(tenant, connection).await?;
+        let settings = Settings::of(&record);
+        let email = user
+            .get("email")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let password = user
+            .get("password")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let exists = || Answer::Conflict {
+            code: "user_exists".into(),
+            message: "The user already exists.".into(),
+        };
+        if settings.import_mode {
+            let (t, c, e) = (tenant.to_string(), connection.to_string(), email.clone());
+            if self
+                .blocking(move |s| s.find_user(&t, &c, &e))
+                .await?
+                .is_some()
+            {
+                self.log(
+                    tenant,
+                    LogType::FailedSignup,
+                    connection,
+                    None,
+                    Some("The user already exists."),
+                )
+                .await?;
+                return Ok(exists());
+            }
+        }
+        match self.get_user_with(&settings, &email).await? {
+            Answer::NotFound | Answer::MissingScript(_) => {}
+            Answer::Done(_) | Answer::Conflict { .. } => {
+                self.log(
+                    tenant,
+                    LogType::FailedSignup,
+                    connection,
+                    None,
+                    Some("The user already exists."),
+                )
+                .await?;
+                return Ok(exists());
+            }
+            other => return Ok(other),
+        }
+        if settings.import_mode {
+            let mut fields = user.clone();
+            if let Some(obj) = fields.as_object_mut() {
+                obj.remove("password");
+                obj.insert("user_id".into(), json!(new_id()));
+            }
+            let profile = match profile::normalize(&fields, &settings.profile) {
+                Ok(p) => p,
+                Err(v) => return Ok(Answer::InvalidProfile(v)),
+            };
+            let hash = hash_password(password).await?;
+            return Ok(
+                match self
+                    .cache(
+                        tenant,
+                        connection,
+                        profile,
+                        settings.roots,
+                        false,
+                        Some(hash),
+                    )
+                    .await?
+                {
+                    Ok(u) => {
+                        self.log(
+                            tenant,
+                            LogType::SuccessSignup,
+                            connection,
+                            Some(&u.user_id),
+                            None,
+                        )
+                        .await?;
+                        Answer::Done(u)
+                    }
+                    Err(conflict) => conflict,
+                },
+            );
+        }
+        let mut arg = user.clone();
+        complete_create_user(&mut arg, tenant, connection);
+        let Some(created) = self.run(&settings, Action::Create, vec![arg]).await? else {
+            return Ok(Answer::MissingScript(Action::Create));
+        };
+        if created.outcome != Outcome::Success {
+            let error = created.error.clone();
+            let message = error
+                .as_ref()
+                .and_then(|e| e.description.clone().or(e.message.clone()))
+                .unwrap_or_default();
+            self.log(
+                tenant,
+                LogType::FailedSignup,
+                connection,
+                None,
+                Some(&message),
+            )
+            .await?;
+            if let Some(e) = error
+                .as_ref()
+                .filter(|e| e.name.as_deref() == Some("ValidationError"))
+            {
+                return Ok(Answer::Conflict {
+                    code: e.code.clone().unwrap_or_else(|| "invalid_signup".into()),
+                    message,
+                });
+            }
+            return Ok(Answer::ScriptFailed {
+                outcome: created.outcome,
+                error,
+            });
+        }
+        // Auth0 runs login right after create to check the user exists.
+        let answer = self.login(tenant, connection, &email, &password).await?;
+        if let Answer::Done(u) = &answer {
+            self.log(
+                tenant,
+                LogType::SuccessSignup,
+                connection,
+                Some(&u.user_id),
+                None,
+            )
+            .await?;
+        }
+        Ok(answer)
+    }
+}
