@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::domain::options::ConnectionOptions;
 use crate::script::Action;
 use crate::store::{Client, ConnectionRecord, Store, StoreError};
 use crate::templates;
@@ -100,10 +101,10 @@ fn create(store: &Store, data: &Path) -> Result<DemoClient, DemoError> {
         tenant: TENANT.into(),
         name: CONNECTION.into(),
         attributes: Default::default(),
-        options: serde_json::json!({"import_mode": false})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
+        options: ConnectionOptions {
+            import_mode: Some(false),
+            ..Default::default()
+        },
         scripts,
         configuration: BTreeMap::from([("DB_FILE".to_string(), "users.db".to_string())]),
     };

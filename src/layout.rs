@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::domain::options::ConnectionOptions;
 use crate::script::Action;
 
 /// The file that makes a folder a connection folder.
@@ -35,22 +36,11 @@ pub struct ConnectionFolder {
     pub name: String,
     /// `display_name`, `metadata`, `enabled_clients`, ... as `database.json` gives them.
     pub attributes: crate::domain::connection::ConnectionAttributes,
-    /// `options` as written, for what later layers read (import mode, cache policy, …).
-    pub options: serde_json::Map<String, Value>,
+    /// `options` as written, without the scripts and the configuration.
+    pub options: ConnectionOptions,
     pub scripts: BTreeMap<Action, String>,
     /// `options.configuration`, string values, keywords not yet replaced.
     pub configuration: BTreeMap<String, String>,
-    /// `options.allowed_hosts` (customdb's addition): the HTTP egress allow-list.
-    pub allowed_hosts: Vec<String>,
-}
-
-impl ConnectionFolder {
-    pub fn import_mode(&self) -> bool {
-        self.options
-            .get("import_mode")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-    }
 }
 
 /// Reads the connection folder `dir`. Scripts are the files `options.customScripts` names
@@ -77,28 +67,11 @@ pub fn read(dir: &Path) -> Result<ConnectionFolder, LayoutError> {
             .unwrap_or_default(),
         Some(_) => return Err(invalid("\"name\" must be a non-empty string".into())),
     };
-    let options = match doc.get("options") {
-        None => serde_json::Map::new(),
-        Some(Value::Object(o)) => o.clone(),
-        Some(_) => return Err(invalid("\"options\" must be an object".into())),
-    };
-    let configuration = configuration_values(options.get("configuration"))
+    let parts = ConnectionOptions::split(doc.get("options")).map_err(invalid)?;
+    let configuration = configuration_values(parts.configuration.as_ref())
         .map_err(|what| invalid(format!("options.configuration: {what}")))?;
-    let allowed_hosts = match options.get("allowed_hosts") {
-        None => Vec::new(),
-        Some(Value::Array(hosts)) => hosts
-            .iter()
-            .map(|h| h.as_str().map(str::to_string))
-            .collect::<Option<_>>()
-            .ok_or_else(|| invalid("options.allowed_hosts must be a list of strings".into()))?,
-        Some(_) => {
-            return Err(invalid(
-                "options.allowed_hosts must be a list of strings".into(),
-            ));
-        }
-    };
     let mut scripts = BTreeMap::new();
-    match options.get("customScripts") {
+    match &parts.scripts {
         Some(Value::Object(named)) => {
             for (key, file) in named {
                 let action: Action = key
@@ -130,10 +103,9 @@ pub fn read(dir: &Path) -> Result<ConnectionFolder, LayoutError> {
         dir: dir.to_path_buf(),
         name,
         attributes,
-        options,
+        options: parts.options,
         scripts,
         configuration,
-        allowed_hosts,
     })
 }
 

@@ -35,6 +35,18 @@ impl Default for ProfileOptions {
     }
 }
 
+impl ProfileOptions {
+    /// How the connection `name` with these options normalizes profiles.
+    pub fn of(name: &str, options: &crate::domain::options::ConnectionOptions) -> Self {
+        ProfileOptions {
+            connection: name.to_string(),
+            import_mode: options.import_mode(),
+            non_persistent_attrs: options.non_persistent_attrs.clone().unwrap_or_default(),
+            ..ProfileOptions::default()
+        }
+    }
+}
+
 /// One broken rule: the field and what it must be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {

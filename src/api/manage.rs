@@ -445,25 +445,14 @@ use crate::service::ENCRYPTED;
 
 /// A connection as the Management API shows it: configuration values never leave in clear.
 fn connection_json(r: &crate::store::ConnectionRecord) -> Value {
-    let mut options = r.options.clone();
-    options.insert(
-        "customScripts".into(),
-        json!(
-            r.scripts
-                .iter()
-                .map(|(a, s)| (a.key().to_string(), json!(s)))
-                .collect::<serde_json::Map<_, _>>()
-        ),
-    );
-    options.insert(
-        "configuration".into(),
-        json!(
-            r.configuration
-                .keys()
-                .map(|k| (k.clone(), json!(ENCRYPTED)))
-                .collect::<serde_json::Map<_, _>>()
-        ),
-    );
+    let configuration = r
+        .configuration
+        .keys()
+        .map(|k| (k.clone(), json!(ENCRYPTED)))
+        .collect();
+    let options = r
+        .options
+        .document(crate::service::sources(&r.scripts), configuration);
     let mut object = serde_json::Map::new();
     object.insert("id".into(), json!(r.id));
     object.insert("name".into(), json!(r.name));

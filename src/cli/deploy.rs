@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::layout;
-use crate::service::{connection_from_api, export_connection};
+use crate::service::{connection_from_api, export_connection, sources};
 
 /// Where the server is and the management client to use.
 #[derive(Debug, Args)]
@@ -154,7 +154,6 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         let folder = layout::read(dir)?;
         crate::domain::names::connection_name(&folder.name)
             .with_context(|| format!("{}", dir.display()))?;
-        let mut options = folder.options.clone();
         let mut configuration = serde_json::Map::new();
         for (key, value) in &folder.configuration {
             let filled = keywords
@@ -162,17 +161,9 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("{}: configuration {key}: {e}", dir.display()))?;
             configuration.insert(key.clone(), json!(filled));
         }
-        options.insert("configuration".into(), Value::Object(configuration));
-        options.insert(
-            "customScripts".into(),
-            json!(
-                folder
-                    .scripts
-                    .iter()
-                    .map(|(a, s)| (a.key().to_string(), json!(s)))
-                    .collect::<serde_json::Map<_, _>>()
-            ),
-        );
+        let options = folder
+            .options
+            .document(sources(&folder.scripts), configuration);
         let mut body = serde_json::Map::new();
         folder.attributes.write_into(&mut body);
         body.insert("options".into(), Value::Object(options));

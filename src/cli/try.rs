@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{parse_duration, parse_size};
+use crate::domain::options::ConnectionOptions;
 use crate::isolation::{Pool, PoolConfig};
 use crate::outcome::{Execution, Outcome};
 use crate::profile::{self, ProfileOptions};
@@ -263,21 +264,13 @@ fn profile_options(args: &TryArgs, inv: &Invocation) -> anyhow::Result<ProfileOp
     };
     if let Some(path) = &args.config_file {
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-        if let Some(opts) = doc.get("options") {
-            options.import_mode = opts
-                .get("import_mode")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            if let Some(attrs) = opts.get("non_persistent_attrs").and_then(Value::as_array) {
-                options.non_persistent_attrs = attrs
-                    .iter()
-                    .filter_map(|a| a.as_str().map(str::to_string))
-                    .collect();
-            }
-        }
-        if let Some(name) = doc.get("name").and_then(Value::as_str) {
-            options.connection = name.to_string();
-        }
+        let name = doc
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(&inv.connection);
+        let parts = ConnectionOptions::split(doc.get("options"))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        options = ProfileOptions::of(name, &parts.options);
     }
     Ok(options)
 }

@@ -5,4 +5,5 @@ pub mod client;
 pub mod connection;
 pub mod events;
 pub mod names;
+pub mod options;
 pub mod time;

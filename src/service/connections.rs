@@ -6,7 +6,8 @@ use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 
 use super::{Answer, Service, ServiceError, Settings};
-use crate::layout::{self, ConnectionFolder};
+use crate::domain::options::ConnectionOptions;
+use crate::layout;
 use crate::outcome::Outcome;
 use crate::profile::{self, Violation};
 use crate::script::Action;
@@ -91,7 +92,7 @@ impl Service {
             tenant: tenant.to_string(),
             name: folder.name.clone(),
             attributes: folder.attributes.clone(),
-            options: stored_options(&folder),
+            options: folder.options.clone(),
             scripts: folder.scripts.clone(),
             configuration,
         };
@@ -256,20 +257,17 @@ fn unknown_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), Str
 }
 
 type ParsedOptions = (
-    Map<String, Value>,
+    ConnectionOptions,
     std::collections::BTreeMap<Action, String>,
     std::collections::BTreeMap<String, String>,
 );
 
-/// `options` split into the rest, the scripts and the configuration, each checked.
+/// An API body's `options` split into the options, the scripts (sources) and the
+/// configuration, each checked.
 fn options_from_api(options: Option<&Value>) -> Result<ParsedOptions, String> {
-    let mut options = match options {
-        None => Map::new(),
-        Some(Value::Object(o)) => o.clone(),
-        Some(_) => return Err("options must be an object".into()),
-    };
+    let parts = ConnectionOptions::split(options)?;
     let mut scripts = std::collections::BTreeMap::new();
-    match options.remove("customScripts") {
+    match parts.scripts {
         None => {}
         Some(Value::Object(named)) => {
             for (key, source) in named {
@@ -284,29 +282,35 @@ fn options_from_api(options: Option<&Value>) -> Result<ParsedOptions, String> {
         }
         Some(_) => return Err("options.customScripts must be an object".into()),
     }
-    let configuration = layout::configuration_values(options.remove("configuration").as_ref())
+    let configuration = layout::configuration_values(parts.configuration.as_ref())
         .map_err(|e| format!("options.configuration {e}"))?;
-    Ok((options, scripts, configuration))
+    Ok((parts.options, scripts, configuration))
+}
+
+/// The scripts as an API body's `customScripts`: each action's key and its source.
+pub fn sources(scripts: &std::collections::BTreeMap<Action, String>) -> Map<String, Value> {
+    scripts
+        .iter()
+        .map(|(action, source)| (action.key().to_string(), json!(source)))
+        .collect()
 }
 
 /// Writes a connection as a Deploy CLI folder. Configuration values are never written: each
 /// becomes a `##KEY##` keyword for the deploying environment to fill in.
 pub fn export_connection(record: &ConnectionRecord, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let mut options = record.options.clone();
     let mut scripts = Map::new();
     for (action, source) in &record.scripts {
         let file = format!("{action}.js");
         std::fs::write(dir.join(&file), source)?;
         scripts.insert(action.key().to_string(), json!(format!("./{file}")));
     }
-    options.insert("customScripts".into(), Value::Object(scripts));
     let configuration: Map<String, Value> = record
         .configuration
         .keys()
         .map(|k| (k.clone(), json!(format!("##{k}##"))))
         .collect();
-    options.insert("configuration".into(), Value::Object(configuration));
+    let options = record.options.document(scripts, configuration);
     let mut doc = json!({"name": record.name, "strategy": "auth0"});
     if let Some(object) = doc.as_object_mut() {
         record.attributes.write_into(object);
@@ -316,12 +320,4 @@ pub fn export_connection(record: &ConnectionRecord, dir: &Path) -> std::io::Resu
         dir.join(layout::DATABASE_JSON),
         serde_json::to_string_pretty(&doc)? + "\n",
     )
-}
-
-/// Options as stored: everything but the scripts and the configuration, which live apart.
-fn stored_options(folder: &ConnectionFolder) -> Map<String, Value> {
-    let mut options = folder.options.clone();
-    options.remove("customScripts");
-    options.remove("configuration");
-    options
 }

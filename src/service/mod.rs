@@ -24,10 +24,9 @@ mod signup;
 mod users;
 
 pub use connections::{
-    ENCRYPTED, connection_dir, connection_from_api, export_connection, patch_connection,
+    ENCRYPTED, connection_dir, connection_from_api, export_connection, patch_connection, sources,
 };
 pub use password::{DEFAULT_TTL_SECS, MAX_TTL_SECS, Redeemed, TicketRequest};
-pub use users::CachePolicy;
 
 /// bcrypt cost of the hashes the store keeps (Auth0 uses 10).
 pub const BCRYPT_COST: u32 = 10;
@@ -130,46 +129,16 @@ struct Settings<'a> {
     script_context: bool,
 }
 
-/// A list-of-strings option (other entries are ignored), empty when absent.
-fn string_list(options: &serde_json::Map<String, Value>, key: &str) -> Vec<String> {
-    options
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 impl<'a> Settings<'a> {
     fn of(record: &'a ConnectionRecord) -> Self {
         let options = &record.options;
-        let import_mode = options
-            .get("import_mode")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let roots = options
-            .get("set_user_root_attributes")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default();
-        let non_persistent_attrs = string_list(options, "non_persistent_attrs");
         Settings {
             record,
-            import_mode,
-            roots,
-            profile: ProfileOptions {
-                connection: record.name.clone(),
-                import_mode,
-                non_persistent_attrs,
-                ..ProfileOptions::default()
-            },
-            egress: string_list(options, "allowed_hosts"),
-            script_context: options
-                .get("enable_script_context")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            import_mode: options.import_mode(),
+            roots: options.set_user_root_attributes.unwrap_or_default(),
+            profile: ProfileOptions::of(&record.name, options),
+            egress: options.allowed_hosts.clone().unwrap_or_default(),
+            script_context: options.script_context(),
         }
     }
 }

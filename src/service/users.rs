@@ -2,11 +2,10 @@
 //! users, PATCH with the seed's field rules as one write, email changes, verification and
 //! deletion through the scripts.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{Answer, Service, ServiceError, Settings, hash_password};
 use crate::domain::events::LogType;
-use crate::domain::time::{self, Timestamp};
 use crate::outcome::Outcome;
 use crate::profile::{self, Violation};
 use crate::script::Action;
@@ -37,43 +36,6 @@ const MIGRATED: &[&str] = &[
     "phone_verified",
 ];
 
-/// A connection's cache policy (customdb's addition, after Keycloak's user cache): options
-/// `cache_max_age` (seconds), `cache_expired` (`serve_stale` or `evict`) and
-/// `cache_invalidate_before` (an RFC 3339 time, any offset).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CachePolicy {
-    pub max_age_secs: Option<u64>,
-    pub evict: bool,
-    pub invalidate_before: Option<Timestamp>,
-}
-
-impl CachePolicy {
-    pub fn of(o: &Map<String, Value>) -> Self {
-        CachePolicy {
-            max_age_secs: o.get("cache_max_age").and_then(Value::as_u64),
-            evict: o.get("cache_expired").and_then(Value::as_str) == Some("evict"),
-            invalidate_before: o
-                .get("cache_invalidate_before")
-                .and_then(Value::as_str)
-                .and_then(|t| time::parse(t).ok()),
-        }
-    }
-
-    /// Whether a profile cached at `cached_at` (as the store wrote it) is past its policy at
-    /// `now`. A date that does not parse counts as expired: the next login refreshes it.
-    pub fn expired(&self, cached_at: &str, now: Timestamp) -> bool {
-        let Ok(cached_at) = time::parse(cached_at) else {
-            return true;
-        };
-        let too_old = self.max_age_secs.is_some_and(|max| {
-            let max = jiff::SignedDuration::from_secs(i64::try_from(max).unwrap_or(i64::MAX));
-            now.duration_since(cached_at) > max
-        });
-        let invalidated = self.invalidate_before.is_some_and(|t| cached_at < t);
-        too_old || invalidated
-    }
-}
-
 impl Service {
     /// GET /users/{id}: the cached profile, marked `"stale": true` or evicted when the
     /// connection's cache policy says so. Migrated users live here and never expire.
@@ -94,7 +56,7 @@ impl Service {
         let Some((user, options)) = found else {
             return Ok(Answer::NotFound);
         };
-        let policy = CachePolicy::of(&options);
+        let policy = options.cache_policy();
         if !user.migrated && policy.expired(&user.cached_at, self.store.clock().now()) {
             if policy.evict {
                 self.evict(tenant, user_id).await?;
@@ -540,42 +502,5 @@ mod tests {
                 .map_err(|v| v.to_string());
             assert_eq!(got, expected.map_err(str::to_string), "{patch}");
         }
-    }
-
-    #[test]
-    fn cache_ages() {
-        let at = |t: &str| time::parse(t).unwrap();
-        let p = CachePolicy {
-            max_age_secs: Some(60),
-            evict: false,
-            invalidate_before: Some(at("2026-01-01T00:00:00.000Z")),
-        };
-        assert!(!p.expired("2026-03-01T10:00:00.000Z", at("2026-03-01T10:00:59.000Z")));
-        assert!(p.expired("2026-03-01T10:00:00.000Z", at("2026-03-01T10:01:01.000Z")));
-        assert!(
-            p.expired("2026-02-28T23:59:30.000Z", at("2026-03-01T00:00:31.000Z")),
-            "across a month"
-        );
-        assert!(
-            p.expired("2025-12-31T23:00:00.000Z", at("2025-12-31T23:00:01.000Z")),
-            "invalidated"
-        );
-        assert!(p.expired("garbage", at("2026-03-01T10:00:00Z")));
-    }
-
-    #[test]
-    fn invalidate_before_is_a_time_not_a_text() {
-        // 01:30+02:00 is 23:30 the day before: a profile cached at 23:45Z is after it. As
-        // text, "2026-01-01T01:30:00+02:00" sorts after "2025-12-31T23:45:00.000Z".
-        let options = json!({"cache_invalidate_before": "2026-01-01T01:30:00+02:00"});
-        let p = CachePolicy::of(options.as_object().unwrap());
-        let now = time::parse("2026-01-02T00:00:00Z").unwrap();
-        assert!(!p.expired("2025-12-31T23:45:00.000Z", now));
-        assert!(p.expired("2025-12-31T23:15:00.000Z", now));
-        // Without milliseconds: "…00:00:00Z" sorts after "…00:00:00.500Z" as text.
-        let options = json!({"cache_invalidate_before": "2026-01-01T00:00:00Z"});
-        let p = CachePolicy::of(options.as_object().unwrap());
-        assert!(!p.expired("2026-01-01T00:00:00.500Z", now));
-        assert!(p.expired("2025-12-31T23:59:59.999Z", now));
     }
 }

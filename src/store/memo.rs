@@ -4,7 +4,7 @@
 //! copy read before a write from being stored after it. Options can also change from
 //! `customdb tenant` in another process, so their copies live a few seconds.
 
-use serde_json::{Map, Value};
+use crate::domain::options::ConnectionOptions;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ const MAX_OPTIONS: usize = 4_096;
 type Key = (String, String);
 
 /// A cached profile with its connection's options (which hold its cache policy).
-pub type ProfileCopy = (Arc<User>, Arc<Map<String, Value>>);
+pub type ProfileCopy = (Arc<User>, Arc<ConnectionOptions>);
 
 #[derive(Default)]
 pub struct Memo {
@@ -32,7 +32,7 @@ struct Inner {
     /// Bumped by every write that drops a copy.
     generation: u64,
     users: HashMap<Key, Arc<User>>,
-    options: HashMap<Key, (Arc<Map<String, Value>>, Instant)>,
+    options: HashMap<Key, (Arc<ConnectionOptions>, Instant)>,
 }
 
 fn key(a: &str, b: &str) -> Key {
@@ -59,7 +59,7 @@ impl Memo {
     }
 
     /// Keeps copies read from SQLite since `generation`, unless a write came in between.
-    pub fn keep(&self, generation: u64, user: Arc<User>, options: Arc<Map<String, Value>>) {
+    pub fn keep(&self, generation: u64, user: Arc<User>, options: Arc<ConnectionOptions>) {
         let mut inner = self.lock();
         if inner.generation != generation {
             return;

@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::domain::events::LogType;
+use crate::domain::options::ConnectionOptions;
 use crate::domain::time::{self, Clock};
 use crate::profile::Profile;
 use crate::script::Action;
@@ -173,7 +174,7 @@ pub struct ConnectionRecord {
     /// `display_name`, `metadata`, `enabled_clients`, ... (Auth0's top-level fields).
     #[serde(default)]
     pub attributes: crate::domain::connection::ConnectionAttributes,
-    pub options: Map<String, Value>,
+    pub options: ConnectionOptions,
     pub scripts: BTreeMap<Action, String>,
     pub configuration: BTreeMap<String, String>,
 }
@@ -236,15 +237,7 @@ impl User {
     }
 }
 
-/// `set_user_root_attributes`: whether a login refreshes the root attributes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RootAttributes {
-    #[default]
-    OnEachLogin,
-    OnFirstLogin,
-    NeverOnLogin,
-}
+pub use crate::domain::options::RootAttributes;
 
 /// Attributes `set_user_root_attributes` governs.
 pub const ROOT_ATTRIBUTES: &[&str] = &["name", "nickname", "given_name", "family_name", "picture"];
@@ -370,7 +363,7 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let sealed = self.sealer.seal(&configuration, &record.id);
         let scripts = serde_json::to_string(&record.scripts).unwrap_or_default();
-        let options = Value::Object(record.options.clone()).to_string();
+        let options = Value::Object(record.options.to_json()).to_string();
         let attributes = serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into());
         let written = self.write(|tx| {
             tx.execute(
@@ -433,11 +426,11 @@ impl Store {
         Ok(Some(ConnectionRecord {
             attributes: serde_json::from_str(&attributes)
                 .map_err(|e| StoreError::Corrupt(format!("attributes of {id}: {e}")))?,
+            options: serde_json::from_str(&options)
+                .map_err(|e| StoreError::Corrupt(format!("options of {id}: {e}")))?,
             id,
             tenant: tenant.to_string(),
             name,
-            options: serde_json::from_str(&options)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             scripts: serde_json::from_str(&scripts)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             configuration,
@@ -450,7 +443,7 @@ impl Store {
         &self,
         tenant: &str,
         name: &str,
-    ) -> Result<Option<Map<String, Value>>, StoreError> {
+    ) -> Result<Option<ConnectionOptions>, StoreError> {
         let conn = self.read();
         let text: Option<String> = query_one(
             &conn,

@@ -420,8 +420,12 @@ fn lazy_globals_work_every_time_they_are_used() {
         );
         let inv = invocation(Action::Login, &script, json!(["a@x.com", "pw"]));
         let first = run(&inv);
-        let again = run(&inv);
-        assert!(again.timings.warm, "{name}: the second run is warm");
+        // The shared pool may hand a later run to another worker (cold) while other tests
+        // keep the first one busy: the first warm run is the one that matters.
+        let again = (0..8)
+            .map(|_| run(&inv))
+            .find(|e| e.timings.warm)
+            .unwrap_or_else(|| panic!("{name}: no later run was warm"));
         for exec in [first, again] {
             let seen = exec
                 .result

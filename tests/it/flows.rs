@@ -3,6 +3,7 @@
 //! concurrent first login, a writer killed with SIGKILL, and secrets never on disk in clear.
 
 use crate::util::block_on;
+use customdb::domain::options::{CacheExpired, ConnectionOptions};
 use customdb::domain::time::{self, ManualClock};
 use customdb::script::Action;
 use customdb::service::{Answer, Service};
@@ -57,7 +58,7 @@ fn world(import_mode: bool, options: Value) -> World {
         tenant: TENANT.into(),
         name: "users".into(),
         attributes: Default::default(),
-        options: opts,
+        options: ConnectionOptions::from_json(opts).unwrap(),
         scripts,
         configuration: BTreeMap::from([("DB_FILE".to_string(), "users.db".to_string())]),
     };
@@ -741,9 +742,7 @@ fn cache_policies_and_listing() {
         .get_connection(TENANT, "users")
         .unwrap()
         .unwrap();
-    record
-        .options
-        .insert("cache_expired".into(), json!("evict"));
+    record.options.cache_expired = Some(CacheExpired::Evict);
     w.core.store.put_connection(&record).unwrap();
     assert_eq!(
         block_on(w.core.read_user(TENANT, "auth0|1")).unwrap(),
@@ -792,10 +791,10 @@ fn cache_ages_follow_the_clock_and_times_compare_as_times() {
         .get_connection(TENANT, "users")
         .unwrap()
         .unwrap();
-    record.options = json!({"cache_invalidate_before": an_hour_before})
-        .as_object()
-        .cloned()
-        .unwrap();
+    record.options = ConnectionOptions {
+        cache_invalidate_before: Some(time::parse(&an_hour_before).unwrap()),
+        ..Default::default()
+    };
     w.core.store.put_connection(&record).unwrap();
     let user = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
     assert_eq!(user.get("stale"), None, "cached after {an_hour_before}");
@@ -823,8 +822,8 @@ fn connections_import_and_export_as_deploy_cli_folders() {
         .unwrap();
     assert_eq!(record.scripts.len(), 7);
     assert!(
-        !record.options.contains_key("configuration")
-            && !record.options.contains_key("customScripts")
+        !record.options.rest.contains_key("configuration")
+            && !record.options.rest.contains_key("customScripts")
     );
     let stored = w
         .core
@@ -888,7 +887,7 @@ fn scripts_get_context_when_the_connection_enables_it() {
 
     // Without the option the same script's third argument is the callback: Auth0 would call
     // `context(...)`, so the run fails instead of logging in.
-    record.options.remove("enable_script_context");
+    record.options.enable_script_context = None;
     w.core.store.put_connection(&record).unwrap();
     assert!(matches!(
         w.login("zed@example.com", "any password"),
