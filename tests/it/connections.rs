@@ -76,6 +76,18 @@ fn a_patch_without_options_keeps_them_and_attributes_round_trip() {
                 json!({"options": {"customScripts": {"login": ""}}}),
                 "options.customScripts.login must be a non-empty string",
             ),
+            (
+                json!({"options": {"import_mode": "yes"}}),
+                "options.import_mode: invalid type: string \"yes\", expected a boolean",
+            ),
+            (
+                json!({"options": {"cache_invalidate_before": "last week"}}),
+                "options.cache_invalidate_before: \"last week\" is not an RFC 3339 time",
+            ),
+            (
+                json!({"options": {"allowed_hosts": "api.example.com"}}),
+                "options.allowed_hosts: invalid type: string",
+            ),
         ] {
             let (status, answer) = call("PATCH", &one, Some(&token), Some(body.clone())).await;
             assert_eq!(status, 400, "{body}: {answer}");
