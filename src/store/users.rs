@@ -89,6 +89,19 @@ fn email_key(email: Option<&str>) -> Option<String> {
 }
 
 impl Store {
+    /// The one way a user is written: `f` in one transaction, then the in-memory copy of the
+    /// user is dropped (once committed, a copy read before this write must not outlive it).
+    fn write_user<T>(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let written = self.write(f);
+        self.memo.forget_user(tenant, user_id);
+        written
+    }
+
     pub fn get_user(&self, tenant: &str, user_id: &str) -> Result<Option<User>, StoreError> {
         let conn = self.read();
         read_user(
@@ -154,7 +167,7 @@ impl Store {
         let mut fresh = profile.value.clone();
         let app = take_object(&mut fresh, "app_metadata");
         let user_meta = take_object(&mut fresh, "user_metadata");
-        let written = self.write(|tx| {
+        self.write_user(tenant, &profile.user_id, |tx| {
             let existing = read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, profile.user_id])?;
             if let Some(owner) = email_owner(tx, tenant, connection, profile.email.as_deref())?
                 && owner != profile.user_id
@@ -234,25 +247,19 @@ impl Store {
             }
             read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, profile.user_id])?
                 .ok_or_else(|| StoreError::Corrupt("the user vanished inside its transaction".into()))
-        });
-        // Once committed: a copy read before this write must not outlive it.
-        self.memo.forget_user(tenant, &profile.user_id);
-        written
+        })
     }
 
     /// A local login of a migrated user: counts it.
     pub fn record_local_login(&self, tenant: &str, user_id: &str) -> Result<(), StoreError> {
-        let written = self.write(|tx| {
+        self.write_user(tenant, user_id, |tx| {
             let at = self.now();
             tx.execute(
                 "UPDATE users SET last_login = ?3, logins_count = logins_count + 1, updated_at = ?3 WHERE tenant = ?1 AND user_id = ?2",
                 params![tenant, user_id, at],
             )?;
             Ok(())
-        });
-        // Once committed: a copy read before this write must not outlive it.
-        self.memo.forget_user(tenant, user_id);
-        written
+        })
     }
 
     pub fn set_password_hash(
@@ -261,15 +268,12 @@ impl Store {
         user_id: &str,
         hash: &str,
     ) -> Result<bool, StoreError> {
-        let written = self.write(|tx| {
+        self.write_user(tenant, user_id, |tx| {
             Ok(tx.execute(
                 "UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE tenant = ?1 AND user_id = ?2",
                 params![tenant, user_id, hash, self.now()],
             )? > 0)
-        });
-        // Once committed: a copy read before this write must not outlive it.
-        self.memo.forget_user(tenant, user_id);
-        written
+        })
     }
 
     /// Applies a Management API change in one transaction: `fields` are profile attributes
@@ -282,7 +286,7 @@ impl Store {
         user_id: &str,
         change: &UserChange,
     ) -> Result<Option<User>, StoreError> {
-        let written = self.write(|tx| {
+        self.write_user(tenant, user_id, |tx| {
             let Some(mut user) = read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, user_id])? else {
                 return Ok(None);
             };
@@ -327,22 +331,16 @@ impl Store {
                 ],
             )?;
             read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, user_id])
-        });
-        // Once committed: a copy read before this write must not outlive it.
-        self.memo.forget_user(tenant, user_id);
-        written
+        })
     }
 
     pub fn delete_user(&self, tenant: &str, user_id: &str) -> Result<bool, StoreError> {
-        let written = self.write(|tx| {
+        self.write_user(tenant, user_id, |tx| {
             Ok(tx.execute(
                 "DELETE FROM users WHERE tenant = ?1 AND user_id = ?2",
                 params![tenant, user_id],
             )? > 0)
-        });
-        // Once committed: a copy read before this write must not outlive it.
-        self.memo.forget_user(tenant, user_id);
-        written
+        })
     }
 
     /// Users of the tenant (optionally of one connection) matching `search` in the user id,
