@@ -92,7 +92,7 @@ pub(super) async fn client(
 }
 
 async fn lookup(state: &AppState, tenant: &Tenant, id: String) -> Result<Client, ApiError> {
-    let client = state.store(move |s| s.get_client(&id)).await?;
+    let client = state.core.store.get_client(&id).await?;
     client
         .filter(|c| c.tenant == tenant.id)
         .ok_or_else(unauthorized)
@@ -284,8 +284,7 @@ async fn password(
 }
 
 async fn default_connection(state: &AppState, tenant: &Tenant) -> Result<String, ApiError> {
-    let t = tenant.id.clone();
-    let records = state.store(move |s| s.list_connections(&t)).await?;
+    let records = state.core.store.list_connections(&tenant.id).await?;
     records.into_iter().next().map(|r| r.name).ok_or_else(|| {
         ApiError::auth(
             StatusCode::FORBIDDEN,
@@ -362,9 +361,10 @@ async fn userinfo(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let t = tenant.id.clone();
     let user = state
-        .store(move |s| s.get_user(&t, &sub))
+        .core
+        .store
+        .get_user(&tenant.id, &sub)
         .await?
         .ok_or_else(|| ApiError::auth(StatusCode::UNAUTHORIZED, "invalid_token", "Unauthorized"))?;
     Ok(Json(Value::Object(profile_claims(&user))))

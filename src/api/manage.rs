@@ -346,9 +346,10 @@ async fn log_event(
     let not_found =
         || ApiError::management(StatusCode::NOT_FOUND, "log not found", "inexistent_log");
     let id: i64 = id.parse().map_err(|_| not_found())?;
-    let t = tenant.id.clone();
     let event = state
-        .store(move |s| s.log_event(&t, id))
+        .core
+        .store
+        .log_event(&tenant.id, id)
         .await?
         .ok_or_else(not_found)?;
     Ok(Json(json!(event)))
@@ -385,8 +386,7 @@ async fn logs(
             per_page,
         },
     };
-    let t = tenant.id.clone();
-    let (events, total) = state.store(move |s| s.log_window(&t, window)).await?;
+    let (events, total) = state.core.store.log_window(&tenant.id, window).await?;
     if let Some(from) = from {
         // Auth0's checkpoint answer: a bare array, ordered by log_id, and the next page's URL in
         // a `Link` header (the same URL again when there was nothing new).
@@ -471,11 +471,7 @@ async fn put_connection(
     state: &AppState,
     record: &crate::store::ConnectionRecord,
 ) -> Result<(), ApiError> {
-    let (store, r) = (state.core.store.clone(), record.clone());
-    let written = tokio::task::spawn_blocking(move || store.put_connection(&r))
-        .await
-        .map_err(|e| ApiError::internal(crate::service::ServiceError::Task(e.to_string())))?;
-    match written {
+    match state.core.store.put_connection(record).await {
         Err(crate::store::StoreError::NameTaken(_)) => Err(ApiError::management(
             StatusCode::CONFLICT,
             "A connection with the same name already exists",
@@ -491,9 +487,10 @@ pub(super) async fn connection_record(
     tenant: &Tenant,
     id: String,
 ) -> Result<crate::store::ConnectionRecord, ApiError> {
-    let t = tenant.id.clone();
     state
-        .store(move |s| s.get_connection(&t, &id))
+        .core
+        .store
+        .get_connection(&tenant.id, &id)
         .await?
         .ok_or_else(no_connection)
 }
@@ -554,8 +551,7 @@ async fn delete_connection(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require(&state, &tenant, &headers, "delete:connections")?;
-    let t = tenant.id.clone();
-    if state.store(move |s| s.delete_connection(&t, &id)).await? {
+    if state.core.store.delete_connection(&tenant.id, &id).await? {
         Ok(StatusCode::ACCEPTED)
     } else {
         Err(no_connection())
@@ -573,16 +569,23 @@ async fn delete_connection_user(
 ) -> Result<StatusCode, ApiError> {
     require(&state, &tenant, &headers, "delete:users")?;
     let record = connection_record(&state, &tenant, id).await?;
-    let (t, name, email) = (tenant.id.clone(), record.name.clone(), q.email.clone());
-    let Some(user) = state.store(move |s| s.find_user(&t, &name, &email)).await? else {
+    let Some(user) = state
+        .core
+        .store
+        .find_user(&tenant.id, &record.name, &q.email)
+        .await?
+    else {
         return Err(ApiError::management(
             StatusCode::NOT_FOUND,
             "The user does not exist.",
             "inexistent_user",
         ));
     };
-    let (t, u) = (tenant.id.clone(), user.user_id);
-    state.store(move |s| s.delete_user(&t, &u)).await?;
+    state
+        .core
+        .store
+        .delete_user(&tenant.id, &user.user_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -637,8 +640,7 @@ async fn connections(
 ) -> Result<Json<Value>, ApiError> {
     require(&state, &tenant, &headers, "read:connections")?;
     let query = ConnectionsQuery::parse(uri.query().unwrap_or_default())?;
-    let t = tenant.id.clone();
-    let mut records = state.store(move |s| s.list_connections(&t)).await?;
+    let mut records = state.core.store.list_connections(&tenant.id).await?;
     records.retain(|r| query.name.as_ref().is_none_or(|n| *n == r.name));
     // Every connection here is a database connection.
     if !query.strategies.is_empty() && !query.strategies.iter().any(|s| s == "auth0") {

@@ -62,18 +62,6 @@ impl AppState {
         self
     }
 
-    /// Runs store work on the blocking pool; a store failure is a logged 500.
-    pub async fn store<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let store = self.core.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| ApiError::internal(ServiceError::Task(e.to_string())))?
-            .map_err(|e| ApiError::internal(e.into()))
-    }
-
     /// A slot for one request that runs the tenant's scripts, or a 429 with Retry-After: a
     /// tenant that floods the server waits its turn without taking other tenants' capacity.
     pub fn admit(&self, tenant: &str) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
@@ -226,7 +214,7 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
             return Ok(Tenant { id, domain, scheme });
         }
         let host = domain.clone();
-        let tenant = state.store(move |s| s.tenant_for_host(&host)).await?;
+        let tenant = state.core.store.tenant_for_host(&host).await?;
         match tenant {
             Some((id, explicit)) => {
                 // A tenant's own domain stays its own (domains are only ever added); a host
@@ -386,6 +374,12 @@ impl From<ServiceError> for ApiError {
             ),
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::internal(e.into())
     }
 }
 

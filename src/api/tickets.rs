@@ -48,9 +48,10 @@ async fn request_change(
     client(&state, &tenant, &body).await?;
     let email = text(&body, "email").ok_or_else(|| ApiError::missing("email"))?;
     let name = text(&body, "connection").ok_or_else(|| ApiError::missing("connection"))?;
-    let (t, n) = (tenant.id.clone(), name.to_string());
     let record = state
-        .store(move |s| s.get_connection(&t, &n))
+        .core
+        .store
+        .get_connection(&tenant.id, name)
         .await?
         .ok_or_else(|| {
             ApiError::auth(
@@ -134,9 +135,10 @@ async fn create_ticket(
     }
     let (connection, email) = match (&body.user_id, &body.email, &body.connection_id) {
         (Some(user_id), None, None) => {
-            let (t, u) = (tenant.id.clone(), user_id.clone());
             let user = state
-                .store(move |s| s.get_user(&t, &u))
+                .core
+                .store
+                .get_user(&tenant.id, &user_id)
                 .await?
                 .ok_or_else(|| {
                     ApiError::management(

@@ -33,14 +33,10 @@ impl Service {
         user_id: Option<&str>,
         description: Option<&str>,
     ) -> Result<(), ServiceError> {
-        let (t, c, u, d) = (
-            tenant.to_string(),
-            connection.to_string(),
-            user_id.map(str::to_string),
-            description.unwrap_or(kind.description()).to_string(),
-        );
+        let description = description.unwrap_or(kind.description());
         let event = self
-            .blocking(move |s| s.log(&t, kind, Some(&c), u.as_deref(), Some(&d)))
+            .store
+            .log(tenant, kind, connection, user_id, description)
             .await?;
         self.publish(|| LiveEvent::Log {
             tenant: tenant.to_string(),

@@ -84,7 +84,7 @@ impl Service {
                 Err(e) => return Ok(Err(format!("configuration {k}: {e}"))),
             };
         }
-        let existing = self.record(tenant, &folder.name).await.ok();
+        let existing = self.store.get_connection(tenant, &folder.name).await?;
         let record = ConnectionRecord {
             id: existing
                 .map(|r| r.id)
@@ -96,8 +96,7 @@ impl Service {
             scripts: folder.scripts.clone(),
             configuration,
         };
-        let r = record.clone();
-        self.blocking(move |s| s.put_connection(&r)).await?;
+        self.store.put_connection(&record).await?;
         Ok(Ok(record))
     }
 

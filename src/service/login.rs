@@ -22,12 +22,7 @@ impl Service {
         let record = self.connection(tenant, connection).await?;
         let settings = Settings::of(&record);
         if settings.import_mode {
-            let (t, c, i) = (
-                tenant.to_string(),
-                connection.to_string(),
-                identifier.to_string(),
-            );
-            let local = self.blocking(move |s| s.find_user(&t, &c, &i)).await?;
+            let local = self.store.find_user(tenant, connection, identifier).await?;
             if let Some(user) = local.filter(|u| u.migrated) {
                 return self.local_login(user, password).await;
             }
@@ -79,8 +74,7 @@ impl Service {
                 return Ok(Answer::InvalidProfile(v));
             }
         };
-        let (t, uid) = (tenant.to_string(), profile.user_id.clone());
-        if let Some(existing) = self.blocking(move |s| s.get_user(&t, &uid)).await?
+        if let Some(existing) = self.store.get_user(tenant, &profile.user_id).await?
             && existing.blocked
         {
             self.log(
@@ -129,18 +123,12 @@ impl Service {
         login: bool,
         hash: Option<String>,
     ) -> Result<Result<User, Answer<E>>, ServiceError> {
-        let (t, c) = (tenant.to_string(), connection.to_string());
-        let result = self
-            .blocking(move |s| {
-                match s.cache_profile(&t, &c, &profile, roots, login, hash.as_deref()) {
-                    Err(StoreError::EmailTaken { email, owner }) => Ok(Err((email, owner))),
-                    other => other.map(Ok),
-                }
-            })
-            .await?;
-        match result {
-            Ok(user) => Ok(Ok(user)),
-            Err((email, owner)) => {
+        let cached = self
+            .store
+            .cache_profile(tenant, connection, profile, roots, login, hash)
+            .await;
+        match cached {
+            Err(StoreError::EmailTaken { email, owner }) => {
                 let message = format!(
                     "the email {email} already belongs to {owner}; a script returned it for another user_id"
                 );
@@ -157,6 +145,7 @@ impl Service {
                     message,
                 }))
             }
+            other => Ok(Ok(other?)),
         }
     }
 
@@ -193,8 +182,8 @@ impl Service {
             .await?;
             return Ok(Answer::Blocked);
         }
-        let (t, uid) = (tenant.clone(), user.user_id.clone());
-        self.blocking(move |s| s.record_local_login(&t, &uid))
+        self.store
+            .record_local_login(&tenant, &user.user_id)
             .await?;
         self.log(
             &tenant,
@@ -204,9 +193,9 @@ impl Service {
             None,
         )
         .await?;
-        let (t, uid) = (tenant, user.user_id);
         Ok(self
-            .blocking(move |s| s.get_user(&t, &uid))
+            .store
+            .get_user(&tenant, &user.user_id)
             .await?
             .map_or(Answer::NotFound, Answer::Done))
     }

@@ -14,7 +14,7 @@ use crate::isolation::{Pool, PoolError};
 use crate::outcome::{Execution, Outcome, ScriptError};
 use crate::profile::{ProfileOptions, Violation};
 use crate::script::{Action, Internal, Invocation, Limits, Policy};
-use crate::store::{ConnectionRecord, RootAttributes, Store, StoreError, User};
+use crate::store::{AsyncStore, ConnectionRecord, RootAttributes, Store, StoreError};
 
 mod bus;
 mod connections;
@@ -107,7 +107,7 @@ impl<T> Answer<T> {
 /// connections, the live bus), over the store, the worker pool and the connections' data
 /// folders. The API, the CLI and the harness call it; it knows neither HTTP nor SQL.
 pub struct Service {
-    pub store: Arc<Store>,
+    pub store: AsyncStore,
     pub pool: Arc<Pool>,
     /// Each connection gets `<data_root>/<connection id>` as its `sqlite3` data folder.
     pub data_root: Option<PathBuf>,
@@ -146,7 +146,7 @@ impl<'a> Settings<'a> {
 impl Service {
     pub fn new(store: Arc<Store>, pool: Arc<Pool>, data_root: Option<PathBuf>) -> Self {
         Service {
-            store,
+            store: AsyncStore::new(store),
             pool,
             data_root,
             internal_egress: Vec::new(),
@@ -161,35 +161,11 @@ impl Service {
         self
     }
 
-    /// Runs store work on the blocking pool (rusqlite blocks; the async threads must not).
-    pub(crate) async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, ServiceError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| ServiceError::Task(e.to_string()))?
-            .map_err(ServiceError::from)
-    }
-
     async fn connection(&self, tenant: &str, name: &str) -> Result<ConnectionRecord, ServiceError> {
-        let (t, n) = (tenant.to_string(), name.to_string());
-        self.blocking(move |s| s.get_connection(&t, &n))
+        self.store
+            .get_connection(tenant, name)
             .await?
             .ok_or_else(|| ServiceError::UnknownConnection(name.to_string()))
-    }
-
-    async fn record(&self, tenant: &str, name: &str) -> Result<ConnectionRecord, ServiceError> {
-        let (t, n) = (tenant.to_string(), name.to_string());
-        self.blocking(move |s| s.get_connection(&t, &n))
-            .await?
-            .ok_or_else(|| ServiceError::UnknownConnection(name.to_string()))
-    }
-
-    async fn user(&self, tenant: &str, user_id: &str) -> Result<Option<User>, ServiceError> {
-        let (t, u) = (tenant.to_string(), user_id.to_string());
-        self.blocking(move |s| s.get_user(&t, &u)).await
     }
 
     /// Runs one script of the connection and records the run.
@@ -225,12 +201,8 @@ impl Service {
             },
         };
         let execution = self.pool.run(&invocation).await?;
-        let (t, c, e) = (
-            record.tenant.clone(),
-            record.name.clone(),
-            execution.clone(),
-        );
-        self.blocking(move |s| s.record_run(&t, &c, action, &e))
+        self.store
+            .record_run(&record.tenant, &record.name, action, &execution)
             .await?;
         self.publish(|| LiveEvent::Run {
             tenant: record.tenant.clone(),

@@ -10,7 +10,7 @@ use crate::domain::events::LogType;
 use crate::outcome::Outcome;
 use crate::profile;
 use crate::script::Action;
-use crate::store::{Issuer, Ticket, UserChange};
+use crate::store::{Issuer, Ticket};
 
 /// How long a ticket lives unless the request says otherwise (Auth0: five days).
 pub const DEFAULT_TTL_SECS: i64 = 5 * 86_400;
@@ -58,18 +58,14 @@ impl Service {
         if settings.import_mode {
             let pw = new_password.to_string();
             let hash = hash_password(pw).await?;
-            let (t, c, e) = (
-                tenant.to_string(),
-                connection.to_string(),
-                email.to_string(),
-            );
             if let Some(user) = self
-                .blocking(move |s| s.find_user(&t, &c, &e))
+                .store
+                .find_user(tenant, connection, email)
                 .await?
                 .filter(|u| u.migrated)
             {
-                let (t, uid, h) = (tenant.to_string(), user.user_id.clone(), hash);
-                self.blocking(move |s| s.set_password_hash(&t, &uid, &h))
+                self.store
+                    .set_password_hash(tenant, &user.user_id, hash)
                     .await?;
                 self.log(
                     tenant,
@@ -153,9 +149,7 @@ impl Service {
             expires_at: now + request.ttl_secs.clamp(1, MAX_TTL_SECS),
             issuer: request.issuer,
         };
-        let d = digest(&id);
-        self.blocking(move |s| s.put_ticket(&d, &ticket, now))
-            .await?;
+        self.store.put_ticket(&digest(&id), ticket, now).await?;
         Ok(id)
     }
 
@@ -167,37 +161,22 @@ impl Service {
         new_password: &str,
     ) -> Result<Redeemed, ServiceError> {
         let d = digest(ticket_id);
-        let (t, key) = (tenant.to_string(), d.clone());
-        let Some(ticket) = self
-            .blocking(move |s| s.claim_ticket(&t, &key, s.clock().now().as_second()))
-            .await?
-        else {
+        let Some(ticket) = self.store.claim_ticket(tenant, &d).await? else {
             return Ok(Redeemed::InvalidTicket);
         };
         let answer = self
             .change_password(tenant, &ticket.connection, &ticket.email, new_password)
             .await;
         let changed = matches!(answer, Ok(Answer::Done(())));
-        let key = d.clone();
-        self.blocking(move |s| s.finish_ticket(&key, changed))
-            .await?;
+        self.store.finish_ticket(&d, changed).await?;
         let answer = answer?;
         if !changed {
             return Ok(Redeemed::Failed(answer));
         }
         if ticket.mark_email_verified {
-            let (t, c, e) = (tenant.to_string(), ticket.connection, ticket.email);
-            self.blocking(move |s| {
-                if let Some(user) = s.find_user(&t, &c, &e)? {
-                    let mut change = UserChange::default();
-                    change
-                        .fields
-                        .insert("email_verified".into(), serde_json::Value::Bool(true));
-                    s.update_user(&t, &user.user_id, &change)?;
-                }
-                Ok(())
-            })
-            .await?;
+            self.store
+                .mark_email_verified(tenant, &ticket.connection, &ticket.email)
+                .await?;
         }
         Ok(Redeemed::Changed {
             result_url: ticket.result_url,

@@ -35,23 +35,22 @@ impl Service {
             code: "user_exists".into(),
             message: "The user already exists.".into(),
         };
-        if settings.import_mode {
-            let (t, c, e) = (tenant.to_string(), connection.to_string(), email.clone());
-            if self
-                .blocking(move |s| s.find_user(&t, &c, &e))
+        if settings.import_mode
+            && self
+                .store
+                .find_user(tenant, connection, &email)
                 .await?
                 .is_some()
-            {
-                self.log(
-                    tenant,
-                    LogType::FailedSignup,
-                    connection,
-                    None,
-                    Some("The user already exists."),
-                )
-                .await?;
-                return Ok(exists());
-            }
+        {
+            self.log(
+                tenant,
+                LogType::FailedSignup,
+                connection,
+                None,
+                Some("The user already exists."),
+            )
+            .await?;
+            return Ok(exists());
         }
         match self.get_user_with(&settings, &email).await? {
             Answer::NotFound | Answer::MissingScript(_) => {}

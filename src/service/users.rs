@@ -46,14 +46,7 @@ impl Service {
     ) -> Result<Answer<Value>, ServiceError> {
         // From memory when the store has it; else one trip to the blocking pool for the profile
         // and its connection's cache policy.
-        let found = match self.store.remembered_profile(tenant, user_id) {
-            Some(hit) => Some(hit),
-            None => {
-                let (t, u) = (tenant.to_string(), user_id.to_string());
-                self.blocking(move |s| s.profile(&t, &u)).await?
-            }
-        };
-        let Some((user, options)) = found else {
+        let Some((user, options)) = self.store.profile(tenant, user_id).await? else {
             return Ok(Answer::NotFound);
         };
         let policy = options.cache_policy();
@@ -71,8 +64,7 @@ impl Service {
 
     /// Drops one cached profile without running any script (the next login caches it again).
     pub async fn evict(&self, tenant: &str, user_id: &str) -> Result<bool, ServiceError> {
-        let (t, u) = (tenant.to_string(), user_id.to_string());
-        self.blocking(move |s| s.delete_user(&t, &u)).await
+        Ok(self.store.delete_user(tenant, user_id).await?)
     }
 
     /// PATCH /users/{id} with the seed's rules. Without import (the tenant's database owns the
@@ -91,7 +83,7 @@ impl Service {
                 "must be a JSON object",
             )]));
         };
-        let Some(user) = self.user(tenant, user_id).await? else {
+        let Some(user) = self.store.get_user(tenant, user_id).await? else {
             return Ok(Answer::NotFound);
         };
         let import = user.migrated;
@@ -182,17 +174,14 @@ impl Service {
         }
         // The email may not belong to another user of the connection (checked again in the
         // write; checked here so that no script runs for a change that cannot be kept).
-        if let Some(email) = patch.get("email").and_then(Value::as_str) {
-            let (t, c, e) = (
-                tenant.to_string(),
-                user.connection.clone(),
-                email.to_string(),
-            );
-            if let Some(owner) = self.blocking(move |s| s.find_user(&t, &c, &e)).await?
-                && owner.user_id != user.user_id
-            {
-                return Ok(email_exists(email, &owner.user_id));
-            }
+        if let Some(email) = patch.get("email").and_then(Value::as_str)
+            && let Some(owner) = self
+                .store
+                .find_user(tenant, &user.connection, email)
+                .await?
+            && owner.user_id != user.user_id
+        {
+            return Ok(email_exists(email, &owner.user_id));
         }
         // The changes the tenant's database makes, through its scripts, come first; then
         // everything the store keeps is one write. A script that fails leaves the store as it
@@ -228,25 +217,19 @@ impl Service {
                 }
             }
         }
-        let (t, u) = (tenant.to_string(), user_id.to_string());
-        let updated = self
-            .blocking(move |s| match s.update_user(&t, &u, &change) {
-                Err(crate::store::StoreError::EmailTaken { email, owner }) => {
-                    Ok(Err((email, owner)))
-                }
-                other => other.map(Ok),
-            })
-            .await?;
-        Ok(match updated {
-            Ok(Some(u)) => {
-                if new_email.is_some() {
-                    self.email_changed(&u).await?;
-                }
-                Answer::Done(u.to_json())
+        let updated = match self.store.update_user(tenant, user_id, change).await {
+            Err(StoreError::EmailTaken { email, owner }) => {
+                return Ok(email_exists(&email, &owner));
             }
-            Ok(None) => Answer::NotFound,
-            Err((email, owner)) => email_exists(&email, &owner),
-        })
+            other => other?,
+        };
+        let Some(u) = updated else {
+            return Ok(Answer::NotFound);
+        };
+        if new_email.is_some() {
+            self.email_changed(&u).await?;
+        }
+        Ok(Answer::Done(u.to_json()))
     }
 
     /// GET /users: the tenant's users (of one connection, matching `search`), Auth0's paging.
@@ -258,14 +241,10 @@ impl Service {
         page: usize,
         per_page: usize,
     ) -> Result<Value, ServiceError> {
-        let (t, c, q) = (
-            tenant.to_string(),
-            connection.map(str::to_string),
-            search.map(str::to_string),
-        );
         let per_page = per_page.clamp(1, 100);
         let (users, total) = self
-            .blocking(move |s| s.list_users(&t, c.as_deref(), q.as_deref(), page, per_page))
+            .store
+            .list_users(tenant, connection, search, page, per_page)
             .await?;
         Ok(json!({
             "start": page * per_page,
@@ -285,8 +264,7 @@ impl Service {
         new_email: &str,
         verified: bool,
     ) -> Result<Answer<User>, ServiceError> {
-        let (t, uid) = (tenant.to_string(), user_id.to_string());
-        let Some(user) = self.blocking(move |s| s.get_user(&t, &uid)).await? else {
+        let Some(user) = self.store.get_user(tenant, user_id).await? else {
             return Ok(Answer::NotFound);
         };
         let email = match self
@@ -299,24 +277,20 @@ impl Service {
         };
         let mut change = UserChange::default();
         change.set_email(email, verified);
-        let (t, uid) = (tenant.to_string(), user_id.to_string());
-        let updated = self
-            .blocking(move |s| match s.update_user(&t, &uid, &change) {
-                Err(StoreError::EmailTaken { .. }) => Ok(Err(())),
-                other => other.map(Ok),
-            })
-            .await?;
-        match updated {
-            Ok(Some(u)) => {
-                self.email_changed(&u).await?;
-                Ok(Answer::Done(u))
+        let updated = match self.store.update_user(tenant, user_id, change).await {
+            Err(StoreError::EmailTaken { .. }) => {
+                return Ok(Answer::Conflict {
+                    code: "email_exists".into(),
+                    message: "The email is already used by another user.".into(),
+                });
             }
-            Ok(None) => Ok(Answer::NotFound),
-            Err(()) => Ok(Answer::Conflict {
-                code: "email_exists".into(),
-                message: "The email is already used by another user.".into(),
-            }),
-        }
+            other => other?,
+        };
+        let Some(u) = updated else {
+            return Ok(Answer::NotFound);
+        };
+        self.email_changed(&u).await?;
+        Ok(Answer::Done(u))
     }
 
     /// The part of an email change the tenant's database makes: for a user it holds, get_user
@@ -409,8 +383,7 @@ impl Service {
     /// Delete: the delete script (with the identity's id) for users the tenant's database
     /// holds, then the cached profile; migrated users only locally.
     pub async fn delete(&self, tenant: &str, user_id: &str) -> Result<Answer<()>, ServiceError> {
-        let (t, uid) = (tenant.to_string(), user_id.to_string());
-        let Some(user) = self.blocking(move |s| s.get_user(&t, &uid)).await? else {
+        let Some(user) = self.store.get_user(tenant, user_id).await? else {
             return Ok(Answer::NotFound);
         };
         let record = self.connection(tenant, &user.connection).await?;
@@ -440,8 +413,7 @@ impl Service {
                 Some(_) => {}
             }
         }
-        let (t, uid) = (tenant.to_string(), user_id.to_string());
-        self.blocking(move |s| s.delete_user(&t, &uid)).await?;
+        self.store.delete_user(tenant, user_id).await?;
         self.log(
             tenant,
             LogType::SuccessUserDeletion,

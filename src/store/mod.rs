@@ -5,6 +5,7 @@
 //! from a blocking thread (`tokio::task::spawn_blocking`), never on an async worker.
 
 mod connections;
+mod facade;
 mod logs;
 mod memo;
 pub mod seal;
@@ -14,6 +15,7 @@ mod users;
 
 pub use crate::domain::client::Client;
 pub use connections::ConnectionRecord;
+pub use facade::AsyncStore;
 pub use logs::{LogEvent, LogWindow};
 pub use memo::ProfileCopy;
 pub use tickets::{Issuer, TICKETS_PER_EMAIL, Ticket};
@@ -42,6 +44,9 @@ pub enum StoreError {
     /// Another user of the connection already has this email (SPEC: an error, never a merge).
     #[error("the email {email} already belongs to {owner} in this connection")]
     EmailTaken { email: String, owner: String },
+    /// The blocking task that ran the store call failed (it panicked).
+    #[error("a store task failed: {0}")]
+    Task(String),
 }
 
 /// Schema changes, in order; `PRAGMA user_version` is the number applied.

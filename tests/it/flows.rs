@@ -105,6 +105,7 @@ impl World {
         let mut e: Vec<String> = self
             .core
             .store
+            .sync()
             .events(TENANT, 100)
             .unwrap()
             .into_iter()
@@ -212,7 +213,14 @@ fn legacy_mode_password_verify_email_delete() {
     done(w.login("Alice@Example.org", "a new one"));
 
     done(block_on(w.core.delete(TENANT, "auth0|1")).unwrap());
-    assert!(w.core.store.get_user(TENANT, "auth0|1").unwrap().is_none());
+    assert!(
+        w.core
+            .store
+            .sync()
+            .get_user(TENANT, "auth0|1")
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         w.login("Alice@Example.org", "a new one"),
         Answer::WrongCredentials,
@@ -235,11 +243,12 @@ fn change_email_without_its_script_says_so() {
     let mut record = w
         .core
         .store
+        .sync()
         .get_connection(TENANT, "users")
         .unwrap()
         .unwrap();
     record.scripts.remove(&Action::ChangeEmail);
-    w.core.store.put_connection(&record).unwrap();
+    w.core.store.sync().put_connection(&record).unwrap();
     assert_eq!(
         block_on(
             w.core
@@ -259,7 +268,11 @@ fn cache_rules() {
         blocked: Some(true),
         ..UserChange::default()
     };
-    w.core.store.update_user(TENANT, "auth0|1", &block).unwrap();
+    w.core
+        .store
+        .sync()
+        .update_user(TENANT, "auth0|1", &block)
+        .unwrap();
     assert_eq!(w.login("alice@example.com", ALICE_PW), Answer::Blocked);
     let unblock = UserChange {
         blocked: Some(false),
@@ -267,6 +280,7 @@ fn cache_rules() {
     };
     w.core
         .store
+        .sync()
         .update_user(TENANT, "auth0|1", &unblock)
         .unwrap();
 
@@ -282,7 +296,11 @@ fn cache_rules() {
         app_metadata: Some(json!({"plan": "pro"}).as_object().unwrap().clone()),
         ..UserChange::default()
     };
-    w.core.store.update_user(TENANT, "auth0|1", &meta).unwrap();
+    w.core
+        .store
+        .sync()
+        .update_user(TENANT, "auth0|1", &meta)
+        .unwrap();
     assert_eq!(
         done(w.login("alice@example.com", ALICE_PW)).app_metadata["plan"],
         "pro"
@@ -300,6 +318,7 @@ fn cache_rules() {
     assert_eq!(
         w.core
             .store
+            .sync()
             .list_users(TENANT, None, None, 0, 50)
             .unwrap()
             .1,
@@ -319,6 +338,7 @@ fn cache_rules() {
     assert_eq!(
         w.core
             .store
+            .sync()
             .get_user(TENANT, "auth0|1")
             .unwrap()
             .unwrap()
@@ -354,7 +374,14 @@ fn import_mode_migrates_on_first_login() {
     );
     // Deleting a migrated user is local: no script runs (its table is gone anyway).
     done(block_on(w.core.delete(TENANT, "auth0|1")).unwrap());
-    assert!(w.core.store.get_user(TENANT, "auth0|1").unwrap().is_none());
+    assert!(
+        w.core
+            .store
+            .sync()
+            .get_user(TENANT, "auth0|1")
+            .unwrap()
+            .is_none()
+    );
     let again = w.login("alice@example.com", ALICE_PW);
     assert!(
         matches!(again, Answer::ScriptFailed { .. }),
@@ -415,6 +442,7 @@ fn two_first_logins_at_once_make_one_user() {
     let (users, total) = w
         .core
         .store
+        .sync()
         .list_users(TENANT, Some("users"), None, 0, 10)
         .unwrap();
     assert_eq!(total, 1, "{users:?}");
@@ -428,16 +456,18 @@ fn connection_secrets_are_never_on_disk_in_clear() {
     let mut record = w
         .core
         .store
+        .sync()
         .get_connection(TENANT, "users")
         .unwrap()
         .unwrap();
     record
         .configuration
         .insert("DB_PASSWORD".into(), secret.into());
-    w.core.store.put_connection(&record).unwrap();
+    w.core.store.sync().put_connection(&record).unwrap();
     let back = w
         .core
         .store
+        .sync()
         .get_connection(TENANT, "users")
         .unwrap()
         .unwrap();
@@ -686,6 +716,7 @@ fn patch_rules_without_import() {
     let mut record = w
         .core
         .store
+        .sync()
         .get_connection(TENANT, "users")
         .unwrap()
         .unwrap();
@@ -693,7 +724,7 @@ fn patch_rules_without_import() {
         Action::ChangePassword,
         "function changePassword(email, password, callback) { callback(new Error('the database is down')); }".into(),
     );
-    w.core.store.put_connection(&record).unwrap();
+    w.core.store.sync().put_connection(&record).unwrap();
     let body = json!({"email": "alice@example.org", "app_metadata": {"plan": "gold"}, "blocked": true, "password": "another one"});
     let answer = block_on(w.core.patch_user(TENANT, "auth0|1", &body)).unwrap();
     assert!(matches!(answer, Answer::ScriptFailed { .. }), "{answer:?}");
@@ -739,11 +770,12 @@ fn cache_policies_and_listing() {
     let mut record = w
         .core
         .store
+        .sync()
         .get_connection(TENANT, "users")
         .unwrap()
         .unwrap();
     record.options.cache_expired = Some(CacheExpired::Evict);
-    w.core.store.put_connection(&record).unwrap();
+    w.core.store.sync().put_connection(&record).unwrap();
     assert_eq!(
         block_on(w.core.read_user(TENANT, "auth0|1")).unwrap(),
         Answer::NotFound,
@@ -788,6 +820,7 @@ fn cache_ages_follow_the_clock_and_times_compare_as_times() {
     let mut record = w
         .core
         .store
+        .sync()
         .get_connection(TENANT, "users")
         .unwrap()
         .unwrap();
@@ -795,7 +828,7 @@ fn cache_ages_follow_the_clock_and_times_compare_as_times() {
         cache_invalidate_before: Some(time::parse(&an_hour_before).unwrap()),
         ..Default::default()
     };
-    w.core.store.put_connection(&record).unwrap();
+    w.core.store.sync().put_connection(&record).unwrap();
     let user = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
     assert_eq!(user.get("stale"), None, "cached after {an_hour_before}");
 }
@@ -828,6 +861,7 @@ fn connections_import_and_export_as_deploy_cli_folders() {
     let stored = w
         .core
         .store
+        .sync()
         .get_connection(TENANT, "pg-users")
         .unwrap()
         .unwrap();
@@ -852,16 +886,24 @@ fn connections_import_and_export_as_deploy_cli_folders() {
     let names: Vec<String> = w
         .core
         .store
+        .sync()
         .list_connections(TENANT)
         .unwrap()
         .into_iter()
         .map(|c| c.name)
         .collect();
     assert_eq!(names, ["pg-users", "users"]);
-    assert!(w.core.store.delete_connection(TENANT, &stored.id).unwrap());
     assert!(
         w.core
             .store
+            .sync()
+            .delete_connection(TENANT, &stored.id)
+            .unwrap()
+    );
+    assert!(
+        w.core
+            .store
+            .sync()
             .get_connection(TENANT, "pg-users")
             .unwrap()
             .is_none()
@@ -877,18 +919,19 @@ fn scripts_get_context_when_the_connection_enables_it() {
     let mut record = w
         .core
         .store
+        .sync()
         .get_connection(TENANT, "users")
         .unwrap()
         .unwrap();
     record.scripts.insert(Action::Login, login.into());
-    w.core.store.put_connection(&record).unwrap();
+    w.core.store.sync().put_connection(&record).unwrap();
     let user = done(w.login("zed@example.com", "any password"));
     assert_eq!(user.profile["nickname"], "object");
 
     // Without the option the same script's third argument is the callback: Auth0 would call
     // `context(...)`, so the run fails instead of logging in.
     record.options.enable_script_context = None;
-    w.core.store.put_connection(&record).unwrap();
+    w.core.store.sync().put_connection(&record).unwrap();
     assert!(matches!(
         w.login("zed@example.com", "any password"),
         Answer::ScriptFailed { .. }

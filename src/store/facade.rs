@@ -1,0 +1,279 @@
+//! The store as async code sees it: every call owns its one hop to the blocking pool (SQLite
+//! blocks; the async threads must not), so callers neither clone arguments into closures nor
+//! know which database answers. This is the seam a second backend plugs into: the service
+//! layer and the API talk to `AsyncStore`, never to SQL.
+
+use std::sync::Arc;
+
+use super::{
+    Client, ConnectionRecord, LogEvent, LogWindow, ProfileCopy, RootAttributes, Store, StoreError,
+    Ticket, User, UserChange,
+};
+use crate::domain::events::LogType;
+use crate::outcome::Execution;
+use crate::profile::Profile;
+use crate::script::Action;
+
+/// The product's store, async. Cheap to clone.
+#[derive(Clone)]
+pub struct AsyncStore {
+    store: Arc<Store>,
+}
+
+impl AsyncStore {
+    pub fn new(store: Arc<Store>) -> Self {
+        AsyncStore { store }
+    }
+
+    /// The blocking store, for callers that are not async (the CLI's setup, tests).
+    pub fn sync(&self) -> &Store {
+        &self.store
+    }
+
+    /// Where the store's dates come from.
+    pub fn clock(&self) -> &Arc<dyn crate::domain::time::Clock> {
+        self.store.clock()
+    }
+
+    /// Runs `f` on the blocking pool.
+    async fn hop<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    // Connections.
+
+    pub async fn get_connection(
+        &self,
+        tenant: &str,
+        name_or_id: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let (t, n) = (tenant.to_owned(), name_or_id.to_owned());
+        self.hop(move |s| s.get_connection(&t, &n)).await
+    }
+
+    pub async fn put_connection(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
+        let r = record.clone();
+        self.hop(move |s| s.put_connection(&r)).await
+    }
+
+    pub async fn list_connections(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        let t = tenant.to_owned();
+        self.hop(move |s| s.list_connections(&t)).await
+    }
+
+    pub async fn delete_connection(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let (t, i) = (tenant.to_owned(), id.to_owned());
+        self.hop(move |s| s.delete_connection(&t, &i)).await
+    }
+
+    // Users.
+
+    pub async fn get_user(&self, tenant: &str, user_id: &str) -> Result<Option<User>, StoreError> {
+        let (t, u) = (tenant.to_owned(), user_id.to_owned());
+        self.hop(move |s| s.get_user(&t, &u)).await
+    }
+
+    /// A cached profile and its connection's options: from memory without a hop when this
+    /// process has them.
+    pub async fn profile(
+        &self,
+        tenant: &str,
+        user_id: &str,
+    ) -> Result<Option<ProfileCopy>, StoreError> {
+        if let Some(hit) = self.store.remembered_profile(tenant, user_id) {
+            return Ok(Some(hit));
+        }
+        let (t, u) = (tenant.to_owned(), user_id.to_owned());
+        self.hop(move |s| s.profile(&t, &u)).await
+    }
+
+    pub async fn find_user(
+        &self,
+        tenant: &str,
+        connection: &str,
+        identifier: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let (t, c, i) = (
+            tenant.to_owned(),
+            connection.to_owned(),
+            identifier.to_owned(),
+        );
+        self.hop(move |s| s.find_user(&t, &c, &i)).await
+    }
+
+    pub async fn cache_profile(
+        &self,
+        tenant: &str,
+        connection: &str,
+        profile: Profile,
+        roots: RootAttributes,
+        login: bool,
+        migrated_hash: Option<String>,
+    ) -> Result<User, StoreError> {
+        let (t, c) = (tenant.to_owned(), connection.to_owned());
+        self.hop(move |s| s.cache_profile(&t, &c, &profile, roots, login, migrated_hash.as_deref()))
+            .await
+    }
+
+    pub async fn record_local_login(&self, tenant: &str, user_id: &str) -> Result<(), StoreError> {
+        let (t, u) = (tenant.to_owned(), user_id.to_owned());
+        self.hop(move |s| s.record_local_login(&t, &u)).await
+    }
+
+    pub async fn set_password_hash(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        hash: String,
+    ) -> Result<bool, StoreError> {
+        let (t, u) = (tenant.to_owned(), user_id.to_owned());
+        self.hop(move |s| s.set_password_hash(&t, &u, &hash)).await
+    }
+
+    pub async fn update_user(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        change: UserChange,
+    ) -> Result<Option<User>, StoreError> {
+        let (t, u) = (tenant.to_owned(), user_id.to_owned());
+        self.hop(move |s| s.update_user(&t, &u, &change)).await
+    }
+
+    /// Marks the email of the connection's user with this email verified, if there is one.
+    pub async fn mark_email_verified(
+        &self,
+        tenant: &str,
+        connection: &str,
+        email: &str,
+    ) -> Result<(), StoreError> {
+        let (t, c, e) = (tenant.to_owned(), connection.to_owned(), email.to_owned());
+        self.hop(move |s| {
+            if let Some(user) = s.find_user(&t, &c, &e)? {
+                let mut change = UserChange::default();
+                change
+                    .fields
+                    .insert("email_verified".into(), serde_json::Value::Bool(true));
+                s.update_user(&t, &user.user_id, &change)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn delete_user(&self, tenant: &str, user_id: &str) -> Result<bool, StoreError> {
+        let (t, u) = (tenant.to_owned(), user_id.to_owned());
+        self.hop(move |s| s.delete_user(&t, &u)).await
+    }
+
+    pub async fn list_users(
+        &self,
+        tenant: &str,
+        connection: Option<&str>,
+        search: Option<&str>,
+        page: usize,
+        per_page: usize,
+    ) -> Result<(Vec<User>, usize), StoreError> {
+        let (t, c, q) = (
+            tenant.to_owned(),
+            connection.map(str::to_owned),
+            search.map(str::to_owned),
+        );
+        self.hop(move |s| s.list_users(&t, c.as_deref(), q.as_deref(), page, per_page))
+            .await
+    }
+
+    // Logs and runs.
+
+    pub async fn log(
+        &self,
+        tenant: &str,
+        kind: LogType,
+        connection: &str,
+        user_id: Option<&str>,
+        description: &str,
+    ) -> Result<LogEvent, StoreError> {
+        let (t, c, u, d) = (
+            tenant.to_owned(),
+            connection.to_owned(),
+            user_id.map(str::to_owned),
+            description.to_owned(),
+        );
+        self.hop(move |s| s.log(&t, kind, Some(&c), u.as_deref(), Some(&d)))
+            .await
+    }
+
+    pub async fn log_event(&self, tenant: &str, id: i64) -> Result<Option<LogEvent>, StoreError> {
+        let t = tenant.to_owned();
+        self.hop(move |s| s.log_event(&t, id)).await
+    }
+
+    pub async fn log_window(
+        &self,
+        tenant: &str,
+        window: LogWindow,
+    ) -> Result<(Vec<LogEvent>, usize), StoreError> {
+        let t = tenant.to_owned();
+        self.hop(move |s| s.log_window(&t, window)).await
+    }
+
+    pub async fn record_run(
+        &self,
+        tenant: &str,
+        connection: &str,
+        action: Action,
+        execution: &Execution,
+    ) -> Result<(), StoreError> {
+        let (t, c, e) = (tenant.to_owned(), connection.to_owned(), execution.clone());
+        self.hop(move |s| s.record_run(&t, &c, action, &e)).await
+    }
+
+    // Tenants and clients.
+
+    pub async fn tenant_for_host(&self, host: &str) -> Result<Option<(String, bool)>, StoreError> {
+        let h = host.to_owned();
+        self.hop(move |s| s.tenant_for_host(&h)).await
+    }
+
+    pub async fn get_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let c = client_id.to_owned();
+        self.hop(move |s| s.get_client(&c)).await
+    }
+
+    // Tickets.
+
+    pub async fn put_ticket(
+        &self,
+        digest: &str,
+        ticket: Ticket,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let d = digest.to_owned();
+        self.hop(move |s| s.put_ticket(&d, &ticket, now)).await
+    }
+
+    /// Claims a live ticket of the tenant (expiry read from the store's clock).
+    pub async fn claim_ticket(
+        &self,
+        tenant: &str,
+        digest: &str,
+    ) -> Result<Option<Ticket>, StoreError> {
+        let (t, d) = (tenant.to_owned(), digest.to_owned());
+        self.hop(move |s| s.claim_ticket(&t, &d, s.clock().now().as_second()))
+            .await
+    }
+
+    pub async fn finish_ticket(&self, digest: &str, used: bool) -> Result<(), StoreError> {
+        let d = digest.to_owned();
+        self.hop(move |s| s.finish_ticket(&d, used)).await
+    }
+}
