@@ -138,7 +138,7 @@ async fn create_ticket(
             let user = state
                 .core
                 .store
-                .get_user(&tenant.id, &user_id)
+                .get_user(&tenant.id, user_id)
                 .await?
                 .ok_or_else(|| {
                     ApiError::management(
