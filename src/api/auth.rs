@@ -56,7 +56,7 @@ async fn token(
     headers: HeaderMap,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body(&headers, request).await?;
+    let body = body(request).await?;
     let name = text(&body, "grant_type").ok_or_else(|| ApiError::missing("grant_type"))?;
     let Some(grant) = Grant::parse(name) else {
         return Err(ApiError::auth(
@@ -355,7 +355,7 @@ async fn userinfo(
     tenant: Tenant,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let claims = super::manage::bearer(&state, &tenant, &headers)?;
+    let claims = super::extract::bearer(&state, &tenant, &headers)?;
     let sub = claims
         .get("sub")
         .and_then(Value::as_str)
@@ -373,10 +373,9 @@ async fn userinfo(
 async fn signup(
     State(state): State<Arc<AppState>>,
     tenant: Tenant,
-    headers: HeaderMap,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body(&headers, request).await?;
+    let body = body(request).await?;
     client(&state, &tenant, &body).await?;
     let connection = text(&body, "connection")
         .ok_or_else(|| ApiError::bad_request("Missing required parameter: connection"))?

@@ -4,7 +4,6 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use futures::{Stream, StreamExt};
@@ -14,8 +13,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::manage::require;
-use super::{ApiError, AppState, Query, Tenant};
+use super::extract::*;
+use super::{ApiError, AppState, Query};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/api/v2/logs/stream", get(stream))
@@ -30,11 +29,9 @@ struct StreamQuery {
 
 async fn stream(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<ReadLogs>,
     Query(q): Query<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    require(&state, &tenant, &headers, "read:logs")?;
     let receiver = state.core.watch();
     // The first event says the watch has begun: everything after it will be seen.
     let ready = Event::default()

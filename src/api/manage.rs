@@ -3,13 +3,14 @@
 //! checked and whose tenant must be the request's.
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+use super::extract::*;
 use super::{ApiError, AppState, Query, Tenant, body};
 use crate::service::Answer;
 use crate::store::LogWindow;
@@ -42,82 +43,6 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/v2/connections/{id}/try",
             axum::routing::post(try_script),
         )
-}
-
-/// The claims of the request's bearer token, signed by us for this tenant.
-pub fn bearer(
-    state: &AppState,
-    tenant: &Tenant,
-    headers: &HeaderMap,
-) -> Result<serde_json::Map<String, Value>, ApiError> {
-    let unauthorized = || {
-        ApiError::management(
-            StatusCode::UNAUTHORIZED,
-            "Missing or invalid bearer token",
-            "invalid_token",
-        )
-    };
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(unauthorized)?;
-    let claims = state.keys.verify(token).ok_or_else(unauthorized)?;
-    let claims = claims.as_object().cloned().ok_or_else(unauthorized)?;
-    // A token of one tenant never reads or changes another.
-    if claims
-        .get("https://customdb.dev/tenant")
-        .and_then(Value::as_str)
-        != Some(tenant.id.as_str())
-    {
-        return Err(unauthorized());
-    }
-    Ok(claims)
-}
-
-/// Checks that the request carries a Management API token with `scope`: one issued by
-/// `client_credentials` (`gty`, and `sub` = `<client_id>@clients`) for this domain's
-/// Management API audience. An end user's token never passes, whatever its scope says.
-pub(super) fn require(
-    state: &AppState,
-    tenant: &Tenant,
-    headers: &HeaderMap,
-    scope: &str,
-) -> Result<(), ApiError> {
-    let claims = bearer(state, tenant, headers)?;
-    let audience = super::auth::management_audience(tenant);
-    let for_management = match claims.get("aud") {
-        Some(Value::String(a)) => *a == audience,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience.as_str())),
-        _ => false,
-    };
-    let azp = claims
-        .get("azp")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let machine = claims.get("gty").and_then(Value::as_str) == Some("client-credentials")
-        && !azp.is_empty()
-        && claims.get("sub").and_then(Value::as_str) == Some(format!("{azp}@clients").as_str());
-    if !(for_management && machine) {
-        return Err(ApiError::management(
-            StatusCode::UNAUTHORIZED,
-            "Bad audience or grant: the Management API accepts only client_credentials tokens for its audience",
-            "invalid_token",
-        ));
-    }
-    let has = claims
-        .get("scope")
-        .and_then(Value::as_str)
-        .is_some_and(|s| s.split_whitespace().any(|x| x == scope));
-    if has {
-        Ok(())
-    } else {
-        Err(ApiError::management(
-            StatusCode::FORBIDDEN,
-            format!("Insufficient scope, expected any of: {scope}"),
-            "insufficient_scope",
-        ))
-    }
 }
 
 /// The answer of a flow as the Management API gives it.
@@ -173,34 +98,28 @@ fn answer(a: Answer<Value>) -> Result<Json<Value>, ApiError> {
 
 async fn get_user(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<ReadUsers>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require(&state, &tenant, &headers, "read:users")?;
     answer(state.core.read_user(&tenant.id, &id).await?)
 }
 
 async fn patch_user(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<UpdateUsers>,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    require(&state, &tenant, &headers, "update:users")?;
-    let body = body(&headers, request).await?;
+    let body = body(request).await?;
     let _slot = state.admit(&tenant.id)?;
     answer(state.core.patch_user(&tenant.id, &id, &body).await?)
 }
 
 async fn delete_user(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<DeleteUsers>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require(&state, &tenant, &headers, "delete:users")?;
     let _slot = state.admit(&tenant.id)?;
     match state.core.delete(&tenant.id, &id).await?.into_done() {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
@@ -239,11 +158,9 @@ fn parse_q(q: &str) -> (Option<String>, Option<String>) {
 
 async fn list_users(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<ReadUsers>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    require(&state, &tenant, &headers, "read:users")?;
     let per_page = q.per_page.unwrap_or(50);
     if per_page > 100 {
         return Err(ApiError::management(
@@ -286,11 +203,9 @@ struct EmailQuery {
 
 async fn users_by_email(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<ReadUsers>,
     Query(q): Query<EmailQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    require(&state, &tenant, &headers, "read:users")?;
     let page = state
         .core
         .list_users(&tenant.id, None, Some(&q.email), 0, 100)
@@ -338,11 +253,9 @@ fn parse_log_id(name: &str, text: &str) -> Result<i64, ApiError> {
 /// `GET /logs/{id}`: one event, or Auth0's 404.
 async fn log_event(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<ReadLogs>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require(&state, &tenant, &headers, "read:logs")?;
     let not_found =
         || ApiError::management(StatusCode::NOT_FOUND, "log not found", "inexistent_log");
     let id: i64 = id.parse().map_err(|_| not_found())?;
@@ -357,12 +270,10 @@ async fn log_event(
 
 async fn logs(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<ReadLogs>,
     Query(q): Query<LogsQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse as _;
-    require(&state, &tenant, &headers, "read:logs")?;
     let per_page = q.per_page.unwrap_or(50);
     let take = q.take.unwrap_or(50);
     for (name, value) in [("per_page", per_page), ("take", take)] {
@@ -413,12 +324,10 @@ async fn logs(
 
 async fn create_user(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<CreateUsers>,
     request: Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require(&state, &tenant, &headers, "create:users")?;
-    let body = body(&headers, request).await?;
+    let body = body(request).await?;
     super::dto::check_management(&body, super::dto::USER_CREATE)?;
     let connection = body
         .get("connection")
@@ -505,12 +414,10 @@ fn no_connection() -> ApiError {
 
 async fn create_connection(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<CreateConnections>,
     request: Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require(&state, &tenant, &headers, "create:connections")?;
-    let body = body(&headers, request).await?;
+    let body = body(request).await?;
     let id = format!("con_{}", uuid::Uuid::new_v4().simple());
     let record =
         crate::service::connection_from_api(&tenant.id, id, &body).map_err(payload_error)?;
@@ -520,24 +427,20 @@ async fn create_connection(
 
 async fn get_connection(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<ReadConnections>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require(&state, &tenant, &headers, "read:connections")?;
     let record = connection_record(&state, &tenant, id).await?;
     Ok(Json(connection_json(&record)))
 }
 
 async fn patch_connection(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<UpdateConnections>,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    require(&state, &tenant, &headers, "update:connections")?;
-    let body = body(&headers, request).await?;
+    let body = body(request).await?;
     let existing = connection_record(&state, &tenant, id).await?;
     let record = crate::service::patch_connection(&existing, &body).map_err(payload_error)?;
     put_connection(&state, &record).await?;
@@ -546,11 +449,9 @@ async fn patch_connection(
 
 async fn delete_connection(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<DeleteConnections>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require(&state, &tenant, &headers, "delete:connections")?;
     if state.core.store.delete_connection(&tenant.id, &id).await? {
         Ok(StatusCode::ACCEPTED)
     } else {
@@ -562,12 +463,10 @@ async fn delete_connection(
 /// semantics: no script runs; a user of the tenant's database comes back at the next login).
 async fn delete_connection_user(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<DeleteUsers>,
     Path(id): Path<String>,
     Query(q): Query<EmailQuery>,
 ) -> Result<StatusCode, ApiError> {
-    require(&state, &tenant, &headers, "delete:users")?;
     let record = connection_record(&state, &tenant, id).await?;
     let Some(user) = state
         .core
@@ -603,13 +502,11 @@ struct TryBody {
 /// supplied script and returns the Execution with the normalized profile.
 async fn try_script(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<UpdateConnections>,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    require(&state, &tenant, &headers, "update:connections")?;
-    let body: TryBody = serde_json::from_value(body(&headers, request).await?)
+    let body: TryBody = serde_json::from_value(body(request).await?)
         .map_err(|e| ApiError::bad_request(format!("Payload validation error: {e}")))?;
     let record = connection_record(&state, &tenant, id).await?;
     let _slot = state.admit(&tenant.id)?;
@@ -634,11 +531,9 @@ async fn try_script(
 /// filters `name`, `strategy` (repeatable) and `fields`/`include_fields`.
 async fn connections(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<ReadConnections>,
     uri: axum::http::Uri,
 ) -> Result<Json<Value>, ApiError> {
-    require(&state, &tenant, &headers, "read:connections")?;
     let query = ConnectionsQuery::parse(uri.query().unwrap_or_default())?;
     let mut records = state.core.store.list_connections(&tenant.id).await?;
     records.retain(|r| query.name.as_ref().is_none_or(|n| *n == r.name));

@@ -6,14 +6,17 @@
 
 mod auth;
 mod dto;
+mod extract;
 mod live;
 mod manage;
 mod tickets;
 pub mod tokens;
 
+pub use extract::{Query, Tenant};
+
 use axum::Router;
-use axum::extract::{FromRequestParts, Request};
-use axum::http::{HeaderMap, StatusCode, request::Parts};
+use axum::extract::Request;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -161,110 +164,14 @@ async fn trace_request(request: Request, next: axum::middleware::Next) -> Respon
     response
 }
 
-/// The request's tenant and the domain it was reached at (the token issuer).
-pub struct Tenant {
-    pub id: String,
-    pub domain: String,
-    /// `https` when a proxy in front says so (`X-Forwarded-Proto`), else `http`.
-    pub scheme: &'static str,
-}
-
-impl Tenant {
-    /// Where this tenant's endpoints are reached, e.g. `http://localhost:8080`.
-    pub fn base_url(&self) -> String {
-        format!("{}://{}", self.scheme, self.domain)
-    }
-
-    /// The issuer of this tenant's tokens and discovery document: the base URL and a slash,
-    /// so that OpenID clients, which require the issuer to be the URL they discovered, verify.
-    pub fn issuer(&self) -> String {
-        format!("{}/", self.base_url())
-    }
-}
-
-impl FromRequestParts<Arc<AppState>> for Tenant {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, ApiError> {
-        let domain = parts
-            .headers
-            .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost")
-            .to_ascii_lowercase();
-        // The operator's public URL decides (a TLS proxy in front); else a proxy's
-        // `X-Forwarded-Proto`; else plain http, as the request came.
-        let scheme = match (state.public_https, parts.headers.get("x-forwarded-proto")) {
-            (Some(true), _) => "https",
-            (Some(false), _) => "http",
-            (None, Some(v)) if v.as_bytes().eq_ignore_ascii_case(b"https") => "https",
-            (None, _) => "http",
-        };
-        let known = state
-            .hosts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&domain)
-            .filter(|(_, until)| until.is_none_or(|t| Instant::now() < t))
-            .map(|(id, _)| id.clone());
-        if let Some(id) = known {
-            return Ok(Tenant { id, domain, scheme });
-        }
-        let host = domain.clone();
-        let tenant = state.core.store.tenant_for_host(&host).await?;
-        match tenant {
-            Some((id, explicit)) => {
-                // A tenant's own domain stays its own (domains are only ever added); a host
-                // the default tenant answered may become another tenant's domain (through
-                // `customdb tenant create`, another process), so that answer is kept briefly.
-                let until = (!explicit).then(|| Instant::now() + DEFAULT_HOST_TTL);
-                let mut hosts = state.hosts.lock().unwrap_or_else(|e| e.into_inner());
-                if hosts.len() >= MAX_HOSTS {
-                    hosts.clear();
-                }
-                hosts.insert(domain.clone(), (id.clone(), until));
-                Ok(Tenant { id, domain, scheme })
-            }
-            None => Err(ApiError::management(
-                StatusCode::NOT_FOUND,
-                format!("no tenant answers for host {domain}"),
-                "unknown_tenant",
-            )),
-        }
-    }
-}
-
-/// A query string as `T`; a bad one is a 400 in the Management API's shape that names the
-/// parameter (axum's own rejection is plain text).
-pub struct Query<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Query(q.0))
-            .map_err(|e| {
-                let detail = e.body_text();
-                let detail = detail
-                    .strip_prefix("Failed to deserialize query string: ")
-                    .unwrap_or(&detail);
-                ApiError::management(
-                    StatusCode::BAD_REQUEST,
-                    format!("Query validation error: {detail}"),
-                    "invalid_query_string",
-                )
-            })
-    }
-}
-
 /// A request body as JSON, from `application/json` or a form; a bad body is a 400 that says
 /// what is wrong.
-pub async fn body(headers: &HeaderMap, request: Request) -> Result<Value, ApiError> {
+pub async fn body(request: Request) -> Result<Value, ApiError> {
+    let form = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
     let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
         .await
         .map_err(|_| {
@@ -272,10 +179,6 @@ pub async fn body(headers: &HeaderMap, request: Request) -> Result<Value, ApiErr
                 "the request body must be at most {MAX_BODY_BYTES} bytes"
             ))
         })?;
-    let form = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
     if form {
         let pairs: Vec<(String, String)> =
             url::form_urlencoded::parse(&bytes).into_owned().collect();

@@ -4,7 +4,7 @@
 //! run the password-change flow.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::auth::{client, text};
-use super::manage::{connection_record, require};
+use super::extract::*;
+use super::manage::connection_record;
 use super::{ApiError, AppState, Query, Tenant, body};
 use crate::domain::events::LogType;
 use crate::service::Answer;
@@ -41,10 +42,9 @@ fn ticket_url(tenant: &Tenant, id: &str) -> String {
 async fn request_change(
     State(state): State<Arc<AppState>>,
     tenant: Tenant,
-    headers: HeaderMap,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let body = body(&headers, request).await?;
+    let body = body(request).await?;
     client(&state, &tenant, &body).await?;
     let email = text(&body, "email").ok_or_else(|| ApiError::missing("email"))?;
     let name = text(&body, "connection").ok_or_else(|| ApiError::missing("connection"))?;
@@ -103,12 +103,10 @@ struct TicketBody {
 
 async fn create_ticket(
     State(state): State<Arc<AppState>>,
-    tenant: Tenant,
-    headers: HeaderMap,
+    ManagementToken { tenant, .. }: ManagementToken<CreateUserTickets>,
     request: Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require(&state, &tenant, &headers, "create:user_tickets")?;
-    let body: TicketBody = serde_json::from_value(body(&headers, request).await?)
+    let body: TicketBody = serde_json::from_value(body(request).await?)
         .map_err(|e| ApiError::bad_request(format!("Payload validation error: {e}")))?;
     let ttl_secs = match body.ttl_sec {
         None | Some(0) => DEFAULT_TTL_SECS,
@@ -218,10 +216,9 @@ async fn reset_form(Query(q): Query<TicketQuery>) -> Response {
 async fn reset(
     State(state): State<Arc<AppState>>,
     tenant: Tenant,
-    headers: HeaderMap,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let body = body(&headers, request).await?;
+    let body = body(request).await?;
     let bad =
         |description: &str| ApiError::auth(StatusCode::BAD_REQUEST, "invalid_request", description);
     let ticket = text(&body, "ticket").ok_or_else(|| ApiError::missing("ticket"))?;

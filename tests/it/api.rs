@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt;
 
+/// The router over a demo tenant; the demo's public app (`client_id`) and management client
+/// (`management_id`, `management_secret`).
 fn app() -> (axum::Router, Value, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(
@@ -19,10 +21,12 @@ fn app() -> (axum::Router, Value, tempfile::TempDir) {
         Sealer::from_text(&Sealer::generate_key()).unwrap(),
     )
     .unwrap();
-    customdb::demo::ensure(&store, dir.path()).unwrap();
-    let creds: Value =
+    let demo = customdb::demo::ensure(&store, dir.path()).unwrap().unwrap();
+    let mut creds: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo-app.json")).unwrap())
             .unwrap();
+    creds["management_id"] = json!(demo.management.client_id);
+    creds["management_secret"] = json!(demo.management.client_secret);
     let keys = Keys::load(&store).unwrap();
     let core = Service::new(
         Arc::new(store),
@@ -66,6 +70,7 @@ fn cases(
         ("reset with passwords that differ", "POST", "/lo/reset", json_ct, json!({"ticket": "ab".repeat(24), "newPassword": "one-Secret", "confirmNewPassword": "two-Secret"}).to_string(), 400, json!({"error_description": "The passwords do not match."})),
         ("reset page for a malformed ticket", "GET", "/lo/reset?ticket=%3Cscript%3E", "", String::new(), 400, json!(null)),
         ("a page that is not a number", "GET", "/api/v2/users?page=abc", "", String::new(), 400, json!({"statusCode": 400, "errorCode": "invalid_query_string", "message": "Query validation error: page: invalid digit found in string"})),
+        ("a bad query without a token", "GET", "/api/v2/users?page=abc", "", String::new(), 401, json!({"errorCode": "invalid_token"})),
         ("users by email without the email", "GET", "/api/v2/users-by-email", "", String::new(), 400, json!({"errorCode": "invalid_query_string", "message": "Query validation error: missing field `email`"})),
         ("an unknown endpoint", "GET", "/api/v2/nothing-here", "", String::new(), 404, json!({"statusCode": 404, "errorCode": "not_found", "message": "no endpoint at /api/v2/nothing-here"})),
         ("a method the endpoint lacks", "PUT", "/oauth/token", json_ct, "{}".into(), 405, json!({"statusCode": 405, "errorCode": "method_not_allowed", "message": "PUT is not allowed on /oauth/token"})),
@@ -73,10 +78,40 @@ fn cases(
     ]
 }
 
+/// A Management API token of the demo's management client, from the router itself.
+fn management_token(app: &axum::Router, creds: &Value) -> String {
+    let body = json!({
+        "grant_type": "client_credentials",
+        "client_id": creds["management_id"],
+        "client_secret": creds["management_secret"],
+        "audience": "https://auth.example.test/api/v2/",
+    });
+    let req = Request::builder()
+        .method("POST")
+        .uri("/oauth/token")
+        .header("host", "auth.example.test")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = block_on(app.clone().oneshot(req)).unwrap();
+    let bytes = block_on(axum::body::to_bytes(response.into_body(), 1 << 20)).unwrap();
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    answer["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .to_string()
+}
+
 #[test]
 fn bad_requests_get_auth0_shaped_answers() {
     let (app, creds, _dir) = app();
     let client_id = creds["client_id"].as_str().unwrap().to_string();
+    let token = management_token(&app, &creds);
+    // Query strings are checked once the token is: a stranger learns nothing from them.
+    let authorized = [
+        "a page that is not a number",
+        "users by email without the email",
+    ];
     for (name, method, path, content_type, body, status, expected) in cases(&client_id) {
         let mut req = Request::builder()
             .method(method)
@@ -87,6 +122,9 @@ fn bad_requests_get_auth0_shaped_answers() {
         }
         if name == "a forged bearer token" {
             req = req.header("authorization", "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln");
+        }
+        if authorized.contains(&name) {
+            req = req.header("authorization", format!("Bearer {token}"));
         }
         let response = block_on(app.clone().oneshot(req.body(Body::from(body)).unwrap())).unwrap();
         assert_eq!(response.status().as_u16(), status, "{name}");
