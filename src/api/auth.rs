@@ -252,7 +252,7 @@ async fn password(
         .await?;
     let user = match answer {
         Answer::Done(user) => user,
-        other => return Err(login_error(other)),
+        other => return Err(super::error::login_error(other)),
     };
     let now = crate::domain::time::unix_now();
     let issuer = tenant.issuer();
@@ -292,38 +292,6 @@ async fn default_connection(state: &AppState, tenant: &Tenant) -> Result<String,
             "Authorization server not configured with default connection.",
         )
     })
-}
-
-/// Auth0's answers to a failed login.
-fn login_error<T>(answer: Answer<T>) -> ApiError {
-    match answer {
-        Answer::WrongCredentials | Answer::NotFound => ApiError::auth(
-            StatusCode::FORBIDDEN,
-            "invalid_grant",
-            "Wrong email or password.",
-        ),
-        Answer::Blocked => {
-            ApiError::auth(StatusCode::UNAUTHORIZED, "unauthorized", "user is blocked")
-        }
-        Answer::Unauthorized(message) => {
-            ApiError::auth(StatusCode::UNAUTHORIZED, "unauthorized", message)
-        }
-        // The script's own words (and the profile it returned) are for the tenant's logs.
-        Answer::InvalidProfile(_) | Answer::ScriptFailed { .. } => ApiError::script_failed(),
-        Answer::Conflict { message, .. } => {
-            ApiError::auth(StatusCode::CONFLICT, "invalid_grant", message)
-        }
-        Answer::MissingScript(action) => ApiError::auth(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            format!("{action} script does not exist"),
-        ),
-        Answer::Done(_) | Answer::Refused | Answer::BadRequest(_) => ApiError::auth(
-            StatusCode::FORBIDDEN,
-            "invalid_grant",
-            "Wrong email or password.",
-        ),
-    }
 }
 
 /// OpenID claims from the profile (the id_token and `/userinfo`).
@@ -421,16 +389,6 @@ async fn signup(
             "email": u.email(),
             "email_verified": u.profile.get("email_verified").cloned().unwrap_or(json!(false)),
         }))),
-        Answer::Conflict { code, message } => Err(ApiError {
-            status: StatusCode::BAD_REQUEST,
-            body: json!({"name": "BadRequestError", "code": code, "description": message, "statusCode": 400}),
-            retry_after: None,
-        }),
-        Answer::InvalidProfile(v) | Answer::BadRequest(v) => Err(ApiError {
-            status: StatusCode::BAD_REQUEST,
-            body: json!({"name": "ValidationError", "code": "invalid_signup", "description": v.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "statusCode": 400}),
-            retry_after: None,
-        }),
-        other => Err(login_error(other)),
+        other => Err(super::error::signup_error(other)),
     }
 }

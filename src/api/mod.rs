@@ -1,28 +1,32 @@
 //! The HTTP front door (axum): Auth0's Authentication API (`/oauth/token`, `/userinfo`,
 //! `/dbconnections/signup` and `change_password`, JWKS, OpenID configuration), password-change
 //! tickets and `/lo/reset`, the Management API (`/api/v2/...`) and its live log stream, over
-//! the service layer. Tenants are chosen by Host. The only module that knows HTTP: one error type, one
-//! mapping of flow answers to Auth0's status codes and bodies.
+//! the service layer. Tenants are chosen by Host (`extract`). The only module that knows HTTP:
+//! one error type and one mapping of flow answers to Auth0's status codes and bodies (`error`).
 
 mod auth;
+mod connections;
 mod dto;
+mod error;
 mod extract;
 mod live;
-mod manage;
+mod logs;
 mod tickets;
 pub mod tokens;
+mod users;
 
+pub use error::ApiError;
 pub use extract::{Query, Tenant};
 
 use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::service::{Service, ServiceError};
+use crate::service::Service;
 
 /// How long a host answered by the default tenant is remembered.
 const DEFAULT_HOST_TTL: Duration = Duration::from_secs(5);
@@ -93,7 +97,9 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(auth::routes())
-        .merge(manage::routes())
+        .merge(users::routes())
+        .merge(logs::routes())
+        .merge(connections::routes())
         .merge(tickets::routes())
         .merge(live::routes())
         .fallback(|request: Request| async move {
@@ -125,7 +131,7 @@ tokio::task_local! {
 }
 
 /// The id of the request being answered (a fresh one outside a request).
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     REQUEST_ID
         .try_with(String::clone)
         .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string())
@@ -194,106 +200,4 @@ pub async fn body(request: Request) -> Result<Value, ApiError> {
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
-}
-
-/// An error answer in one of Auth0's two shapes.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub body: Value,
-    /// Seconds for a `Retry-After` header (429 answers).
-    pub retry_after: Option<u64>,
-}
-
-impl ApiError {
-    /// The Authentication API's shape: `{error, error_description}`.
-    pub fn auth(status: StatusCode, error: &str, description: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            body: json!({"error": error, "error_description": description.into()}),
-            retry_after: None,
-        }
-    }
-
-    /// The Management API's shape: `{statusCode, error, message, errorCode}`.
-    pub fn management(status: StatusCode, message: impl Into<String>, code: &str) -> Self {
-        ApiError {
-            retry_after: None,
-            status,
-            body: json!({
-                "statusCode": status.as_u16(),
-                "error": status.canonical_reason().unwrap_or(""),
-                "message": message.into(),
-                "errorCode": code,
-            }),
-        }
-    }
-
-    /// The Authentication API's answer to a request without a required parameter.
-    pub fn missing(parameter: &str) -> Self {
-        Self::auth(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("Missing required parameter: {parameter}"),
-        )
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::management(StatusCode::BAD_REQUEST, message, "invalid_body")
-    }
-
-    /// The Authentication API's answer when a tenant's script failed (an error, a limit, an
-    /// invalid profile): Auth0's sentence and the request id, never the script's own words,
-    /// which go to the tenant's logs and live stream.
-    pub fn script_failed() -> Self {
-        let mut e = Self::auth(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "Something went wrong while trying to reach your database.",
-        );
-        e.body["request_id"] = json!(request_id());
-        e
-    }
-
-    /// customdb itself failed: logged in full with the request id; the client gets the id only.
-    pub fn internal(error: ServiceError) -> Self {
-        let id = request_id();
-        tracing::error!(request_id = %id, error = %error, "request failed");
-        Self::management(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("internal error (request id {id})"),
-            "internal_error",
-        )
-    }
-}
-
-impl From<ServiceError> for ApiError {
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::UnknownConnection(name) => ApiError::management(
-                StatusCode::BAD_REQUEST,
-                format!("no connection named '{name}'"),
-                "invalid_connection",
-            ),
-            other => ApiError::internal(other),
-        }
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ApiError::internal(e.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(self.body)).into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, secs.into());
-        }
-        response
-    }
 }

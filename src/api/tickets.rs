@@ -13,11 +13,10 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::auth::{client, text};
+use super::connections::connection_record;
 use super::extract::*;
-use super::manage::connection_record;
 use super::{ApiError, AppState, Query, Tenant, body};
 use crate::domain::events::LogType;
-use crate::service::Answer;
 use crate::service::{DEFAULT_TTL_SECS, MAX_TTL_SECS, Redeemed, TicketRequest};
 use crate::store::Issuer;
 
@@ -250,44 +249,6 @@ async fn reset(
             "invalid_ticket",
             "The ticket is unknown, expired or already used.",
         )),
-        Redeemed::Failed(answer) => Err(failed(answer)),
+        Redeemed::Failed(answer) => Err(super::error::reset_error(answer)),
     }
-}
-
-/// A password change that did not happen, as the reset page reports it.
-fn failed(answer: Answer<()>) -> ApiError {
-    let (status, description) = match answer {
-        Answer::InvalidProfile(_) | Answer::ScriptFailed { .. } => {
-            return ApiError::script_failed();
-        }
-        Answer::NotFound => (StatusCode::BAD_REQUEST, "The user does not exist.".into()),
-        Answer::Refused => (
-            StatusCode::BAD_REQUEST,
-            "The connection's change_password script refused the change.".into(),
-        ),
-        Answer::Unauthorized(message) => (StatusCode::UNAUTHORIZED, message),
-        Answer::Blocked => (StatusCode::UNAUTHORIZED, "user is blocked".into()),
-        Answer::Conflict { message, .. } => (StatusCode::CONFLICT, message),
-        Answer::BadRequest(v) => (
-            StatusCode::BAD_REQUEST,
-            v.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        Answer::MissingScript(action) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("{action} script does not exist"),
-        ),
-        Answer::WrongCredentials | Answer::Done(()) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the password was not changed".into(),
-        ),
-    };
-    let error = if status.is_server_error() {
-        "server_error"
-    } else {
-        "invalid_request"
-    };
-    ApiError::auth(status, error, description)
 }

@@ -1,6 +1,6 @@
-//! Auth0's Management API (`/api/v2`): users (get, list with paging and a subset of `q`,
-//! by email, patch, delete), logs and connections, behind bearer tokens whose scopes are
-//! checked and whose tenant must be the request's.
+//! `/api/v2/connections`: create, read, list with Auth0's three paging shapes, update, delete,
+//! a user out of the store, and the dashboard's "Try" (beyond Auth0). Configuration values
+//! never leave in clear.
 
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -10,21 +10,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+use super::error::management;
 use super::extract::*;
+use super::users::EmailQuery;
 use super::{ApiError, AppState, Query, Tenant, body};
-use crate::service::Answer;
-use crate::store::LogWindow;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/api/v2/users", get(list_users).post(create_user))
-        .route(
-            "/api/v2/users/{id}",
-            get(get_user).patch(patch_user).delete(delete_user),
-        )
-        .route("/api/v2/users-by-email", get(users_by_email))
-        .route("/api/v2/logs", get(logs))
-        .route("/api/v2/logs/{id}", get(log_event))
         .route(
             "/api/v2/connections",
             get(connections).post(create_connection),
@@ -43,310 +35,6 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/v2/connections/{id}/try",
             axum::routing::post(try_script),
         )
-}
-
-/// The answer of a flow as the Management API gives it.
-fn answer(a: Answer<Value>) -> Result<Json<Value>, ApiError> {
-    match a {
-        Answer::Done(v) => Ok(Json(v)),
-        Answer::NotFound => Err(ApiError::management(
-            StatusCode::NOT_FOUND,
-            "The user does not exist.",
-            "inexistent_user",
-        )),
-        Answer::BadRequest(v) | Answer::InvalidProfile(v) => Err(ApiError::management(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "Payload validation error: {}",
-                v.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-            "invalid_body",
-        )),
-        Answer::Conflict { message, code } => {
-            Err(ApiError::management(StatusCode::CONFLICT, message, &code))
-        }
-        Answer::MissingScript(action) => Err(ApiError::management(
-            StatusCode::BAD_REQUEST,
-            format!("{action} script does not exist"),
-            "operation_not_supported",
-        )),
-        Answer::Refused => Err(ApiError::management(
-            StatusCode::BAD_REQUEST,
-            "The connection's script refused the change.",
-            "operation_not_supported",
-        )),
-        Answer::ScriptFailed { outcome, error } => Err(ApiError::management(
-            StatusCode::BAD_GATEWAY,
-            match error {
-                Some(e) => format!("the connection's script failed: {e}"),
-                None => format!("the connection's script failed: {outcome}"),
-            },
-            "script_error",
-        )),
-        Answer::Blocked | Answer::WrongCredentials | Answer::Unauthorized(_) => {
-            Err(ApiError::management(
-                StatusCode::FORBIDDEN,
-                "The operation is not allowed for this user.",
-                "operation_not_allowed",
-            ))
-        }
-    }
-}
-
-async fn get_user(
-    State(state): State<Arc<AppState>>,
-    ManagementToken { tenant, .. }: ManagementToken<ReadUsers>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    answer(state.core.read_user(&tenant.id, &id).await?)
-}
-
-async fn patch_user(
-    State(state): State<Arc<AppState>>,
-    ManagementToken { tenant, .. }: ManagementToken<UpdateUsers>,
-    Path(id): Path<String>,
-    request: Request,
-) -> Result<Json<Value>, ApiError> {
-    let body = body(request).await?;
-    let _slot = state.admit(&tenant.id)?;
-    answer(state.core.patch_user(&tenant.id, &id, &body).await?)
-}
-
-async fn delete_user(
-    State(state): State<Arc<AppState>>,
-    ManagementToken { tenant, .. }: ManagementToken<DeleteUsers>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let _slot = state.admit(&tenant.id)?;
-    match state.core.delete(&tenant.id, &id).await?.into_done() {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(failed) => answer(failed).map(|_| StatusCode::NO_CONTENT),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    #[serde(default)]
-    page: usize,
-    per_page: Option<usize>,
-    #[serde(default)]
-    include_totals: bool,
-    q: Option<String>,
-    connection: Option<String>,
-}
-
-/// Auth0's `q` subset: free text, or `field:value` / `field:"value"` for `email`, `user_id`,
-/// `name`, `username` and `identities.connection`.
-fn parse_q(q: &str) -> (Option<String>, Option<String>) {
-    let mut text = None;
-    let mut connection = None;
-    for term in q.split(" AND ") {
-        let term = term.trim();
-        match term.split_once(':') {
-            Some(("identities.connection", v)) => {
-                connection = Some(v.trim_matches('"').to_string())
-            }
-            Some((_, v)) => text = Some(v.trim_matches('"').trim_matches('*').to_string()),
-            None => text = Some(term.trim_matches('"').trim_matches('*').to_string()),
-        }
-    }
-    (text.filter(|t| !t.is_empty()), connection)
-}
-
-async fn list_users(
-    State(state): State<Arc<AppState>>,
-    ManagementToken { tenant, .. }: ManagementToken<ReadUsers>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let per_page = q.per_page.unwrap_or(50);
-    if per_page > 100 {
-        return Err(ApiError::management(
-            StatusCode::BAD_REQUEST,
-            "Query validation error: per_page must be between 0 and 100",
-            "invalid_query_string",
-        ));
-    }
-    // Auth0's offset paging reaches the first 1000 users only.
-    if q.page.saturating_mul(per_page.max(1)) >= 1000 {
-        return Err(ApiError::management(
-            StatusCode::BAD_REQUEST,
-            "You can only page through the first 1000 records. See https://auth0.com/docs/users/search/v3/view-search-results-by-page#limitation.",
-            "invalid_paging",
-        ));
-    }
-    let (text, conn) = q.q.as_deref().map(parse_q).unwrap_or_default();
-    let connection = q.connection.or(conn);
-    let page = state
-        .core
-        .list_users(
-            &tenant.id,
-            connection.as_deref(),
-            text.as_deref(),
-            q.page,
-            per_page,
-        )
-        .await?;
-    Ok(Json(if q.include_totals {
-        page
-    } else {
-        page["users"].clone()
-    }))
-}
-
-#[derive(Debug, Deserialize)]
-struct EmailQuery {
-    email: String,
-}
-
-async fn users_by_email(
-    State(state): State<Arc<AppState>>,
-    ManagementToken { tenant, .. }: ManagementToken<ReadUsers>,
-    Query(q): Query<EmailQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let page = state
-        .core
-        .list_users(&tenant.id, None, Some(&q.email), 0, 100)
-        .await?;
-    let exact: Vec<Value> = page["users"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|u| {
-            u["email"]
-                .as_str()
-                .is_some_and(|e| e.eq_ignore_ascii_case(&q.email))
-        })
-        .cloned()
-        .collect();
-    Ok(Json(Value::Array(exact)))
-}
-
-/// `GET /logs`'s parameters: Auth0's paging (`page`, `per_page`, `include_totals`), or a
-/// checkpoint (`from` an event id, `take` how many after it).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LogsQuery {
-    #[serde(default)]
-    page: usize,
-    per_page: Option<usize>,
-    #[serde(default)]
-    include_totals: bool,
-    /// A `log_id` (a string of digits).
-    from: Option<String>,
-    take: Option<usize>,
-}
-
-/// A `log_id` as the API accepts it back, or a 400 naming the parameter.
-fn parse_log_id(name: &str, text: &str) -> Result<i64, ApiError> {
-    text.parse().map_err(|_| {
-        ApiError::management(
-            StatusCode::BAD_REQUEST,
-            format!("Query validation error: {name} must be a log_id, as log events carry it"),
-            "invalid_query_string",
-        )
-    })
-}
-
-/// `GET /logs/{id}`: one event, or Auth0's 404.
-async fn log_event(
-    State(state): State<Arc<AppState>>,
-    ManagementToken { tenant, .. }: ManagementToken<ReadLogs>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let not_found =
-        || ApiError::management(StatusCode::NOT_FOUND, "log not found", "inexistent_log");
-    let id: i64 = id.parse().map_err(|_| not_found())?;
-    let event = state
-        .core
-        .store
-        .log_event(&tenant.id, id)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok(Json(json!(event)))
-}
-
-async fn logs(
-    State(state): State<Arc<AppState>>,
-    ManagementToken { tenant, .. }: ManagementToken<ReadLogs>,
-    Query(q): Query<LogsQuery>,
-) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse as _;
-    let per_page = q.per_page.unwrap_or(50);
-    let take = q.take.unwrap_or(50);
-    for (name, value) in [("per_page", per_page), ("take", take)] {
-        if !(1..=100).contains(&value) {
-            return Err(ApiError::management(
-                StatusCode::BAD_REQUEST,
-                format!("Query validation error: {name} must be between 1 and 100"),
-                "invalid_query_string",
-            ));
-        }
-    }
-    let from = q
-        .from
-        .as_deref()
-        .map(|f| parse_log_id("from", f))
-        .transpose()?;
-    let window = match from {
-        Some(id) => LogWindow::After { id, take },
-        None => LogWindow::Page {
-            page: q.page,
-            per_page,
-        },
-    };
-    let (events, total) = state.core.store.log_window(&tenant.id, window).await?;
-    if let Some(from) = from {
-        // Auth0's checkpoint answer: a bare array, ordered by log_id, and the next page's URL in
-        // a `Link` header (the same URL again when there was nothing new).
-        let next = events.last().map_or(from, |e| e.id);
-        let link = format!(
-            "<{}/api/v2/logs?from={next}&take={take}>; rel=\"next\"",
-            tenant.base_url()
-        );
-        let mut response = Json(json!(events)).into_response();
-        if let Ok(value) = axum::http::HeaderValue::from_str(&link) {
-            response
-                .headers_mut()
-                .insert(axum::http::header::LINK, value);
-        }
-        return Ok(response);
-    }
-    Ok(Json(if q.include_totals {
-        json!({"start": q.page * per_page, "limit": per_page, "length": events.len(), "total": total, "logs": events})
-    } else {
-        json!(events)
-    })
-    .into_response())
-}
-
-async fn create_user(
-    State(state): State<Arc<AppState>>,
-    ManagementToken { tenant, .. }: ManagementToken<CreateUsers>,
-    request: Request,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = body(request).await?;
-    super::dto::check_management(&body, super::dto::USER_CREATE)?;
-    let connection = body
-        .get("connection")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ApiError::bad_request("Payload validation error: Missing required property: connection")
-        })?
-        .to_string();
-    let mut user = body.clone();
-    if let Some(obj) = user.as_object_mut() {
-        obj.remove("connection");
-    }
-    let _slot = state.admit(&tenant.id)?;
-    let created = state.core.signup(&tenant.id, &connection, user).await?;
-    let created = match created.into_done() {
-        Ok(user) => Answer::Done(user.to_json()),
-        Err(failed) => failed,
-    };
-    answer(created).map(|json| (StatusCode::CREATED, json))
 }
 
 /// What the Management API shows in place of each configuration value.
@@ -510,7 +198,7 @@ async fn try_script(
         .map_err(|e| ApiError::bad_request(format!("Payload validation error: {e}")))?;
     let record = connection_record(&state, &tenant, id).await?;
     let _slot = state.admit(&tenant.id)?;
-    answer(
+    management(
         state
             .core
             .try_script(

@@ -1,0 +1,257 @@
+//! The one place where what the service layer answers becomes HTTP: `ApiError` (an error in
+//! one of Auth0's two shapes, the Authentication API's `{error, error_description}` and the
+//! Management API's `{statusCode, error, message, errorCode}`) and the mapping of each flow's
+//! `Answer` to the status and body Auth0 gives it. customdb's own failures are a 500 whose
+//! body carries only the request id.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::request_id;
+use crate::service::{Answer, ServiceError};
+
+/// An error answer in one of Auth0's two shapes.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: Value,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// The Authentication API's shape: `{error, error_description}`.
+    pub fn auth(status: StatusCode, error: &str, description: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: json!({"error": error, "error_description": description.into()}),
+            retry_after: None,
+        }
+    }
+
+    /// The Management API's shape: `{statusCode, error, message, errorCode}`.
+    pub fn management(status: StatusCode, message: impl Into<String>, code: &str) -> Self {
+        ApiError {
+            retry_after: None,
+            status,
+            body: json!({
+                "statusCode": status.as_u16(),
+                "error": status.canonical_reason().unwrap_or(""),
+                "message": message.into(),
+                "errorCode": code,
+            }),
+        }
+    }
+
+    /// The Authentication API's answer to a request without a required parameter.
+    pub fn missing(parameter: &str) -> Self {
+        Self::auth(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("Missing required parameter: {parameter}"),
+        )
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::management(StatusCode::BAD_REQUEST, message, "invalid_body")
+    }
+
+    /// The Authentication API's answer when a tenant's script failed (an error, a limit, an
+    /// invalid profile): Auth0's sentence and the request id, never the script's own words,
+    /// which go to the tenant's logs and live stream.
+    pub fn script_failed() -> Self {
+        let mut e = Self::auth(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "Something went wrong while trying to reach your database.",
+        );
+        e.body["request_id"] = json!(request_id());
+        e
+    }
+
+    /// customdb itself failed: logged in full with the request id; the client gets the id only.
+    pub fn internal(error: ServiceError) -> Self {
+        let id = request_id();
+        tracing::error!(request_id = %id, error = %error, "request failed");
+        Self::management(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error (request id {id})"),
+            "internal_error",
+        )
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::UnknownConnection(name) => ApiError::management(
+                StatusCode::BAD_REQUEST,
+                format!("no connection named '{name}'"),
+                "invalid_connection",
+            ),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::internal(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
+    }
+}
+
+/// The answer of a flow as the Management API gives it.
+pub(super) fn management<T: serde::Serialize>(a: Answer<T>) -> Result<Json<Value>, ApiError> {
+    match a {
+        Answer::Done(v) => Ok(Json(json!(v))),
+        Answer::NotFound => Err(ApiError::management(
+            StatusCode::NOT_FOUND,
+            "The user does not exist.",
+            "inexistent_user",
+        )),
+        Answer::BadRequest(v) | Answer::InvalidProfile(v) => Err(ApiError::management(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Payload validation error: {}",
+                v.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            "invalid_body",
+        )),
+        Answer::Conflict { message, code } => {
+            Err(ApiError::management(StatusCode::CONFLICT, message, &code))
+        }
+        Answer::MissingScript(action) => Err(ApiError::management(
+            StatusCode::BAD_REQUEST,
+            format!("{action} script does not exist"),
+            "operation_not_supported",
+        )),
+        Answer::Refused => Err(ApiError::management(
+            StatusCode::BAD_REQUEST,
+            "The connection's script refused the change.",
+            "operation_not_supported",
+        )),
+        Answer::ScriptFailed { outcome, error } => Err(ApiError::management(
+            StatusCode::BAD_GATEWAY,
+            match error {
+                Some(e) => format!("the connection's script failed: {e}"),
+                None => format!("the connection's script failed: {outcome}"),
+            },
+            "script_error",
+        )),
+        Answer::Blocked | Answer::WrongCredentials | Answer::Unauthorized(_) => {
+            Err(ApiError::management(
+                StatusCode::FORBIDDEN,
+                "The operation is not allowed for this user.",
+                "operation_not_allowed",
+            ))
+        }
+    }
+}
+
+/// Auth0's answers to a failed login.
+pub(super) fn login_error<T>(answer: Answer<T>) -> ApiError {
+    match answer {
+        Answer::WrongCredentials | Answer::NotFound => ApiError::auth(
+            StatusCode::FORBIDDEN,
+            "invalid_grant",
+            "Wrong email or password.",
+        ),
+        Answer::Blocked => {
+            ApiError::auth(StatusCode::UNAUTHORIZED, "unauthorized", "user is blocked")
+        }
+        Answer::Unauthorized(message) => {
+            ApiError::auth(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        }
+        // The script's own words (and the profile it returned) are for the tenant's logs.
+        Answer::InvalidProfile(_) | Answer::ScriptFailed { .. } => ApiError::script_failed(),
+        Answer::Conflict { message, .. } => {
+            ApiError::auth(StatusCode::CONFLICT, "invalid_grant", message)
+        }
+        Answer::MissingScript(action) => ApiError::auth(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            format!("{action} script does not exist"),
+        ),
+        Answer::Done(_) | Answer::Refused | Answer::BadRequest(_) => ApiError::auth(
+            StatusCode::FORBIDDEN,
+            "invalid_grant",
+            "Wrong email or password.",
+        ),
+    }
+}
+
+/// Auth0's answers to a failed signup (`/dbconnections/signup`).
+pub(super) fn signup_error<T>(answer: Answer<T>) -> ApiError {
+    let bad_request = |name: &str, code: &str, description: String| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        body: json!({"name": name, "code": code, "description": description, "statusCode": 400}),
+        retry_after: None,
+    };
+    match answer {
+        Answer::Conflict { code, message } => bad_request("BadRequestError", &code, message),
+        Answer::InvalidProfile(v) | Answer::BadRequest(v) => bad_request(
+            "ValidationError",
+            "invalid_signup",
+            v.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        other => login_error(other),
+    }
+}
+
+/// A password change that did not happen, as the reset page reports it.
+pub(super) fn reset_error(answer: Answer<()>) -> ApiError {
+    let (status, description) = match answer {
+        Answer::InvalidProfile(_) | Answer::ScriptFailed { .. } => {
+            return ApiError::script_failed();
+        }
+        Answer::NotFound => (StatusCode::BAD_REQUEST, "The user does not exist.".into()),
+        Answer::Refused => (
+            StatusCode::BAD_REQUEST,
+            "The connection's change_password script refused the change.".into(),
+        ),
+        Answer::Unauthorized(message) => (StatusCode::UNAUTHORIZED, message),
+        Answer::Blocked => (StatusCode::UNAUTHORIZED, "user is blocked".into()),
+        Answer::Conflict { message, .. } => (StatusCode::CONFLICT, message),
+        Answer::BadRequest(v) => (
+            StatusCode::BAD_REQUEST,
+            v.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Answer::MissingScript(action) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{action} script does not exist"),
+        ),
+        Answer::WrongCredentials | Answer::Done(()) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the password was not changed".into(),
+        ),
+    };
+    let error = if status.is_server_error() {
+        "server_error"
+    } else {
+        "invalid_request"
+    };
+    ApiError::auth(status, error, description)
+}
