@@ -7,6 +7,8 @@ use md5::Digest as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::domain::names;
+
 /// Profiles above this size are stored with a warning (Auth0's documented 10 KB limit).
 pub const WARN_BYTES: usize = 10 * 1024;
 
@@ -169,7 +171,7 @@ pub fn normalize(raw: &Value, options: &ProfileOptions) -> Result<Profile, Vec<V
         }
     };
     let id = id.unwrap_or_default();
-    out.insert("user_id".into(), json!(format!("auth0|{id}")));
+    out.insert("user_id".into(), json!(names::user_id(&id)));
 
     for &(field, kind) in ROOT {
         let Some(value) = input.get(field) else {
@@ -297,7 +299,7 @@ pub fn normalize(raw: &Value, options: &ProfileOptions) -> Result<Profile, Vec<V
         return Err(errors);
     }
     Ok(Profile {
-        user_id: format!("auth0|{id}"),
+        user_id: names::user_id(&id),
         id,
         email,
         username: out

@@ -385,7 +385,7 @@ async fn signup(
         .await?
     {
         Answer::Done(u) => Ok(Json(json!({
-            "_id": u.user_id.strip_prefix("auth0|").unwrap_or(&u.user_id),
+            "_id": crate::domain::names::identity_id(&u.user_id),
             "email": u.email(),
             "email_verified": u.profile.get("email_verified").cloned().unwrap_or(json!(false)),
         }))),

@@ -1,6 +1,19 @@
 //! Names that arrive from outside and end up in paths, URLs and logs: tenant ids, connection
 //! names and connection ids. Each is checked once, where it enters, against one rule; a name
-//! is never a path.
+//! is never a path. And the one home of the `auth0|` prefix of user ids.
+
+/// The provider part of a database connection's user ids: `auth0|<id>`.
+const USER_ID_PREFIX: &str = "auth0|";
+
+/// The user id of the identity `id` a connection's script returned (`auth0|<id>`).
+pub fn user_id(id: &str) -> String {
+    format!("{USER_ID_PREFIX}{id}")
+}
+
+/// The identity's own id within a user id (`auth0|42` → `42`), as the scripts know it.
+pub fn identity_id(user_id: &str) -> &str {
+    user_id.strip_prefix(USER_ID_PREFIX).unwrap_or(user_id)
+}
 
 /// Why a name was refused, in words that name the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -222,7 +222,10 @@ impl Service {
                     .and_then(|e| e.user_id.clone())
                     .filter(|u| !u.is_empty());
                 let (kind, uid) = match user {
-                    Some(u) => (LogType::WrongPassword, Some(format!("auth0|{u}"))),
+                    Some(u) => (
+                        LogType::WrongPassword,
+                        Some(crate::domain::names::user_id(&u)),
+                    ),
                     None => (LogType::UnknownUser, None),
                 };
                 let description = if message.is_empty() {

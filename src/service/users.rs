@@ -389,11 +389,7 @@ impl Service {
         let record = self.connection(tenant, &user.connection).await?;
         let settings = Settings::of(&record);
         if !settings.import_mode {
-            let id = user
-                .user_id
-                .strip_prefix("auth0|")
-                .unwrap_or(&user.user_id)
-                .to_string();
+            let id = crate::domain::names::identity_id(&user.user_id).to_string();
             match self.run(&settings, Action::Delete, vec![json!(id)]).await? {
                 None => return Ok(Answer::MissingScript(Action::Delete)),
                 Some(e) if e.outcome != Outcome::Success => {
