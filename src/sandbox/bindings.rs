@@ -10,77 +10,16 @@ use boa_engine::{
     Context, JsNativeError, JsResult, JsValue, NativeFunction, Source, js_error, js_string,
 };
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::convert;
 use super::modules::{self, Native};
+use super::run_state::{Answer, state};
 use crate::outcome::{ConsoleLine, Level, Outcome, ScriptError};
-use crate::script::{Limits, Policy};
 
 /// Timers pending at once; beyond it `setTimeout` throws.
 const MAX_PENDING_TIMERS: usize = 10_000;
-
-/// What the callback answered.
-#[derive(Debug)]
-pub enum Answer {
-    Error(ScriptError),
-    Value(Option<serde_json::Value>),
-}
-
-/// The state of the run in progress, kept in the context's host data so native functions reach
-/// it. Replaced at the start of every run.
-pub struct RunState {
-    pub run_id: u64,
-    pub started: Instant,
-    pub limits: Limits,
-    /// The files and hosts the modules may reach during this run.
-    pub policy: Policy,
-    pub console: Vec<ConsoleLine>,
-    console_bytes: usize,
-    pub warnings: Vec<String>,
-    pub answer: Option<Answer>,
-    /// A condition that ends the run whatever the script does next (output limit, an exception
-    /// thrown from an asynchronous callback).
-    pub fatal: Option<(Outcome, ScriptError)>,
-    next_timer: u32,
-    timers: HashMap<u32, tokio::sync::oneshot::Sender<()>>,
-}
-
-impl RunState {
-    pub fn new(run_id: u64, limits: Limits, policy: Policy) -> Self {
-        RunState {
-            run_id,
-            started: Instant::now(),
-            limits,
-            policy,
-            console: Vec::new(),
-            console_bytes: 0,
-            warnings: Vec::new(),
-            answer: None,
-            fatal: None,
-            next_timer: 0,
-            timers: HashMap::new(),
-        }
-    }
-
-    pub fn settled(&self) -> bool {
-        self.answer.is_some() || self.fatal.is_some()
-    }
-
-    /// Records a fatal condition unless the run already has its answer.
-    pub fn fail(&mut self, outcome: Outcome, error: ScriptError) {
-        if !self.settled() {
-            self.fatal = Some((outcome, error));
-        }
-    }
-}
-
-pub fn state(ctx: &mut Context) -> &mut RunState {
-    ctx.host_defined_mut()
-        .get_mut::<RunState>()
-        .expect("RunState is inserted before any script code runs")
-}
 
 /// Installs every global of SPEC §2 into a fresh context.
 pub fn install(ctx: &mut Context, configuration: &BTreeMap<String, String>) -> JsResult<()> {

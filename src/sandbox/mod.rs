@@ -6,6 +6,7 @@ mod bindings;
 mod convert;
 mod engine;
 mod modules;
+mod run_state;
 
 /// Checks an operator's `--egress-allow-internal` entry before the server starts.
 pub use modules::egress::check_operator_entry;
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use crate::outcome::{Execution, Outcome, ScriptError, Timings};
 use crate::script::{Action, Invocation, Policy, check_source};
-use bindings::{Answer, RunState, state};
 use engine::{End, Executor};
+use run_state::{Answer, RunState, state};
 
 pub use modules::module_name;
 

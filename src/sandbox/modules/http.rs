@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::egress::{AllowList, Denied, denied};
 use super::{Failure, Native, json, spawn_io};
-use crate::sandbox::bindings;
+use crate::sandbox::run_state;
 
 pub const NATIVES: &[Native] = &[("request", 1, request)];
 
@@ -43,7 +43,7 @@ fn yes() -> bool {
 
 fn request(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let spec = args.first().cloned().unwrap_or_default().to_json(ctx)?;
-    let state = bindings::state(ctx);
+    let state = run_state::state(ctx);
     let allow = AllowList::of(&state.policy);
     let remaining = state
         .limits

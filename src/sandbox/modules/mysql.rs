@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::egress::{AllowList, denied};
 use super::{Failure, Native, arg_string, json, resource, spawn_io, with_resource};
-use crate::sandbox::bindings;
+use crate::sandbox::run_state;
 
 pub const NATIVES: &[Native] = &[
     ("connect", 1, connect),
@@ -32,7 +32,7 @@ type Held = Arc<tokio::sync::Mutex<Option<Conn>>>;
 
 fn connect(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let settings = args.first().cloned().unwrap_or_default().to_json(ctx)?;
-    let allow = AllowList::of(&bindings::state(ctx).policy);
+    let allow = AllowList::of(&run_state::state(ctx).policy);
     spawn_io(
         ctx,
         async move {

@@ -15,7 +15,7 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use super::egress::{AllowList, denied};
 use super::{Failure, Native, arg_string, json, resource, spawn_io, with_resource};
-use crate::sandbox::bindings;
+use crate::sandbox::run_state;
 
 pub const NATIVES: &[Native] = &[
     ("connect", 2, connect),
@@ -41,7 +41,7 @@ struct Held {
 fn connect(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let settings = args.first().cloned().unwrap_or_default().to_json(ctx)?;
     let pooled = args.get(1).is_some_and(JsValue::to_boolean);
-    let allow = AllowList::of(&bindings::state(ctx).policy);
+    let allow = AllowList::of(&run_state::state(ctx).policy);
     spawn_io(
         ctx,
         async move {

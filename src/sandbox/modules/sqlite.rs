@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::{Failure, Native, arg_string, defer, json, resource, with_resource};
-use crate::sandbox::bindings;
+use crate::sandbox::run_state;
 use crate::script::Policy;
 
 pub const NATIVES: &[Native] = &[
@@ -35,7 +35,7 @@ const OPEN_CREATE: i32 = 4;
 fn open(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let path = arg_string(args, 0, ctx)?;
     let mode = args.get(1).map(|m| m.to_i32(ctx)).transpose()?.unwrap_or(6);
-    let target = resolve(&path, &bindings::state(ctx).policy);
+    let target = resolve(&path, &run_state::state(ctx).policy);
     defer(
         ctx,
         move || {
