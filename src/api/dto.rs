@@ -3,9 +3,53 @@
 //! names the property. A body that passes reaches the service layer; a body that fails never reaches a
 //! script.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::ApiError;
+use crate::service::{CachedUser, UserPage};
+use crate::store::User;
+
+/// A user as Auth0's Management API shows it: the cached profile with the metadata, `blocked`
+/// and the dates the store keeps.
+pub fn user(user: &User) -> Value {
+    let mut out = user.profile.clone();
+    out.insert(
+        "app_metadata".into(),
+        Value::Object(user.app_metadata.clone()),
+    );
+    out.insert(
+        "user_metadata".into(),
+        Value::Object(user.user_metadata.clone()),
+    );
+    out.insert("blocked".into(), json!(user.blocked));
+    out.insert("created_at".into(), json!(user.created_at));
+    out.insert("updated_at".into(), json!(user.updated_at));
+    if let Some(l) = &user.last_login {
+        out.insert("last_login".into(), json!(l));
+    }
+    out.insert("logins_count".into(), json!(user.logins_count));
+    Value::Object(out)
+}
+
+/// A cached user as `GET /users/{id}` shows it: marked `"stale": true` past its cache policy.
+pub fn cached_user(cached: &CachedUser) -> Value {
+    let mut out = user(&cached.user);
+    if cached.stale {
+        out["stale"] = json!(true);
+    }
+    out
+}
+
+/// A page of users with Auth0's totals (`include_totals=true`).
+pub fn user_page(page: &UserPage) -> Value {
+    json!({
+        "start": page.start,
+        "limit": page.limit,
+        "length": page.users.len(),
+        "total": page.total,
+        "users": page.users.iter().map(user).collect::<Vec<_>>(),
+    })
+}
 
 /// The JSON type a field must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

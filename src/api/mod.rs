@@ -6,7 +6,7 @@
 
 mod auth;
 mod connections;
-mod dto;
+pub mod dto;
 mod error;
 mod extract;
 mod live;

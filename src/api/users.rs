@@ -12,7 +12,6 @@ use std::sync::Arc;
 use super::error::management;
 use super::extract::*;
 use super::{ApiError, AppState, Query, body};
-use crate::service::Answer;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -29,7 +28,13 @@ async fn get_user(
     ManagementToken { tenant, .. }: ManagementToken<ReadUsers>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    management(state.core.read_user(&tenant.id, &id).await?)
+    management(
+        state
+            .core
+            .read_user(&tenant.id, &id)
+            .await?
+            .map(|c| super::dto::cached_user(&c)),
+    )
 }
 
 async fn patch_user(
@@ -40,7 +45,13 @@ async fn patch_user(
 ) -> Result<Json<Value>, ApiError> {
     let body = body(request).await?;
     let _slot = state.admit(&tenant.id)?;
-    management(state.core.patch_user(&tenant.id, &id, &body).await?)
+    management(
+        state
+            .core
+            .patch_user(&tenant.id, &id, &body)
+            .await?
+            .map(|u| super::dto::user(&u)),
+    )
 }
 
 async fn delete_user(
@@ -118,9 +129,9 @@ async fn list_users(
         )
         .await?;
     Ok(Json(if q.include_totals {
-        page
+        super::dto::user_page(&page)
     } else {
-        page["users"].clone()
+        Value::Array(page.users.iter().map(super::dto::user).collect())
     }))
 }
 
@@ -138,16 +149,11 @@ async fn users_by_email(
         .core
         .list_users(&tenant.id, None, Some(&q.email), 0, 100)
         .await?;
-    let exact: Vec<Value> = page["users"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|u| {
-            u["email"]
-                .as_str()
-                .is_some_and(|e| e.eq_ignore_ascii_case(&q.email))
-        })
-        .cloned()
+    let exact: Vec<Value> = page
+        .users
+        .iter()
+        .filter(|u| u.email().is_some_and(|e| e.eq_ignore_ascii_case(&q.email)))
+        .map(super::dto::user)
         .collect();
     Ok(Json(Value::Array(exact)))
 }
@@ -172,9 +178,5 @@ async fn create_user(
     }
     let _slot = state.admit(&tenant.id)?;
     let created = state.core.signup(&tenant.id, &connection, user).await?;
-    let created = match created.into_done() {
-        Ok(user) => Answer::Done(user.to_json()),
-        Err(failed) => failed,
-    };
-    management(created).map(|json| (StatusCode::CREATED, json))
+    management(created.map(|u| super::dto::user(&u))).map(|json| (StatusCode::CREATED, json))
 }

@@ -27,6 +27,7 @@ pub use connections::{
     ENCRYPTED, connection_dir, connection_from_api, export_connection, patch_connection, sources,
 };
 pub use password::{DEFAULT_TTL_SECS, MAX_TTL_SECS, Redeemed, TicketRequest};
+pub use users::{CachedUser, UserPage};
 
 /// bcrypt cost of the hashes the store keeps (Auth0 uses 10).
 pub const BCRYPT_COST: u32 = 10;
@@ -81,6 +82,14 @@ pub enum Answer<T> {
 }
 
 impl<T> Answer<T> {
+    /// The answer with `f` applied to what `Done` carries.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Answer<U> {
+        match self.into_done() {
+            Ok(v) => Answer::Done(f(v)),
+            Err(other) => other,
+        }
+    }
+
     /// `Done`'s payload, or the answer itself — which then carries no payload, so it can
     /// stand as an answer of any type.
     // The Err side is an Answer by design (what the flow returns next); it moves once per

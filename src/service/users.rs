@@ -3,6 +3,7 @@
 //! deletion through the scripts.
 
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 use super::{Answer, Service, ServiceError, Settings, hash_password};
 use crate::domain::events::LogType;
@@ -10,6 +11,23 @@ use crate::outcome::Outcome;
 use crate::profile::{self, Violation};
 use crate::script::Action;
 use crate::store::{StoreError, User, UserChange};
+
+/// A cached user as `GET /users/{id}` reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedUser {
+    pub user: Arc<User>,
+    /// Past its connection's cache policy and served anyway (`cache_expired: serve_stale`).
+    pub stale: bool,
+}
+
+/// One page of a tenant's users, and how many there are in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub start: usize,
+    pub limit: usize,
+    pub total: usize,
+}
 
 /// Fields any user's PATCH may carry (metadata, blocked; email and password run their scripts).
 const ALWAYS: &[&str] = &[
@@ -43,7 +61,7 @@ impl Service {
         &self,
         tenant: &str,
         user_id: &str,
-    ) -> Result<Answer<Value>, ServiceError> {
+    ) -> Result<Answer<CachedUser>, ServiceError> {
         // From memory when the store has it; else one trip to the blocking pool for the profile
         // and its connection's cache policy.
         let Some((user, options)) = self.store.profile(tenant, user_id).await? else {
@@ -55,11 +73,9 @@ impl Service {
                 self.evict(tenant, user_id).await?;
                 return Ok(Answer::NotFound);
             }
-            let mut value = user.to_json();
-            value["stale"] = json!(true);
-            return Ok(Answer::Done(value));
+            return Ok(Answer::Done(CachedUser { user, stale: true }));
         }
-        Ok(Answer::Done(user.to_json()))
+        Ok(Answer::Done(CachedUser { user, stale: false }))
     }
 
     /// Drops one cached profile without running any script (the next login caches it again).
@@ -76,7 +92,7 @@ impl Service {
         tenant: &str,
         user_id: &str,
         body: &Value,
-    ) -> Result<Answer<Value>, ServiceError> {
+    ) -> Result<Answer<User>, ServiceError> {
         let Some(patch) = body.as_object() else {
             return Ok(Answer::BadRequest(vec![violation(
                 "body",
@@ -229,7 +245,7 @@ impl Service {
         if new_email.is_some() {
             self.email_changed(&u).await?;
         }
-        Ok(Answer::Done(u.to_json()))
+        Ok(Answer::Done(u))
     }
 
     /// GET /users: the tenant's users (of one connection, matching `search`), Auth0's paging.
@@ -240,19 +256,18 @@ impl Service {
         search: Option<&str>,
         page: usize,
         per_page: usize,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<UserPage, ServiceError> {
         let per_page = per_page.clamp(1, 100);
         let (users, total) = self
             .store
             .list_users(tenant, connection, search, page, per_page)
             .await?;
-        Ok(json!({
-            "start": page * per_page,
-            "limit": per_page,
-            "length": users.len(),
-            "total": total,
-            "users": users.iter().map(User::to_json).collect::<Vec<_>>(),
-        }))
+        Ok(UserPage {
+            users,
+            start: page * per_page,
+            limit: per_page,
+            total,
+        })
     }
 
     /// Email change: the tenant's database first (see `email_in_database`), then the cached

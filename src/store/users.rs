@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
 use super::{ProfileCopy, Store, StoreError, query_one};
@@ -52,27 +52,6 @@ impl UserChange {
 }
 
 impl User {
-    /// The user as Auth0's Management API shows it.
-    pub fn to_json(&self) -> Value {
-        let mut out = self.profile.clone();
-        out.insert(
-            "app_metadata".into(),
-            Value::Object(self.app_metadata.clone()),
-        );
-        out.insert(
-            "user_metadata".into(),
-            Value::Object(self.user_metadata.clone()),
-        );
-        out.insert("blocked".into(), json!(self.blocked));
-        out.insert("created_at".into(), json!(self.created_at));
-        out.insert("updated_at".into(), json!(self.updated_at));
-        if let Some(l) = &self.last_login {
-            out.insert("last_login".into(), json!(l));
-        }
-        out.insert("logins_count".into(), json!(self.logins_count));
-        Value::Object(out)
-    }
-
     pub fn email(&self) -> Option<&str> {
         self.profile.get("email").and_then(Value::as_str)
     }

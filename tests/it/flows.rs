@@ -3,6 +3,7 @@
 //! concurrent first login, a writer killed with SIGKILL, and secrets never on disk in clear.
 
 use crate::util::block_on;
+use customdb::api::dto;
 use customdb::domain::options::{CacheExpired, ConnectionOptions};
 use customdb::domain::time::{self, ManualClock};
 use customdb::script::Action;
@@ -113,6 +114,18 @@ impl World {
             .collect();
         e.reverse();
         e
+    }
+    /// `GET /users/{id}` as the Management API answers it.
+    fn read(&self, user_id: &str) -> Answer<Value> {
+        block_on(self.core.read_user(TENANT, user_id))
+            .unwrap()
+            .map(|c| dto::cached_user(&c))
+    }
+    /// `PATCH /users/{id}` as the Management API answers it.
+    fn patch(&self, user_id: &str, body: &Value) -> Answer<Value> {
+        block_on(self.core.patch_user(TENANT, user_id, body))
+            .unwrap()
+            .map(|u| dto::user(&u))
     }
     fn login(&self, who: &str, pw: &str) -> Answer<customdb::store::User> {
         block_on(self.core.login(TENANT, "users", who, pw)).unwrap()
@@ -680,10 +693,7 @@ fn patch_rules(migrated: bool) -> Vec<PatchRow> {
 
 fn check_patches(w: &World, migrated: bool) {
     for (name, body, expected) in patch_rules(migrated) {
-        match (
-            block_on(w.core.patch_user(TENANT, "auth0|1", &body)).unwrap(),
-            expected,
-        ) {
+        match (w.patch("auth0|1", &body), expected) {
             (Answer::Done(user), Ok(subset)) => {
                 crate::util::matches(&user, &subset)
                     .unwrap_or_else(|m| panic!("{name}: {m}\n{user}"));
@@ -703,7 +713,7 @@ fn patch_rules_without_import() {
     done(w.login("alice@example.com", ALICE_PW));
     check_patches(&w, false);
     // email and password go through their scripts, then the cache follows.
-    let user = done(block_on(w.core.patch_user(TENANT, "auth0|1", &json!({"email": "alice@example.net", "email_verified": true, "password": "patched password"}))).unwrap());
+    let user = done(w.patch("auth0|1", &json!({"email": "alice@example.net", "email_verified": true, "password": "patched password"})));
     assert_eq!(
         (user["email"].as_str(), user["email_verified"].as_bool()),
         (Some("alice@example.net"), Some(true))
@@ -712,7 +722,7 @@ fn patch_rules_without_import() {
 
     // A PATCH is one write: when a script fails, nothing of it is kept, not even what an
     // earlier script of the same PATCH did (the email, here).
-    let before = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
+    let before = done(w.read("auth0|1"));
     let mut record = w
         .core
         .store
@@ -726,9 +736,9 @@ fn patch_rules_without_import() {
     );
     w.core.store.sync().put_connection(&record).unwrap();
     let body = json!({"email": "alice@example.org", "app_metadata": {"plan": "gold"}, "blocked": true, "password": "another one"});
-    let answer = block_on(w.core.patch_user(TENANT, "auth0|1", &body)).unwrap();
+    let answer = w.patch("auth0|1", &body);
     assert!(matches!(answer, Answer::ScriptFailed { .. }), "{answer:?}");
-    let after = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
+    let after = done(w.read("auth0|1"));
     assert_eq!(after, before, "the store is as it was before the PATCH");
 }
 
@@ -737,14 +747,10 @@ fn patch_rules_once_migrated() {
     let w = world(true, json!({}));
     done(w.login("alice@example.com", ALICE_PW));
     check_patches(&w, true);
-    let user = done(
-        block_on(w.core.patch_user(
-            TENANT,
-            "auth0|1",
-            &json!({"email": "Alice@Example.net", "password": "patched password"}),
-        ))
-        .unwrap(),
-    );
+    let user = done(w.patch(
+        "auth0|1",
+        &json!({"email": "Alice@Example.net", "password": "patched password"}),
+    ));
     assert_eq!(
         user["email"], "alice@example.net",
         "lowercased in import mode"
@@ -761,7 +767,7 @@ fn cache_policies_and_listing() {
     );
     done(w.login("alice@example.com", ALICE_PW));
     done(block_on(w.core.get_user(TENANT, "users", "bob@example.com")).unwrap());
-    let alice = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
+    let alice = done(w.read("auth0|1"));
     assert_eq!(
         alice["stale"], true,
         "cached before invalidate_before: served, marked stale"
@@ -776,24 +782,22 @@ fn cache_policies_and_listing() {
         .unwrap();
     record.options.cache_expired = Some(CacheExpired::Evict);
     w.core.store.sync().put_connection(&record).unwrap();
-    assert_eq!(
-        block_on(w.core.read_user(TENANT, "auth0|1")).unwrap(),
-        Answer::NotFound,
-        "evicted"
-    );
+    assert_eq!(w.read("auth0|1"), Answer::NotFound, "evicted");
     done(w.login("alice@example.com", ALICE_PW));
     assert!(block_on(w.core.evict(TENANT, "auth0|2")).unwrap());
 
-    let page = block_on(
-        w.core
-            .list_users(TENANT, Some("users"), Some("ALICE"), 0, 50),
-    )
-    .unwrap();
+    let page = dto::user_page(
+        &block_on(
+            w.core
+                .list_users(TENANT, Some("users"), Some("ALICE"), 0, 50),
+        )
+        .unwrap(),
+    );
     assert_eq!(
         (page["total"].as_u64(), page["users"][0]["user_id"].as_str()),
         (Some(1), Some("auth0|1"))
     );
-    let all = block_on(w.core.list_users(TENANT, None, None, 0, 50)).unwrap();
+    let all = dto::user_page(&block_on(w.core.list_users(TENANT, None, None, 0, 50)).unwrap());
     assert_eq!(all["total"], 1, "bob was evicted");
 }
 
@@ -801,10 +805,10 @@ fn cache_policies_and_listing() {
 fn cache_ages_follow_the_clock_and_times_compare_as_times() {
     let w = world(false, json!({"cache_max_age": 60}));
     done(w.login("alice@example.com", ALICE_PW));
-    let fresh = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
+    let fresh = done(w.read("auth0|1"));
     assert_eq!(fresh.get("stale"), None, "cached just now");
     w.clock.advance(61);
-    let old = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
+    let old = done(w.read("auth0|1"));
     assert_eq!(old["stale"], true, "61 s past a 60 s max age");
 
     // Invalidated as of an hour before the login, written with a +02:00 offset and no
@@ -829,7 +833,7 @@ fn cache_ages_follow_the_clock_and_times_compare_as_times() {
         ..Default::default()
     };
     w.core.store.sync().put_connection(&record).unwrap();
-    let user = done(block_on(w.core.read_user(TENANT, "auth0|1")).unwrap());
+    let user = done(w.read("auth0|1"));
     assert_eq!(user.get("stale"), None, "cached after {an_hour_before}");
 }
 
@@ -990,7 +994,7 @@ fn tickets_are_used_once_and_do_not_pile_up() {
 fn reads_from_memory_see_every_write() {
     let w = world(false, json!({}));
     done(w.login("alice@example.com", ALICE_PW));
-    let read = || block_on(w.core.read_user(TENANT, "auth0|1")).unwrap();
+    let read = || w.read("auth0|1");
     // The first read fills the memory; the second is served from it.
     assert_eq!(done(read())["logins_count"], 1);
     assert_eq!(done(read())["logins_count"], 1);
@@ -1002,14 +1006,10 @@ fn reads_from_memory_see_every_write() {
         "a login refreshes the copy"
     );
 
-    done(
-        block_on(w.core.patch_user(
-            TENANT,
-            "auth0|1",
-            &json!({"user_metadata": {"theme": "dark"}, "blocked": true}),
-        ))
-        .unwrap(),
-    );
+    done(w.patch(
+        "auth0|1",
+        &json!({"user_metadata": {"theme": "dark"}, "blocked": true}),
+    ));
     let alice = done(read());
     assert_eq!(
         (&alice["user_metadata"]["theme"], &alice["blocked"]),
