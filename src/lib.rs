@@ -1,12 +1,12 @@
 //! customdb runs Auth0-style custom database scripts in a sandbox they cannot break.
 //!
 //! Code map, in reading order:
-//! - `domain`: pure values — the client model, names that enter from outside.
+//! - `domain`: pure values — the client model, names that enter from outside, connection
+//!   options, log types, time, and the normalized profile (what scripts return, SPEC §3).
 //! - `script`: the seven actions, invocations, limits, static checks of a source.
 //! - `outcome`: what a run produced (`Execution`), outcomes as an enum.
 //! - `sandbox`: the only module that knows the JavaScript engine (boa); runs one invocation.
 //! - `isolation`: worker processes, the only place the sandbox runs, and their supervisor.
-//! - `profile`: what scripts return, normalized and validated (SPEC §3).
 //! - `store`: the product's SQLite store — tenants, connections (sealed configuration), users,
 //!   logs, script runs, clients, signing keys.
 //! - `service`: the use cases — login, signup, password and tickets, users, connections, the
@@ -38,7 +38,6 @@ pub mod harness;
 pub mod isolation;
 pub mod layout;
 pub mod outcome;
-pub mod profile;
 pub mod sandbox;
 pub mod script;
 pub mod secret;

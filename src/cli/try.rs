@@ -10,9 +10,9 @@ use std::process::ExitCode;
 
 use super::{parse_duration, parse_size};
 use crate::domain::options::ConnectionOptions;
+use crate::domain::profile::{self, ProfileOptions};
 use crate::isolation::{Pool, PoolConfig};
 use crate::outcome::{Execution, Outcome};
-use crate::profile::{self, ProfileOptions};
 use crate::script::{Action, Invocation, Limits, Policy, complete_create_user};
 
 /// Run one script locally and see its console output and result.

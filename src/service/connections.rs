@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use super::{Answer, Service, ServiceError, Settings};
 use crate::domain::options::ConnectionOptions;
+use crate::domain::profile::{self, Violation};
 use crate::layout;
 use crate::outcome::Outcome;
-use crate::profile::{self, Violation};
 use crate::script::Action;
 use crate::store::ConnectionRecord;
 

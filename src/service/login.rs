@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use super::{Answer, Service, ServiceError, Settings, hash_password};
 use crate::domain::events::LogType;
+use crate::domain::profile::{self, Profile};
 use crate::outcome::{Execution, Outcome};
-use crate::profile::{self, Profile};
 use crate::script::Action;
 use crate::store::{RootAttributes, StoreError, User};
 

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::domain::events::LiveEvent;
+use crate::domain::profile::{ProfileOptions, Violation};
 use crate::isolation::{Pool, PoolError};
 use crate::outcome::{Execution, Outcome, ScriptError};
-use crate::profile::{ProfileOptions, Violation};
 use crate::script::{Action, Internal, Invocation, Limits, Policy};
 use crate::store::{AsyncStore, ConnectionRecord, RootAttributes, Store, StoreError};
 

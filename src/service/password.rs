@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::{Answer, Service, ServiceError, Settings, hash_password};
 use crate::domain::events::LogType;
+use crate::domain::profile;
 use crate::outcome::Outcome;
-use crate::profile;
 use crate::script::Action;
 use crate::store::{Issuer, Ticket};
 

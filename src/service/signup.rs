@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use super::{Answer, Service, ServiceError, Settings, hash_password, new_id};
 use crate::domain::events::LogType;
+use crate::domain::profile;
 use crate::outcome::Outcome;
-use crate::profile;
 use crate::script::{Action, complete_create_user};
 use crate::store::User;
 

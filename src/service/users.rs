@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::{Answer, Service, ServiceError, Settings, hash_password};
 use crate::domain::events::LogType;
+use crate::domain::profile::{self, Violation};
 use crate::outcome::Outcome;
-use crate::profile::{self, Violation};
 use crate::script::Action;
 use crate::store::{StoreError, User, UserChange};
 

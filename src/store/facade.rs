@@ -10,8 +10,8 @@ use super::{
     Ticket, User, UserChange,
 };
 use crate::domain::events::LogType;
+use crate::domain::profile::Profile;
 use crate::outcome::Execution;
-use crate::profile::Profile;
 use crate::script::Action;
 
 /// The product's store, async. Cheap to clone.

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 use super::{ProfileCopy, Store, StoreError, query_one};
-use crate::profile::Profile;
+use crate::domain::profile::Profile;
 
 /// A user in the store: the cached (or migrated) profile and what the store manages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,7 +284,7 @@ impl Store {
             }
             let username = user.profile.get("username").and_then(Value::as_str).map(str::to_string);
             let merged = |current: &Map<String, Value>, patch: &Option<Map<String, Value>>| {
-                patch.as_ref().map(|p| Value::Object(crate::profile::merge_metadata(current, p)).to_string())
+                patch.as_ref().map(|p| Value::Object(crate::domain::profile::merge_metadata(current, p)).to_string())
             };
             tx.execute(
                 "UPDATE users SET profile = ?3, email = ?4, email_key = ?5, username = ?6, updated_at = ?7,

@@ -521,14 +521,14 @@ fn a_killed_writer_loses_no_acknowledged_write() {
     if let Ok(path) = std::env::var("CUSTOMDB_WRITER_STORE") {
         let key = std::env::var("CUSTOMDB_WRITER_KEY").unwrap();
         let store = Store::open(Path::new(&path), Sealer::from_text(&key).unwrap()).unwrap();
-        let options = customdb::profile::ProfileOptions {
+        let options = customdb::domain::profile::ProfileOptions {
             connection: "users".into(),
             ..Default::default()
         };
         let mut out = std::io::stdout().lock();
         for i in 0.. {
             let raw = json!({"user_id": i, "email": format!("u{i}@example.com"), "user_metadata": {"pad": "x".repeat(2000)}});
-            let profile = customdb::profile::normalize(&raw, &options).unwrap();
+            let profile = customdb::domain::profile::normalize(&raw, &options).unwrap();
             store
                 .cache_profile(TENANT, "users", &profile, Default::default(), true, None)
                 .unwrap();
