@@ -1,13 +1,14 @@
-//! A stand-in for a tenant's REST API during a test case: a real HTTP/1.1 listener on a
+//! A stand-in for a tenant's REST API during a test case: a real HTTP listener (axum) on a
 //! loopback port that answers the routes the case lists, so HTTP-backed connections are proven
 //! offline through the same `fetch`/`axios`/`request` path and egress checks as production.
 
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
 
 /// One canned answer: `path` matches the request target exactly (query included) or, when it
 /// has no `?`, the path alone; `method` matches any method when absent.
@@ -42,97 +43,57 @@ impl Drop for Stub {
 }
 
 pub async fn start(routes: Vec<Route>) -> std::io::Result<Stub> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let routes = Arc::new(routes);
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let routes = routes.clone();
+        async move { answer(&routes, request.method(), request.uri()) }
+    });
     let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let routes = routes.clone();
-            tokio::spawn(async move {
-                let _ = answer(stream, &routes).await;
-            });
-        }
+        // The stub lives as long as its case; an error here ends it, and the case then fails
+        // on a refused connection, which names the stub's address.
+        let _ = axum::serve(listener, app).await;
     });
     Ok(Stub { address, task })
 }
 
-async fn answer(stream: tokio::net::TcpStream, routes: &[Route]) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).await?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let target = parts.next().unwrap_or("").to_string();
-    let mut length = 0usize;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).await? == 0 || header.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = header.split_once(':')
-            && k.trim().eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length.min(1 << 20)];
-    reader.read_exact(&mut body).await?;
-    let path = target.split('?').next().unwrap_or("");
+/// The route's canned answer, or a 404 that names the request.
+fn answer(routes: &[Route], method: &Method, uri: &Uri) -> Response {
+    let target = uri
+        .path_and_query()
+        .map_or_else(|| uri.path().to_string(), ToString::to_string);
     let route = routes.iter().find(|r| {
         let method_ok = r
             .method
             .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(&method));
-        let path_ok = r.path == target || (!r.path.contains('?') && r.path == path);
+            .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()));
+        let path_ok = r.path == target || (!r.path.contains('?') && r.path == uri.path());
         method_ok && path_ok
     });
-    let (status, headers, content) = match route {
-        Some(r) => {
-            let content = match &r.body {
-                Value::Null => String::new(),
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (r.status, r.headers.clone(), content)
-        }
-        None => (
-            404,
-            BTreeMap::new(),
-            format!("{{\"error\":\"no stub route for {method} {target}\"}}"),
-        ),
+    let Some(route) = route else {
+        let body = serde_json::json!({"error": format!("no stub route for {method} {target}")});
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     };
-    let mut head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        reason(status),
-        content.len()
+    let content = match &route.body {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut response = content.into_response();
+    *response.status_mut() = StatusCode::from_u16(route.status).unwrap_or(StatusCode::OK);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
     );
-    if !headers
-        .keys()
-        .any(|k| k.eq_ignore_ascii_case("content-type"))
-    {
-        head.push_str("Content-Type: application/json\r\n");
+    for (name, value) in &route.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
     }
-    for (k, v) in &headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut stream = reader.into_inner();
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(content.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        409 => "Conflict",
-        500 => "Internal Server Error",
-        _ => "Status",
-    }
+    response
 }
