@@ -1,13 +1,10 @@
 //! The router without a socket (`tower::ServiceExt::oneshot`): every bad request answered with
 //! the status and body Auth0's APIs use, naming what is wrong.
 
-use crate::util::{block_on, customdb_exe};
+use crate::util::block_on;
 use axum::body::Body;
 use axum::http::Request;
 use customdb::api::{AppState, router, tokens::Keys};
-use customdb::isolation::{Pool, PoolConfig};
-use customdb::service::Service;
-use customdb::store::{Store, seal::Sealer};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -15,12 +12,7 @@ use tower::ServiceExt;
 /// The router over a demo tenant; the demo's public app (`client_id`) and management client
 /// (`management_id`, `management_secret`).
 fn app() -> (axum::Router, Value, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        &dir.path().join("store.db"),
-        Sealer::from_text(&Sealer::generate_key()).unwrap(),
-    )
-    .unwrap();
+    let crate::util::TempStore { dir, store, .. } = crate::util::temp_store();
     let demo = customdb::demo::ensure(&store, dir.path()).unwrap().unwrap();
     let mut creds: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo-app.json")).unwrap())
@@ -28,14 +20,7 @@ fn app() -> (axum::Router, Value, tempfile::TempDir) {
     creds["management_id"] = json!(demo.management.client_id);
     creds["management_secret"] = json!(demo.management.client_secret);
     let keys = Keys::load(&store).unwrap();
-    let core = Service::new(
-        Arc::new(store),
-        Arc::new(Pool::new(PoolConfig {
-            max_workers: 1,
-            ..PoolConfig::new(customdb_exe())
-        })),
-        Some(dir.path().join("connections")),
-    );
+    let core = crate::util::service(store, dir.path().join("connections"));
     (router(Arc::new(AppState::new(core, keys, 8))), creds, dir)
 }
 
@@ -163,12 +148,7 @@ fn every_answer_carries_a_request_id() {
 
 #[test]
 fn an_older_demo_client_gets_the_scopes_added_since() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        &dir.path().join("store.db"),
-        Sealer::from_text(&Sealer::generate_key()).unwrap(),
-    )
-    .unwrap();
+    let crate::util::TempStore { dir, store, .. } = crate::util::temp_store();
     let demo = customdb::demo::ensure(&store, dir.path()).unwrap().unwrap();
     let mut client = store
         .get_client(&demo.management.client_id)

@@ -39,15 +39,12 @@ struct World {
 }
 
 fn world(import_mode: bool, options: Value) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let store_path = dir.path().join("store.db");
-    let clock = ManualClock::at(time::Timestamp::now());
-    let store = Store::open(
-        &store_path,
-        Sealer::from_text(&Sealer::generate_key()).unwrap(),
-    )
-    .unwrap()
-    .with_clock(clock.clone());
+    let crate::util::TempStore {
+        dir,
+        path: store_path,
+        store,
+        clock,
+    } = crate::util::temp_store();
     let mut scripts = BTreeMap::new();
     for action in Action::ALL {
         scripts.insert(action, template(&format!("{action}.js")));
@@ -70,7 +67,7 @@ fn world(import_mode: bool, options: Value) -> World {
     let db = rusqlite::Connection::open(&legacy).unwrap();
     db.execute_batch(&template("cases/schema.sql")).unwrap();
     db.execute_batch(&template("cases/seed.sql")).unwrap();
-    let core = Service::new(Arc::new(store), shared_pool(), Some(data_root));
+    let core = crate::util::service(store, data_root);
     World {
         _dir: dir,
         store_path,
@@ -78,21 +75,6 @@ fn world(import_mode: bool, options: Value) -> World {
         clock,
         core,
     }
-}
-
-/// One pool for the flow tests (the core holds its pool in an `Arc`).
-fn shared_pool() -> Arc<customdb::isolation::Pool> {
-    static POOL: std::sync::OnceLock<Arc<customdb::isolation::Pool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        Arc::new(customdb::isolation::Pool::new(
-            customdb::isolation::PoolConfig {
-                max_workers: 4,
-                max_busy_per_tenant: 4,
-                ..customdb::isolation::PoolConfig::new(crate::util::customdb_exe())
-            },
-        ))
-    })
-    .clone()
 }
 
 impl World {

@@ -1,5 +1,5 @@
-//! Shared helpers: a pool of real workers, invocations with defaults, and JSON subset matching
-//! for data-driven expectations.
+//! Shared helpers: one pool of real workers, the one way tests assemble a store and a service,
+//! invocations with defaults, and JSON subset matching for data-driven expectations.
 
 use customdb::isolation::{Pool, PoolConfig};
 use customdb::outcome::Execution;
@@ -7,7 +7,11 @@ use customdb::script::{Action, Invocation, Limits};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
+use customdb::domain::time::ManualClock;
+use customdb::service::Service;
+use customdb::store::{Store, seal::Sealer};
 
 pub fn customdb_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_customdb"))
@@ -26,15 +30,45 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     .block_on(f)
 }
 
-pub fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
+/// The test binary's pool of real workers, shared by every test that runs scripts.
+pub fn pool() -> &'static Arc<Pool> {
+    static POOL: OnceLock<Arc<Pool>> = OnceLock::new();
     POOL.get_or_init(|| {
-        Pool::new(PoolConfig {
+        Arc::new(Pool::new(PoolConfig {
             max_workers: 4,
             max_busy_per_tenant: 4,
             ..PoolConfig::new(customdb_exe())
-        })
+        }))
     })
+}
+
+/// A store in a fresh temporary folder, sealed with a fresh key, whose clock stands still
+/// until the test moves it.
+pub struct TempStore {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+}
+
+pub fn temp_store() -> TempStore {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let clock = ManualClock::at(customdb::domain::time::Timestamp::now());
+    let store = Store::open(&path, Sealer::from_text(&Sealer::generate_key()).unwrap())
+        .unwrap()
+        .with_clock(clock.clone());
+    TempStore {
+        dir,
+        path,
+        store,
+        clock,
+    }
+}
+
+/// The service over `store`, with the shared pool and data folders under `data_root`.
+pub fn service(store: Store, data_root: PathBuf) -> Service {
+    Service::new(Arc::new(store), pool().clone(), Some(data_root))
 }
 
 pub fn invocation(action: Action, source: &str, args: Value) -> Invocation {
