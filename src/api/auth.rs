@@ -168,17 +168,13 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Ap
 
 /// The Management API's audience at the tenant's domain: the only audience of
 /// `client_credentials` tokens, and the one the Management API accepts.
-pub(super) fn management_audience(tenant: &Tenant) -> String {
-    format!("https://{}/api/v2/", tenant.domain)
-}
-
 fn client_credentials(
     state: &AppState,
     tenant: &Tenant,
     client: &Client,
     body: &Value,
 ) -> Result<Json<Value>, ApiError> {
-    let audience = management_audience(tenant);
+    let audience = tenant.management_audience();
     if let Some(wanted) = text(body, "audience")
         && wanted != audience
     {
@@ -231,7 +227,7 @@ async fn password(
     // which still accepts only client_credentials tokens); no other audience exists here.
     let audience = match text(body, "audience") {
         None => userinfo.clone(),
-        Some(a) if a == userinfo || a == management_audience(tenant) => a.to_string(),
+        Some(a) if a == userinfo || a == tenant.management_audience() => a.to_string(),
         Some(other) => {
             return Err(ApiError::auth(
                 StatusCode::FORBIDDEN,

@@ -29,6 +29,11 @@ impl Tenant {
     pub fn issuer(&self) -> String {
         format!("{}/", self.base_url())
     }
+
+    /// The audience of this tenant's Management API (always https, as Auth0 names it).
+    pub fn management_audience(&self) -> String {
+        format!("https://{}/api/v2/", self.domain)
+    }
 }
 
 impl FromRequestParts<Arc<AppState>> for Tenant {
@@ -205,7 +210,7 @@ fn require(
     scope: &str,
 ) -> Result<(), ApiError> {
     let claims = bearer(state, tenant, headers)?;
-    let audience = super::auth::management_audience(tenant);
+    let audience = tenant.management_audience();
     let for_management = match claims.get("aud") {
         Some(Value::String(a)) => *a == audience,
         Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience.as_str())),
