@@ -192,7 +192,7 @@ fn check_case(folder: &ConnectionFolder, case: &Case) -> Result<(), String> {
     if !folder.scripts.contains_key(&case.action) {
         return Err(format!("the connection has no {} script", case.action));
     }
-    Ok(())
+    case.http.iter().try_for_each(stub::Route::check)
 }
 
 /// How the harness runs.

@@ -30,6 +30,27 @@ fn ok() -> u16 {
     200
 }
 
+impl Route {
+    /// Refuses what the stub could not send: a status outside 100–999, a header name or value
+    /// HTTP does not allow.
+    pub fn check(&self) -> Result<(), String> {
+        let at = format!(
+            "http route {} {}",
+            self.method.as_deref().unwrap_or("*"),
+            self.path
+        );
+        StatusCode::from_u16(self.status)
+            .map_err(|_| format!("{at}: status {} is not an HTTP status", self.status))?;
+        for (name, value) in &self.headers {
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{at}: {name:?} is not an HTTP header name"))?;
+            HeaderValue::from_str(value)
+                .map_err(|_| format!("{at}: the value of {name} is not a valid header value"))?;
+        }
+        Ok(())
+    }
+}
+
 /// A running stub; it stops when dropped.
 pub struct Stub {
     pub address: std::net::SocketAddr,
@@ -87,6 +108,7 @@ fn answer(routes: &[Route], method: &Method, uri: &Uri) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    // Checked when the case was loaded (`Route::check`).
     for (name, value) in &route.headers {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),

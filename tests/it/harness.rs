@@ -173,6 +173,23 @@ fn unusable_input_is_exit_2_with_the_reason() {
         assert!(text(&out).contains(file), "{file}: {}", text(&out));
         std::fs::write(&path, original).unwrap();
     }
+    // A stub route the stub could not send is refused when the case is read.
+    let rest = root.path().join("rest");
+    let init = customdb(&["init", rest.to_str().unwrap(), "--template", "rest-api"]);
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init));
+    edit(
+        &rest,
+        "get_user.json",
+        "\"status\": 200,",
+        "\"status\": 200, \"headers\": {\"bad header\": \"x\"},",
+    );
+    let out = customdb(&["test", rest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("\"bad header\" is not an HTTP header name"),
+        "{}",
+        text(&out)
+    );
     let empty = tempfile::tempdir().unwrap();
     let out = customdb(&["test", empty.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
