@@ -9,6 +9,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mysql_async::prelude::Queryable;
 use serde_json::{Value, json};
 
+/// Why a case's database could not be made, reached, filled or read. URLs in it never carry
+/// their password.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("cannot create a test database on {url}: {reason}")]
+    Create { url: String, reason: String },
+    #[error("invalid database URL: {0}")]
+    Url(String),
+    #[error(
+        "the SQLite database '{0}' must be a plain file name: the harness gives each case its own data folder"
+    )]
+    SqlitePath(String),
+    /// The database refused the SQL (its own message).
+    #[error("{0}")]
+    Sql(String),
+}
+
+fn sql(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Sql(e.to_string())
+}
+
 /// Where a case's database lives, for fixtures and for dropping it.
 pub enum Database {
     Sqlite(std::path::PathBuf),
@@ -19,7 +42,7 @@ pub enum Database {
 /// Creates the case's database from the configuration value `value` (a `postgres://` or
 /// `mysql://` URL, or an SQLite file name inside `data_dir`). Returns the value the script
 /// must see instead, pointing at the fresh database.
-pub async fn create(value: &str, data_dir: &Path) -> Result<(String, Database), String> {
+pub async fn create(value: &str, data_dir: &Path) -> Result<(String, Database), BackendError> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = format!(
         "customdb_test_{}_{}",
@@ -31,7 +54,10 @@ pub async fn create(value: &str, data_dir: &Path) -> Result<(String, Database), 
         admin
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await
-            .map_err(|e| format!("cannot create a test database on {}: {e}", redact(value)))?;
+            .map_err(|e| BackendError::Create {
+                url: redact(value),
+                reason: e.to_string(),
+            })?;
         let url = with_database(value, &name)?;
         Ok((
             url,
@@ -45,7 +71,10 @@ pub async fn create(value: &str, data_dir: &Path) -> Result<(String, Database), 
         admin
             .query_drop(format!("CREATE DATABASE `{name}`"))
             .await
-            .map_err(|e| format!("cannot create a test database on {}: {e}", redact(value)))?;
+            .map_err(|e| BackendError::Create {
+                url: redact(value),
+                reason: e.to_string(),
+            })?;
         let _ = admin.disconnect().await;
         let url = with_database(value, &name)?;
         Ok((
@@ -58,9 +87,7 @@ pub async fn create(value: &str, data_dir: &Path) -> Result<(String, Database), 
     } else {
         let file = Path::new(value);
         if file.is_absolute() || file.components().count() != 1 {
-            return Err(format!(
-                "the SQLite database '{value}' must be a plain file name: the harness gives each case its own data folder"
-            ));
+            return Err(BackendError::SqlitePath(value.to_string()));
         }
         Ok((value.to_string(), Database::Sqlite(data_dir.join(file))))
     }
@@ -68,17 +95,17 @@ pub async fn create(value: &str, data_dir: &Path) -> Result<(String, Database), 
 
 impl Database {
     /// The configuration value the script sees, to run fixtures against.
-    pub async fn run_sql(&self, url: &str, sql: &str) -> Result<(), String> {
+    pub async fn run_sql(&self, url: &str, sql: &str) -> Result<(), BackendError> {
         match self {
             Database::Sqlite(path) => {
                 let (path, sql) = (path.clone(), sql.to_string());
                 // rusqlite blocks: run it on the blocking pool, not on the async threads.
                 tokio::task::spawn_blocking(move || {
-                    let conn = rusqlite::Connection::open(&path).map_err(|e| e.to_string())?;
-                    conn.execute_batch(&sql).map_err(|e| e.to_string())
+                    let conn = rusqlite::Connection::open(&path).map_err(self::sql)?;
+                    conn.execute_batch(&sql).map_err(self::sql)
                 })
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(self::sql)?
             }
             Database::Postgres { .. } => {
                 pg_connect(url)
@@ -86,13 +113,13 @@ impl Database {
                     .batch_execute(sql)
                     .await
                     .map_err(|e| match e.as_db_error() {
-                        Some(db) => db.message().to_string(),
-                        None => e.to_string(),
+                        Some(db) => self::sql(db.message()),
+                        None => self::sql(e),
                     })
             }
             Database::Mysql { .. } => {
                 let mut conn = mysql_connect(url).await?;
-                let result = conn.query_drop(sql).await.map_err(|e| e.to_string());
+                let result = conn.query_drop(sql).await.map_err(self::sql);
                 let _ = conn.disconnect().await;
                 result
             }
@@ -101,18 +128,18 @@ impl Database {
 
     /// Runs a query after the script and returns its rows with every value as text (or
     /// null), the same for every backend, so cases can check what a script wrote.
-    pub async fn query_text(&self, url: &str, sql: &str) -> Result<Vec<Value>, String> {
+    pub async fn query_text(&self, url: &str, sql: &str) -> Result<Vec<Value>, BackendError> {
         match self {
             Database::Sqlite(path) => {
                 let (path, sql) = (path.clone(), sql.to_string());
                 // rusqlite blocks: run it on the blocking pool, not on the async threads.
                 tokio::task::spawn_blocking(move || sqlite_rows(&path, &sql))
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(self::sql)?
             }
             Database::Postgres { .. } => {
                 let client = pg_connect(url).await?;
-                let messages = client.simple_query(sql).await.map_err(|e| e.to_string())?;
+                let messages = client.simple_query(sql).await.map_err(self::sql)?;
                 Ok(messages
                     .iter()
                     .filter_map(|m| match m {
@@ -130,8 +157,7 @@ impl Database {
             }
             Database::Mysql { .. } => {
                 let mut conn = mysql_connect(url).await?;
-                let rows: Vec<mysql_async::Row> =
-                    conn.query(sql).await.map_err(|e| e.to_string())?;
+                let rows: Vec<mysql_async::Row> = conn.query(sql).await.map_err(self::sql)?;
                 let _ = conn.disconnect().await;
                 Ok(rows
                     .into_iter()
@@ -188,17 +214,17 @@ impl Database {
     }
 }
 
-fn sqlite_rows(path: &Path, sql: &str) -> Result<Vec<Value>, String> {
+fn sqlite_rows(path: &Path, query: &str) -> Result<Vec<Value>, BackendError> {
     use rusqlite::types::ValueRef;
-    let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
-    let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
+    let conn = rusqlite::Connection::open(path).map_err(sql)?;
+    let mut stmt = conn.prepare(query).map_err(sql)?;
     let names: Vec<String> = stmt.column_names().map(str::to_string).collect();
-    let mut rows = stmt.query([]).map_err(|e| e.to_string())?;
+    let mut rows = stmt.query([]).map_err(sql)?;
     let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+    while let Some(row) = rows.next().map_err(sql)? {
         let mut obj = serde_json::Map::new();
         for (i, name) in names.iter().enumerate() {
-            let text = match row.get_ref(i).map_err(|e| e.to_string())? {
+            let text = match row.get_ref(i).map_err(sql)? {
                 ValueRef::Null => Value::Null,
                 ValueRef::Integer(n) => json!(n.to_string()),
                 ValueRef::Real(f) => json!(f.to_string()),
@@ -212,19 +238,25 @@ fn sqlite_rows(path: &Path, sql: &str) -> Result<Vec<Value>, String> {
     Ok(out)
 }
 
-async fn pg_connect(url: &str) -> Result<tokio_postgres::Client, String> {
+async fn pg_connect(url: &str) -> Result<tokio_postgres::Client, BackendError> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
-        .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?;
+        .map_err(|e| BackendError::Connect {
+            url: redact(url),
+            reason: e.to_string(),
+        })?;
     tokio::spawn(connection);
     Ok(client)
 }
 
-async fn mysql_connect(url: &str) -> Result<mysql_async::Conn, String> {
-    let opts = mysql_async::Opts::from_url(url).map_err(|e| format!("invalid MySQL URL: {e}"))?;
+async fn mysql_connect(url: &str) -> Result<mysql_async::Conn, BackendError> {
+    let opts = mysql_async::Opts::from_url(url).map_err(|e| BackendError::Url(e.to_string()))?;
     mysql_async::Conn::new(opts)
         .await
-        .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))
+        .map_err(|e| BackendError::Connect {
+            url: redact(url),
+            reason: e.to_string(),
+        })
 }
 
 /// `host:port` of a database URL (None for SQLite files), for the case's allow-list.
@@ -242,8 +274,8 @@ pub fn address(value: &str) -> Option<String> {
 }
 
 /// The URL with its database path replaced by `name`.
-fn with_database(url: &str, name: &str) -> Result<String, String> {
-    let mut parsed = url::Url::parse(url).map_err(|e| format!("invalid database URL: {e}"))?;
+fn with_database(url: &str, name: &str) -> Result<String, BackendError> {
+    let mut parsed = url::Url::parse(url).map_err(|e| BackendError::Url(e.to_string()))?;
     parsed.set_path(&format!("/{name}"));
     Ok(parsed.to_string())
 }

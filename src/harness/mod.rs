@@ -36,6 +36,34 @@ pub enum HarnessError {
     Case { path: PathBuf, what: String },
 }
 
+/// Why one case could not be run (a case that ran and differs from its expectation is not an
+/// error: its report lists the differences).
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    /// The case asks for what `setup.json` does not provide.
+    #[error("{0}")]
+    Setup(&'static str),
+    #[error("setup.json names database key {0}, which the configuration lacks")]
+    MissingDatabaseKey(String),
+    #[error("configuration {key}: {reason}")]
+    Keyword { key: String, reason: String },
+    #[error("cannot make a data folder: {0}")]
+    DataFolder(std::io::Error),
+    #[error("cannot start the HTTP stub: {0}")]
+    Stub(std::io::Error),
+    #[error(transparent)]
+    Database(#[from] backend::BackendError),
+    #[error("fixture {name}: {reason}")]
+    Fixture { name: String, reason: String },
+    #[error("after query {sql:?} failed: {source}")]
+    After {
+        sql: String,
+        source: backend::BackendError,
+    },
+    #[error(transparent)]
+    Run(#[from] crate::isolation::PoolError),
+}
+
 /// `cases/setup.json`: which configuration key names the case database, which fixtures every
 /// case starts from, which key receives the HTTP stub's base URL.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -285,7 +313,7 @@ async fn run_case(
                 }
             }
         }
-        Err(e) => report.failures.push(e),
+        Err(e) => report.failures.push(e.to_string()),
     }
     report.passed = report.failures.is_empty();
     report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -299,14 +327,14 @@ async fn execute(
     case: &Case,
     pool: &Pool,
     options: &RunOptions,
-) -> Result<(Execution, Vec<Vec<Value>>), String> {
-    let data = tempfile::tempdir().map_err(|e| format!("cannot make a data folder: {e}"))?;
+) -> Result<(Execution, Vec<Vec<Value>>), CaseError> {
+    let data = tempfile::tempdir().map_err(CaseError::DataFolder)?;
     let mut configuration = BTreeMap::new();
     for (k, v) in suite.folder.configuration.iter().chain(&case.configuration) {
-        let v = options
-            .keywords
-            .fill(v)
-            .map_err(|e| format!("configuration {k}: {e}"))?;
+        let v = options.keywords.fill(v).map_err(|e| CaseError::Keyword {
+            key: k.clone(),
+            reason: e.to_string(),
+        })?;
         configuration.insert(k.clone(), v);
     }
     let mut egress = options.allow_hosts.clone();
@@ -314,25 +342,25 @@ async fn execute(
         (Some(key), false) => {
             let stub = stub::start(case.http.clone())
                 .await
-                .map_err(|e| format!("cannot start the HTTP stub: {e}"))?;
+                .map_err(CaseError::Stub)?;
             configuration.insert(key.clone(), format!("http://{}", stub.address));
             egress.push(stub.address.to_string());
             Some(stub)
         }
         (None, false) => {
-            return Err(
-                "the case lists http routes but setup.json names no \"http\" configuration key"
-                    .into(),
-            );
+            return Err(CaseError::Setup(
+                "the case lists http routes but setup.json names no \"http\" configuration key",
+            ));
         }
         _ => None,
     };
     let fixtures: Vec<&Fixture> = suite.setup.fixtures.iter().chain(&case.fixtures).collect();
     let database = match &suite.setup.database {
         Some(key) => {
-            let value = configuration.get(key).cloned().ok_or_else(|| {
-                format!("setup.json names database key {key}, which the configuration lacks")
-            })?;
+            let value = configuration
+                .get(key)
+                .cloned()
+                .ok_or_else(|| CaseError::MissingDatabaseKey(key.clone()))?;
             let (value, db) = backend::create(&value, data.path()).await?;
             // The case's own database server is on the allow-list, as a tenant lists theirs.
             if let Some(address) = backend::address(&value) {
@@ -342,7 +370,9 @@ async fn execute(
             Some((db, value))
         }
         None if !fixtures.is_empty() => {
-            return Err("the case has fixtures but setup.json names no \"database\" key".into());
+            return Err(CaseError::Setup(
+                "the case has fixtures but setup.json names no \"database\" key",
+            ));
         }
         None => None,
     };
@@ -353,13 +383,21 @@ async fn execute(
                     Fixture::Sql { sql } => sql.clone(),
                     Fixture::File(name) => {
                         let path = suite.cases_dir().join(name);
-                        std::fs::read_to_string(&path)
-                            .map_err(|e| format!("fixture {}: {e}", path.display()))?
+                        std::fs::read_to_string(&path).map_err(|e| CaseError::Fixture {
+                            name: path.display().to_string(),
+                            reason: e.to_string(),
+                        })?
                     }
                 };
                 db.run_sql(url, &sql)
                     .await
-                    .map_err(|e| format!("fixture failed: {e}"))?;
+                    .map_err(|e| CaseError::Fixture {
+                        name: match fixture {
+                            Fixture::File(name) => name.clone(),
+                            Fixture::Sql { .. } => "(inline sql)".into(),
+                        },
+                        reason: e.to_string(),
+                    })?;
             }
         }
         let mut args = case.args.clone();
@@ -389,16 +427,19 @@ async fn execute(
                 internal: crate::script::Internal::Listed,
             },
         };
-        let execution = pool.run(&invocation).await.map_err(|e| e.to_string())?;
+        let execution = pool.run(&invocation).await?;
         let mut after = Vec::new();
         for query in &case.after {
-            let (db, url) = database
-                .as_ref()
-                .ok_or("the case has \"after\" queries but setup.json names no \"database\" key")?;
+            let (db, url) = database.as_ref().ok_or(CaseError::Setup(
+                "the case has \"after\" queries but setup.json names no \"database\" key",
+            ))?;
             let rows = db
                 .query_text(url, &query.sql)
                 .await
-                .map_err(|e| format!("after query {:?} failed: {e}", query.sql))?;
+                .map_err(|source| CaseError::After {
+                    sql: query.sql.clone(),
+                    source,
+                })?;
             after.push(rows);
         }
         Ok((execution, after))
