@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use super::{ApiError, AppState, Tenant, body};
 use crate::domain::client::{Client, Grant};
-use crate::service::Answer;
 use crate::store::User;
 
 /// Lifetime of issued tokens.
@@ -242,14 +241,11 @@ async fn password(
         _ => return Err(ApiError::missing("realm")),
     };
     let _slot = state.admit(&tenant.id)?;
-    let answer = state
+    let user = state
         .core
         .login(&tenant.id, &connection, username, pw)
-        .await?;
-    let user = match answer {
-        Answer::Done(user) => user,
-        other => return Err(super::error::login_error(other)),
-    };
+        .await
+        .map_err(super::error::login_error)?;
     let now = crate::domain::time::unix_now();
     let issuer = tenant.issuer();
     let mut id_claims = profile_claims(&user);
@@ -375,16 +371,14 @@ async fn signup(
         }
     }
     let _slot = state.admit(&tenant.id)?;
-    match state
+    let u = state
         .core
         .signup(&tenant.id, &connection, Value::Object(user))
-        .await?
-    {
-        Answer::Done(u) => Ok(Json(json!({
-            "_id": crate::domain::names::identity_id(&u.user_id),
-            "email": u.email(),
-            "email_verified": u.profile.get("email_verified").cloned().unwrap_or(json!(false)),
-        }))),
-        other => Err(super::error::signup_error(other)),
-    }
+        .await
+        .map_err(super::error::signup_error)?;
+    Ok(Json(json!({
+        "_id": crate::domain::names::identity_id(&u.user_id),
+        "email": u.email(),
+        "email_verified": u.profile.get("email_verified").cloned().unwrap_or(json!(false)),
+    })))
 }

@@ -198,18 +198,18 @@ async fn try_script(
         .map_err(|e| ApiError::bad_request(format!("Payload validation error: {e}")))?;
     let record = connection_record(&state, &tenant, id).await?;
     let _slot = state.admit(&tenant.id)?;
-    management(
-        state
-            .core
-            .try_script(
-                &tenant.id,
-                &record.name,
-                body.action,
-                body.args,
-                body.script,
-            )
-            .await?,
-    )
+    let report = state
+        .core
+        .try_script(
+            &tenant.id,
+            &record.name,
+            body.action,
+            body.args,
+            body.script,
+        )
+        .await
+        .map_err(management)?;
+    Ok(Json(report))
 }
 
 /// `GET /connections` as Auth0 pages it (notes: auth0-jobs-and-protection §1): a checkpoint

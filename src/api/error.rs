@@ -4,13 +4,12 @@
 //! `Answer` to the status and body Auth0 gives it. customdb's own failures are a 500 whose
 //! body carries only the request id.
 
-use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::request_id;
-use crate::service::{Answer, ServiceError};
+use crate::service::{Failure, Refusal, ServiceError};
 
 /// An error answer in one of Auth0's two shapes.
 #[derive(Debug)]
@@ -114,136 +113,126 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The answer of a flow as the Management API gives it.
-pub(super) fn management<T: serde::Serialize>(a: Answer<T>) -> Result<Json<Value>, ApiError> {
-    match a {
-        Answer::Done(v) => Ok(Json(json!(v))),
-        Answer::NotFound => Err(ApiError::management(
+/// A use case's failure as the Management API answers it.
+pub(super) fn management(failure: Failure) -> ApiError {
+    let refusal = match failure {
+        Failure::Refused(r) => r,
+        Failure::Internal(e) => return e.into(),
+    };
+    match refusal {
+        Refusal::NotFound => ApiError::management(
             StatusCode::NOT_FOUND,
             "The user does not exist.",
             "inexistent_user",
-        )),
-        Answer::BadRequest(v) | Answer::InvalidProfile(v) => Err(ApiError::management(
+        ),
+        Refusal::BadRequest(v) | Refusal::InvalidProfile(v) => ApiError::management(
             StatusCode::BAD_REQUEST,
-            format!(
-                "Payload validation error: {}",
-                v.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
+            format!("Payload validation error: {}", joined(&v)),
             "invalid_body",
-        )),
-        Answer::Conflict { message, code } => {
-            Err(ApiError::management(StatusCode::CONFLICT, message, &code))
+        ),
+        Refusal::Conflict { message, code } => {
+            ApiError::management(StatusCode::CONFLICT, message, &code)
         }
-        Answer::MissingScript(action) => Err(ApiError::management(
+        Refusal::MissingScript(action) => ApiError::management(
             StatusCode::BAD_REQUEST,
             format!("{action} script does not exist"),
             "operation_not_supported",
-        )),
-        Answer::Refused => Err(ApiError::management(
+        ),
+        Refusal::Refused => ApiError::management(
             StatusCode::BAD_REQUEST,
             "The connection's script refused the change.",
             "operation_not_supported",
-        )),
-        Answer::ScriptFailed { outcome, error } => Err(ApiError::management(
+        ),
+        Refusal::ScriptFailed { outcome, error } => ApiError::management(
             StatusCode::BAD_GATEWAY,
             match error {
                 Some(e) => format!("the connection's script failed: {e}"),
                 None => format!("the connection's script failed: {outcome}"),
             },
             "script_error",
-        )),
-        Answer::Blocked | Answer::WrongCredentials | Answer::Unauthorized(_) => {
-            Err(ApiError::management(
+        ),
+        Refusal::Blocked | Refusal::WrongCredentials | Refusal::Unauthorized(_) => {
+            ApiError::management(
                 StatusCode::FORBIDDEN,
                 "The operation is not allowed for this user.",
                 "operation_not_allowed",
-            ))
+            )
         }
     }
 }
 
 /// Auth0's answers to a failed login.
-pub(super) fn login_error<T>(answer: Answer<T>) -> ApiError {
-    match answer {
-        Answer::WrongCredentials | Answer::NotFound => ApiError::auth(
+pub(super) fn login_error(failure: Failure) -> ApiError {
+    let refusal = match failure {
+        Failure::Refused(r) => r,
+        Failure::Internal(e) => return e.into(),
+    };
+    match refusal {
+        Refusal::WrongCredentials
+        | Refusal::NotFound
+        | Refusal::Refused
+        | Refusal::BadRequest(_) => ApiError::auth(
             StatusCode::FORBIDDEN,
             "invalid_grant",
             "Wrong email or password.",
         ),
-        Answer::Blocked => {
+        Refusal::Blocked => {
             ApiError::auth(StatusCode::UNAUTHORIZED, "unauthorized", "user is blocked")
         }
-        Answer::Unauthorized(message) => {
+        Refusal::Unauthorized(message) => {
             ApiError::auth(StatusCode::UNAUTHORIZED, "unauthorized", message)
         }
         // The script's own words (and the profile it returned) are for the tenant's logs.
-        Answer::InvalidProfile(_) | Answer::ScriptFailed { .. } => ApiError::script_failed(),
-        Answer::Conflict { message, .. } => {
+        Refusal::InvalidProfile(_) | Refusal::ScriptFailed { .. } => ApiError::script_failed(),
+        Refusal::Conflict { message, .. } => {
             ApiError::auth(StatusCode::CONFLICT, "invalid_grant", message)
         }
-        Answer::MissingScript(action) => ApiError::auth(
+        Refusal::MissingScript(action) => ApiError::auth(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             format!("{action} script does not exist"),
-        ),
-        Answer::Done(_) | Answer::Refused | Answer::BadRequest(_) => ApiError::auth(
-            StatusCode::FORBIDDEN,
-            "invalid_grant",
-            "Wrong email or password.",
         ),
     }
 }
 
 /// Auth0's answers to a failed signup (`/dbconnections/signup`).
-pub(super) fn signup_error<T>(answer: Answer<T>) -> ApiError {
+pub(super) fn signup_error(failure: Failure) -> ApiError {
     let bad_request = |name: &str, code: &str, description: String| ApiError {
         status: StatusCode::BAD_REQUEST,
         body: json!({"name": name, "code": code, "description": description, "statusCode": 400}),
         retry_after: None,
     };
-    match answer {
-        Answer::Conflict { code, message } => bad_request("BadRequestError", &code, message),
-        Answer::InvalidProfile(v) | Answer::BadRequest(v) => bad_request(
-            "ValidationError",
-            "invalid_signup",
-            v.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
+    match failure {
+        Failure::Refused(Refusal::Conflict { code, message }) => {
+            bad_request("BadRequestError", &code, message)
+        }
+        Failure::Refused(Refusal::InvalidProfile(v) | Refusal::BadRequest(v)) => {
+            bad_request("ValidationError", "invalid_signup", joined(&v))
+        }
         other => login_error(other),
     }
 }
 
 /// A password change that did not happen, as the reset page reports it.
-pub(super) fn reset_error(answer: Answer<()>) -> ApiError {
-    let (status, description) = match answer {
-        Answer::InvalidProfile(_) | Answer::ScriptFailed { .. } => {
+pub(super) fn reset_error(refusal: Refusal) -> ApiError {
+    let (status, description) = match refusal {
+        Refusal::InvalidProfile(_) | Refusal::ScriptFailed { .. } => {
             return ApiError::script_failed();
         }
-        Answer::NotFound => (StatusCode::BAD_REQUEST, "The user does not exist.".into()),
-        Answer::Refused => (
+        Refusal::NotFound => (StatusCode::BAD_REQUEST, "The user does not exist.".into()),
+        Refusal::Refused => (
             StatusCode::BAD_REQUEST,
             "The connection's change_password script refused the change.".into(),
         ),
-        Answer::Unauthorized(message) => (StatusCode::UNAUTHORIZED, message),
-        Answer::Blocked => (StatusCode::UNAUTHORIZED, "user is blocked".into()),
-        Answer::Conflict { message, .. } => (StatusCode::CONFLICT, message),
-        Answer::BadRequest(v) => (
-            StatusCode::BAD_REQUEST,
-            v.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        Answer::MissingScript(action) => (
+        Refusal::Unauthorized(message) => (StatusCode::UNAUTHORIZED, message),
+        Refusal::Blocked => (StatusCode::UNAUTHORIZED, "user is blocked".into()),
+        Refusal::Conflict { message, .. } => (StatusCode::CONFLICT, message),
+        Refusal::BadRequest(v) => (StatusCode::BAD_REQUEST, joined(&v)),
+        Refusal::MissingScript(action) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("{action} script does not exist"),
         ),
-        Answer::WrongCredentials | Answer::Done(()) => (
+        Refusal::WrongCredentials => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "the password was not changed".into(),
         ),
@@ -254,4 +243,12 @@ pub(super) fn reset_error(answer: Answer<()>) -> ApiError {
         "invalid_request"
     };
     ApiError::auth(status, error, description)
+}
+
+fn joined(violations: &[crate::domain::profile::Violation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -249,6 +249,6 @@ async fn reset(
             "invalid_ticket",
             "The ticket is unknown, expired or already used.",
         )),
-        Redeemed::Failed(answer) => Err(super::error::reset_error(answer)),
+        Redeemed::Failed(refusal) => Err(super::error::reset_error(refusal)),
     }
 }

@@ -28,13 +28,12 @@ async fn get_user(
     ManagementToken { tenant, .. }: ManagementToken<ReadUsers>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    management(
-        state
-            .core
-            .read_user(&tenant.id, &id)
-            .await?
-            .map(|c| super::dto::cached_user(&c)),
-    )
+    let cached = state
+        .core
+        .read_user(&tenant.id, &id)
+        .await
+        .map_err(management)?;
+    Ok(Json(super::dto::cached_user(&cached)))
 }
 
 async fn patch_user(
@@ -45,13 +44,12 @@ async fn patch_user(
 ) -> Result<Json<Value>, ApiError> {
     let body = body(request).await?;
     let _slot = state.admit(&tenant.id)?;
-    management(
-        state
-            .core
-            .patch_user(&tenant.id, &id, &body)
-            .await?
-            .map(|u| super::dto::user(&u)),
-    )
+    let user = state
+        .core
+        .patch_user(&tenant.id, &id, &body)
+        .await
+        .map_err(management)?;
+    Ok(Json(super::dto::user(&user)))
 }
 
 async fn delete_user(
@@ -60,10 +58,12 @@ async fn delete_user(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let _slot = state.admit(&tenant.id)?;
-    match state.core.delete(&tenant.id, &id).await?.into_done() {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(failed) => management::<()>(failed).map(|_| StatusCode::NO_CONTENT),
-    }
+    state
+        .core
+        .delete(&tenant.id, &id)
+        .await
+        .map_err(management)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,6 +177,10 @@ async fn create_user(
         obj.remove("connection");
     }
     let _slot = state.admit(&tenant.id)?;
-    let created = state.core.signup(&tenant.id, &connection, user).await?;
-    management(created.map(|u| super::dto::user(&u))).map(|json| (StatusCode::CREATED, json))
+    let created = state
+        .core
+        .signup(&tenant.id, &connection, user)
+        .await
+        .map_err(management)?;
+    Ok((StatusCode::CREATED, Json(super::dto::user(&created))))
 }

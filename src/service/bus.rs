@@ -54,11 +54,7 @@ impl Service {
         success: LogType,
         failure: LogType,
     ) -> Result<(), ServiceError> {
-        let kind = if *answer == Answer::Done(()) {
-            success
-        } else {
-            failure
-        };
+        let kind = if answer.is_ok() { success } else { failure };
         self.log(tenant, kind, connection, None, None).await
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 
-use super::{Answer, Service, ServiceError, Settings};
+use super::{Answer, Refusal, Service, ServiceError, Settings, refuse};
 use crate::domain::options::ConnectionOptions;
 use crate::domain::profile::{self, Violation};
 use crate::layout;
@@ -110,14 +110,14 @@ impl Service {
         action: Action,
         args: Vec<Value>,
         source: Option<String>,
-    ) -> Result<Answer<Value>, ServiceError> {
+    ) -> Answer<Value> {
         let mut record = self.connection(tenant, connection).await?;
         if let Some(source) = source {
             record.scripts.insert(action, source);
         }
         let params = action.params();
         if args.len() != params.len() {
-            return Ok(Answer::BadRequest(vec![Violation {
+            return refuse(Refusal::BadRequest(vec![Violation {
                 field: "args".into(),
                 rule: format!(
                     "{action} takes {} argument(s): {}",
@@ -128,7 +128,7 @@ impl Service {
         }
         let settings = Settings::of(&record);
         let Some(execution) = self.run(&settings, action, args).await? else {
-            return Ok(Answer::MissingScript(action));
+            return refuse(Refusal::MissingScript(action));
         };
         let mut report = serde_json::to_value(&execution).unwrap_or_default();
         if matches!(action, Action::Login | Action::GetUser)
@@ -142,7 +142,7 @@ impl Service {
                 Err(v) => report["profile_errors"] = json!(v),
             }
         }
-        Ok(Answer::Done(report))
+        Ok(report)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Answer, Service, ServiceError, Settings, hash_password};
+use super::{Answer, Refusal, Service, ServiceError, Settings, hash_password, refuse};
 use crate::domain::events::LogType;
 use crate::domain::profile::{self, Profile};
 use crate::outcome::{Execution, Outcome};
@@ -18,7 +18,7 @@ impl Service {
         connection: &str,
         identifier: &str,
         password: &str,
-    ) -> Result<Answer<User>, ServiceError> {
+    ) -> Answer<User> {
         let record = self.connection(tenant, connection).await?;
         let settings = Settings::of(&record);
         if settings.import_mode {
@@ -35,7 +35,7 @@ impl Service {
             )
             .await?
         else {
-            return Ok(Answer::MissingScript(Action::Login));
+            return refuse(Refusal::MissingScript(Action::Login));
         };
         match execution.outcome {
             Outcome::Success => {}
@@ -48,7 +48,7 @@ impl Service {
                     Some("Wrong email or password."),
                 )
                 .await?;
-                return Ok(Answer::WrongCredentials);
+                return refuse(Refusal::WrongCredentials);
             }
             _ => return self.login_failed(tenant, connection, execution).await,
         }
@@ -71,7 +71,7 @@ impl Service {
                     Some(&format!("invalid profile: {why}")),
                 )
                 .await?;
-                return Ok(Answer::InvalidProfile(v));
+                return refuse(Refusal::InvalidProfile(v));
             }
         };
         if let Some(existing) = self.store.get_user(tenant, &profile.user_id).await?
@@ -85,7 +85,7 @@ impl Service {
                 Some("user is blocked"),
             )
             .await?;
-            return Ok(Answer::Blocked);
+            return refuse(Refusal::Blocked);
         }
         // Import mode: the first successful login stores the user and a hash of the password
         // together, in the same transaction as the profile.
@@ -95,26 +95,23 @@ impl Service {
         } else {
             None
         };
-        match self
+        let user = self
             .cache(tenant, connection, profile, settings.roots, true, hash)
-            .await?
-        {
-            Ok(user) => {
-                self.log(
-                    tenant,
-                    LogType::SuccessLogin,
-                    connection,
-                    Some(&user.user_id),
-                    None,
-                )
-                .await?;
-                Ok(Answer::Done(user))
-            }
-            Err(conflict) => Ok(conflict),
-        }
+            .await?;
+        self.log(
+            tenant,
+            LogType::SuccessLogin,
+            connection,
+            Some(&user.user_id),
+            None,
+        )
+        .await?;
+        Ok(user)
     }
 
-    pub(super) async fn cache<E>(
+    /// Caches a profile; an email that belongs to another user of the connection is a
+    /// logged `user_id_conflict`, never a merge.
+    pub(super) async fn cache(
         &self,
         tenant: &str,
         connection: &str,
@@ -122,7 +119,7 @@ impl Service {
         roots: RootAttributes,
         login: bool,
         hash: Option<String>,
-    ) -> Result<Result<User, Answer<E>>, ServiceError> {
+    ) -> Answer<User> {
         let cached = self
             .store
             .cache_profile(tenant, connection, profile, roots, login, hash)
@@ -140,20 +137,16 @@ impl Service {
                     Some(&message),
                 )
                 .await?;
-                Ok(Err(Answer::Conflict {
+                refuse(Refusal::Conflict {
                     code: "user_id_conflict".into(),
                     message,
-                }))
+                })
             }
-            other => Ok(Ok(other?)),
+            other => Ok(other?),
         }
     }
 
-    pub(super) async fn local_login(
-        &self,
-        user: User,
-        password: &str,
-    ) -> Result<Answer<User>, ServiceError> {
+    pub(super) async fn local_login(&self, user: User, password: &str) -> Answer<User> {
         let hash = user.password_hash.clone().unwrap_or_default();
         let pw = password.to_string();
         let ok = tokio::task::spawn_blocking(move || bcrypt::verify(pw, &hash).unwrap_or(false))
@@ -169,7 +162,7 @@ impl Service {
                 Some("Wrong email or password."),
             )
             .await?;
-            return Ok(Answer::WrongCredentials);
+            return refuse(Refusal::WrongCredentials);
         }
         if user.blocked {
             self.log(
@@ -180,7 +173,7 @@ impl Service {
                 Some("user is blocked"),
             )
             .await?;
-            return Ok(Answer::Blocked);
+            return refuse(Refusal::Blocked);
         }
         self.store
             .record_local_login(&tenant, &user.user_id)
@@ -193,11 +186,10 @@ impl Service {
             None,
         )
         .await?;
-        Ok(self
-            .store
-            .get_user(&tenant, &user.user_id)
-            .await?
-            .map_or(Answer::NotFound, Answer::Done))
+        match self.store.get_user(&tenant, &user.user_id).await? {
+            Some(user) => Ok(user),
+            None => refuse(Refusal::NotFound),
+        }
     }
 
     pub(super) async fn login_failed(
@@ -205,7 +197,7 @@ impl Service {
         tenant: &str,
         connection: &str,
         execution: Execution,
-    ) -> Result<Answer<User>, ServiceError> {
+    ) -> Answer<User> {
         let error = execution.error.clone();
         let name = error
             .as_ref()
@@ -235,7 +227,7 @@ impl Service {
                 };
                 self.log(tenant, kind, connection, uid.as_deref(), Some(&description))
                     .await?;
-                Ok(Answer::WrongCredentials)
+                refuse(Refusal::WrongCredentials)
             }
             "UnauthorizedError" => {
                 let text = error
@@ -244,7 +236,7 @@ impl Service {
                     .unwrap_or(message);
                 self.log(tenant, LogType::FailedLogin, connection, None, Some(&text))
                     .await?;
-                Ok(Answer::Unauthorized(text))
+                refuse(Refusal::Unauthorized(text))
             }
             _ => {
                 let text = match &error {
@@ -253,45 +245,43 @@ impl Service {
                 };
                 self.log(tenant, LogType::FailedLogin, connection, None, Some(&text))
                     .await?;
-                Ok(Answer::ScriptFailed {
+                refuse(Refusal::ScriptFailed {
                     outcome: execution.outcome,
-                    error,
+                    error: error.map(Box::new),
                 })
             }
         }
     }
 
     /// Get user: runs get_user and caches what it returns; `NotFound` when it finds nobody.
-    pub async fn get_user(
-        &self,
-        tenant: &str,
-        connection: &str,
-        email: &str,
-    ) -> Result<Answer<User>, ServiceError> {
+    pub async fn get_user(&self, tenant: &str, connection: &str, email: &str) -> Answer<User> {
         let record = self.connection(tenant, connection).await?;
         let settings = Settings::of(&record);
-        self.get_user_with(&settings, email).await
+        self.get_user_with(&settings, email, None).await
     }
 
+    /// The one run → check → normalize → cache sequence of get_user; with `hash`, the user is
+    /// stored migrated with that password (import mode's password change).
     pub(super) async fn get_user_with(
         &self,
         settings: &Settings<'_>,
         email: &str,
-    ) -> Result<Answer<User>, ServiceError> {
+        hash: Option<String>,
+    ) -> Answer<User> {
         let (tenant, connection) = (settings.record.tenant.clone(), settings.record.name.clone());
         let Some(execution) = self
             .run(settings, Action::GetUser, vec![json!(email)])
             .await?
         else {
-            return Ok(Answer::MissingScript(Action::GetUser));
+            return refuse(Refusal::MissingScript(Action::GetUser));
         };
         match execution.outcome {
             Outcome::Success => {}
-            Outcome::NotFound => return Ok(Answer::NotFound),
+            Outcome::NotFound => return refuse(Refusal::NotFound),
             outcome => {
-                return Ok(Answer::ScriptFailed {
+                return refuse(Refusal::ScriptFailed {
                     outcome,
-                    error: execution.error,
+                    error: execution.error.map(Box::new),
                 });
             }
         }
@@ -300,16 +290,9 @@ impl Service {
             &settings.profile,
         ) {
             Ok(p) => p,
-            Err(v) => return Ok(Answer::InvalidProfile(v)),
+            Err(v) => return refuse(Refusal::InvalidProfile(v)),
         };
-        Ok(
-            match self
-                .cache(&tenant, &connection, profile, settings.roots, false, None)
-                .await?
-            {
-                Ok(user) => Answer::Done(user),
-                Err(conflict) => conflict,
-            },
-        )
+        self.cache(&tenant, &connection, profile, settings.roots, false, hash)
+            .await
     }
 }

@@ -48,11 +48,11 @@ pub enum ServiceError {
     DataFolder(String),
 }
 
-/// How a flow ended, as the API will answer it. Failures of the tenant's scripts or database
-/// are values here, not `Err`: they are expected, logged, and shown to the client.
+/// Why a flow did not do what was asked, through no fault of customdb's: the client's
+/// request, the user's state, or the tenant's scripts and database. Expected, logged, and
+/// answered in Auth0's words (`api/error.rs`).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Answer<T> {
-    Done(T),
+pub enum Refusal {
     /// Wrong email or password (Auth0: 403 invalid_grant).
     WrongCredentials,
     /// The user is blocked (Auth0: 401 unauthorized, "user is blocked").
@@ -60,10 +60,7 @@ pub enum Answer<T> {
     /// The script's `UnauthorizedError`: its message reaches the client.
     Unauthorized(String),
     /// A signup or change that conflicts: `user_exists`, or a script's `ValidationError`.
-    Conflict {
-        code: String,
-        message: String,
-    },
+    Conflict { code: String, message: String },
     /// No such user.
     NotFound,
     /// The script answered `false` (verify, change_password, change_email).
@@ -73,7 +70,7 @@ pub enum Answer<T> {
     /// The script failed: an error, a limit, or the tenant's database is down.
     ScriptFailed {
         outcome: Outcome,
-        error: Option<ScriptError>,
+        error: Option<Box<ScriptError>>,
     },
     /// The connection lacks the script this flow needs (`change_email script does not exist`).
     MissingScript(Action),
@@ -81,35 +78,50 @@ pub enum Answer<T> {
     BadRequest(Vec<Violation>),
 }
 
-impl<T> Answer<T> {
-    /// The answer with `f` applied to what `Done` carries.
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Answer<U> {
-        match self.into_done() {
-            Ok(v) => Answer::Done(f(v)),
-            Err(other) => other,
+/// Why a use case ended without its result: refused (`Refusal`), or customdb itself failed
+/// (`ServiceError`). `?` carries both.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("refused: {0:?}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Internal(#[from] ServiceError),
+}
+
+impl From<Refusal> for Failure {
+    fn from(r: Refusal) -> Self {
+        Failure::Refused(r)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Internal(e.into())
+    }
+}
+
+impl From<PoolError> for Failure {
+    fn from(e: PoolError) -> Self {
+        Failure::Internal(e.into())
+    }
+}
+
+impl Failure {
+    /// The refusal, if this is one.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            Failure::Refused(r) => Some(r),
+            Failure::Internal(_) => None,
         }
     }
+}
 
-    /// `Done`'s payload, or the answer itself — which then carries no payload, so it can
-    /// stand as an answer of any type.
-    // The Err side is an Answer by design (what the flow returns next); it moves once per
-    // request, so boxing it would buy nothing.
-    #[allow(clippy::result_large_err)]
-    pub fn into_done<U>(self) -> Result<T, Answer<U>> {
-        Err(match self {
-            Answer::Done(v) => return Ok(v),
-            Answer::WrongCredentials => Answer::WrongCredentials,
-            Answer::Blocked => Answer::Blocked,
-            Answer::Unauthorized(m) => Answer::Unauthorized(m),
-            Answer::Conflict { code, message } => Answer::Conflict { code, message },
-            Answer::NotFound => Answer::NotFound,
-            Answer::Refused => Answer::Refused,
-            Answer::InvalidProfile(v) => Answer::InvalidProfile(v),
-            Answer::ScriptFailed { outcome, error } => Answer::ScriptFailed { outcome, error },
-            Answer::MissingScript(a) => Answer::MissingScript(a),
-            Answer::BadRequest(v) => Answer::BadRequest(v),
-        })
-    }
+/// How a use case ends: its result, or why not.
+pub type Answer<T> = Result<T, Failure>;
+
+/// A use case's answer that it was refused.
+fn refuse<T>(refusal: Refusal) -> Answer<T> {
+    Err(Failure::Refused(refusal))
 }
 
 /// The service layer: every use case of SPEC §4 and §5 (login, signup, password, users,
@@ -232,18 +244,18 @@ impl Service {
         settings: &Settings<'_>,
         action: Action,
         args: Vec<Value>,
-    ) -> Result<Answer<()>, ServiceError> {
-        Ok(match self.run(settings, action, args).await? {
-            None => Answer::MissingScript(action),
-            Some(e) => match e.outcome {
-                Outcome::Success => Answer::Done(()),
-                Outcome::False => Answer::Refused,
-                outcome => Answer::ScriptFailed {
-                    outcome,
-                    error: e.error,
-                },
-            },
-        })
+    ) -> Answer<()> {
+        let Some(e) = self.run(settings, action, args).await? else {
+            return refuse(Refusal::MissingScript(action));
+        };
+        match e.outcome {
+            Outcome::Success => Ok(()),
+            Outcome::False => refuse(Refusal::Refused),
+            outcome => refuse(Refusal::ScriptFailed {
+                outcome,
+                error: e.error.map(Box::new),
+            }),
+        }
     }
 }
 

@@ -3,12 +3,10 @@
 //! ticket; redeeming it with a new password runs the password-change flow. customdb sends no
 //! mail: the Management API hands the ticket URL to whoever delivers it.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{Answer, Service, ServiceError, Settings, hash_password};
+use super::{Answer, Failure, Refusal, Service, ServiceError, Settings, hash_password};
 use crate::domain::events::LogType;
-use crate::domain::profile;
-use crate::outcome::Outcome;
 use crate::script::Action;
 use crate::store::{Issuer, Ticket};
 
@@ -36,7 +34,7 @@ pub enum Redeemed {
     /// Unknown, expired, already used, or being redeemed right now.
     InvalidTicket,
     /// The flow refused or failed; the ticket stays usable.
-    Failed(Answer<()>),
+    Failed(Refusal),
 }
 
 fn digest(ticket_id: &str) -> String {
@@ -52,7 +50,7 @@ impl Service {
         connection: &str,
         email: &str,
         new_password: &str,
-    ) -> Result<Answer<()>, ServiceError> {
+    ) -> Answer<()> {
         let record = self.connection(tenant, connection).await?;
         let settings = Settings::of(&record);
         if settings.import_mode {
@@ -75,44 +73,20 @@ impl Service {
                     None,
                 )
                 .await?;
-                return Ok(Answer::Done(()));
+                return Ok(());
             }
-            return Ok(
-                match self
-                    .run(&settings, Action::GetUser, vec![json!(email)])
-                    .await?
-                {
-                    None => Answer::MissingScript(Action::GetUser),
-                    Some(e) if e.outcome == Outcome::NotFound => Answer::NotFound,
-                    Some(e) if e.outcome != Outcome::Success => Answer::ScriptFailed {
-                        outcome: e.outcome,
-                        error: e.error,
-                    },
-                    Some(e) => match profile::normalize(
-                        e.result.as_ref().unwrap_or(&Value::Null),
-                        &settings.profile,
-                    ) {
-                        Err(v) => Answer::InvalidProfile(v),
-                        Ok(p) => match self
-                            .cache(tenant, connection, p, settings.roots, false, Some(hash))
-                            .await?
-                        {
-                            Ok(u) => {
-                                self.log(
-                                    tenant,
-                                    LogType::SuccessChangePassword,
-                                    connection,
-                                    Some(&u.user_id),
-                                    None,
-                                )
-                                .await?;
-                                Answer::Done(())
-                            }
-                            Err(conflict) => conflict,
-                        },
-                    },
-                },
-            );
+            // Not migrated yet: the legacy database's profile, stored with the new password.
+            let user = self.get_user_with(&settings, email, Some(hash)).await?;
+            return self
+                .log(
+                    tenant,
+                    LogType::SuccessChangePassword,
+                    connection,
+                    Some(&user.user_id),
+                    None,
+                )
+                .await
+                .map_err(Into::into);
         }
         let answer = self
             .boolean_script(
@@ -120,7 +94,7 @@ impl Service {
                 Action::ChangePassword,
                 vec![json!(email), json!(new_password)],
             )
-            .await?;
+            .await;
         self.log_result(
             tenant,
             connection,
@@ -129,7 +103,7 @@ impl Service {
             LogType::FailedChangePassword,
         )
         .await?;
-        Ok(answer)
+        answer
     }
 
     /// Records a ticket and returns its id (the secret part of the URL).
@@ -167,11 +141,11 @@ impl Service {
         let answer = self
             .change_password(tenant, &ticket.connection, &ticket.email, new_password)
             .await;
-        let changed = matches!(answer, Ok(Answer::Done(())));
-        self.store.finish_ticket(&d, changed).await?;
-        let answer = answer?;
-        if !changed {
-            return Ok(Redeemed::Failed(answer));
+        self.store.finish_ticket(&d, answer.is_ok()).await?;
+        match answer {
+            Ok(()) => {}
+            Err(Failure::Refused(refusal)) => return Ok(Redeemed::Failed(refusal)),
+            Err(Failure::Internal(e)) => return Err(e),
         }
         if ticket.mark_email_verified {
             self.store

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Answer, Service, ServiceError, Settings, hash_password, new_id};
+use super::{Answer, Failure, Refusal, Service, Settings, hash_password, new_id, refuse};
 use crate::domain::events::LogType;
 use crate::domain::profile;
 use crate::outcome::Outcome;
@@ -13,12 +13,7 @@ use crate::store::User;
 impl Service {
     /// Signup: get_user → create → login without import; with import, get_user checks the
     /// legacy database and the user is created locally.
-    pub async fn signup(
-        &self,
-        tenant: &str,
-        connection: &str,
-        user: Value,
-    ) -> Result<Answer<User>, ServiceError> {
+    pub async fn signup(&self, tenant: &str, connection: &str, user: Value) -> Answer<User> {
         let record = self.connection(tenant, connection).await?;
         let settings = Settings::of(&record);
         let email = user
@@ -31,9 +26,11 @@ impl Service {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let exists = || Answer::Conflict {
-            code: "user_exists".into(),
-            message: "The user already exists.".into(),
+        let exists = || {
+            refuse(Refusal::Conflict {
+                code: "user_exists".into(),
+                message: "The user already exists.".into(),
+            })
         };
         if settings.import_mode
             && self
@@ -50,11 +47,11 @@ impl Service {
                 Some("The user already exists."),
             )
             .await?;
-            return Ok(exists());
+            return exists();
         }
-        match self.get_user_with(&settings, &email).await? {
-            Answer::NotFound | Answer::MissingScript(_) => {}
-            Answer::Done(_) | Answer::Conflict { .. } => {
+        match self.get_user_with(&settings, &email, None).await {
+            Err(Failure::Refused(Refusal::NotFound | Refusal::MissingScript(_))) => {}
+            Ok(_) | Err(Failure::Refused(Refusal::Conflict { .. })) => {
                 self.log(
                     tenant,
                     LogType::FailedSignup,
@@ -63,9 +60,9 @@ impl Service {
                     Some("The user already exists."),
                 )
                 .await?;
-                return Ok(exists());
+                return exists();
             }
-            other => return Ok(other),
+            Err(other) => return Err(other),
         }
         if settings.import_mode {
             let mut fields = user.clone();
@@ -75,40 +72,33 @@ impl Service {
             }
             let profile = match profile::normalize(&fields, &settings.profile) {
                 Ok(p) => p,
-                Err(v) => return Ok(Answer::InvalidProfile(v)),
+                Err(v) => return refuse(Refusal::InvalidProfile(v)),
             };
             let hash = hash_password(password).await?;
-            return Ok(
-                match self
-                    .cache(
-                        tenant,
-                        connection,
-                        profile,
-                        settings.roots,
-                        false,
-                        Some(hash),
-                    )
-                    .await?
-                {
-                    Ok(u) => {
-                        self.log(
-                            tenant,
-                            LogType::SuccessSignup,
-                            connection,
-                            Some(&u.user_id),
-                            None,
-                        )
-                        .await?;
-                        Answer::Done(u)
-                    }
-                    Err(conflict) => conflict,
-                },
-            );
+            let u = self
+                .cache(
+                    tenant,
+                    connection,
+                    profile,
+                    settings.roots,
+                    false,
+                    Some(hash),
+                )
+                .await?;
+            self.log(
+                tenant,
+                LogType::SuccessSignup,
+                connection,
+                Some(&u.user_id),
+                None,
+            )
+            .await?;
+            return Ok(u);
         }
         let mut arg = user.clone();
         complete_create_user(&mut arg, tenant, connection);
         let Some(created) = self.run(&settings, Action::Create, vec![arg]).await? else {
-            return Ok(Answer::MissingScript(Action::Create));
+            return refuse(Refusal::MissingScript(Action::Create));
         };
         if created.outcome != Outcome::Success {
             let error = created.error.clone();
@@ -128,28 +118,26 @@ impl Service {
                 .as_ref()
                 .filter(|e| e.name.as_deref() == Some("ValidationError"))
             {
-                return Ok(Answer::Conflict {
+                return refuse(Refusal::Conflict {
                     code: e.code.clone().unwrap_or_else(|| "invalid_signup".into()),
                     message,
                 });
             }
-            return Ok(Answer::ScriptFailed {
+            return refuse(Refusal::ScriptFailed {
                 outcome: created.outcome,
-                error,
+                error: error.map(Box::new),
             });
         }
         // Auth0 runs login right after create to check the user exists.
-        let answer = self.login(tenant, connection, &email, &password).await?;
-        if let Answer::Done(u) = &answer {
-            self.log(
-                tenant,
-                LogType::SuccessSignup,
-                connection,
-                Some(&u.user_id),
-                None,
-            )
-            .await?;
-        }
-        Ok(answer)
+        let u = self.login(tenant, connection, &email, &password).await?;
+        self.log(
+            tenant,
+            LogType::SuccessSignup,
+            connection,
+            Some(&u.user_id),
+            None,
+        )
+        .await?;
+        Ok(u)
     }
 }

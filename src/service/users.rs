@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use super::{Answer, Service, ServiceError, Settings, hash_password};
+use super::{Answer, Failure, Refusal, Service, ServiceError, Settings, hash_password, refuse};
 use crate::domain::events::LogType;
 use crate::domain::profile::{self, Violation};
 use crate::outcome::Outcome;
@@ -57,25 +57,21 @@ const MIGRATED: &[&str] = &[
 impl Service {
     /// GET /users/{id}: the cached profile, marked `"stale": true` or evicted when the
     /// connection's cache policy says so. Migrated users live here and never expire.
-    pub async fn read_user(
-        &self,
-        tenant: &str,
-        user_id: &str,
-    ) -> Result<Answer<CachedUser>, ServiceError> {
+    pub async fn read_user(&self, tenant: &str, user_id: &str) -> Answer<CachedUser> {
         // From memory when the store has it; else one trip to the blocking pool for the profile
         // and its connection's cache policy.
         let Some((user, options)) = self.store.profile(tenant, user_id).await? else {
-            return Ok(Answer::NotFound);
+            return refuse(Refusal::NotFound);
         };
         let policy = options.cache_policy();
         if !user.migrated && policy.expired(&user.cached_at, self.store.clock().now()) {
             if policy.evict {
                 self.evict(tenant, user_id).await?;
-                return Ok(Answer::NotFound);
+                return refuse(Refusal::NotFound);
             }
-            return Ok(Answer::Done(CachedUser { user, stale: true }));
+            return Ok(CachedUser { user, stale: true });
         }
-        Ok(Answer::Done(CachedUser { user, stale: false }))
+        Ok(CachedUser { user, stale: false })
     }
 
     /// Drops one cached profile without running any script (the next login caches it again).
@@ -87,20 +83,15 @@ impl Service {
     /// user) only `app_metadata`, `user_metadata`, `blocked`, and `email`/`password` through
     /// their scripts; once migrated also the root attributes. Each refused field is named.
     /// Metadata merges at the top level: `null` deletes a key, `{}` clears.
-    pub async fn patch_user(
-        &self,
-        tenant: &str,
-        user_id: &str,
-        body: &Value,
-    ) -> Result<Answer<User>, ServiceError> {
+    pub async fn patch_user(&self, tenant: &str, user_id: &str, body: &Value) -> Answer<User> {
         let Some(patch) = body.as_object() else {
-            return Ok(Answer::BadRequest(vec![violation(
+            return refuse(Refusal::BadRequest(vec![violation(
                 "body",
                 "must be a JSON object",
             )]));
         };
         let Some(user) = self.store.get_user(tenant, user_id).await? else {
-            return Ok(Answer::NotFound);
+            return refuse(Refusal::NotFound);
         };
         let import = user.migrated;
         let mut problems = Vec::new();
@@ -186,7 +177,7 @@ impl Service {
             }
         }
         if !problems.is_empty() {
-            return Ok(Answer::BadRequest(problems));
+            return refuse(Refusal::BadRequest(problems));
         }
         // The email may not belong to another user of the connection (checked again in the
         // write; checked here so that no script runs for a change that cannot be kept).
@@ -197,7 +188,7 @@ impl Service {
                 .await?
             && owner.user_id != user.user_id
         {
-            return Ok(email_exists(email, &owner.user_id));
+            return email_exists(email, &owner.user_id);
         }
         // The changes the tenant's database makes, through its scripts, come first; then
         // everything the store keeps is one write. A script that fails leaves the store as it
@@ -209,14 +200,8 @@ impl Service {
                 .get("email_verified")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            match self
-                .email_in_database(&user, email, verified)
-                .await?
-                .into_done()
-            {
-                Ok(email) => change.set_email(email, verified),
-                Err(failed) => return Ok(failed),
-            }
+            let email = self.email_in_database(&user, email, verified).await?;
+            change.set_email(email, verified);
         }
         if let Some(password) = patch.get("password").and_then(Value::as_str) {
             if import {
@@ -224,28 +209,23 @@ impl Service {
             } else {
                 // The script finds the user by the email its database now has.
                 let email = new_email.or(user.email()).unwrap_or_default();
-                if let Err(failed) = self
-                    .change_password(tenant, &user.connection, email, password)
-                    .await?
-                    .into_done()
-                {
-                    return Ok(failed);
-                }
+                self.change_password(tenant, &user.connection, email, password)
+                    .await?;
             }
         }
         let updated = match self.store.update_user(tenant, user_id, change).await {
             Err(StoreError::EmailTaken { email, owner }) => {
-                return Ok(email_exists(&email, &owner));
+                return email_exists(&email, &owner);
             }
             other => other?,
         };
         let Some(u) = updated else {
-            return Ok(Answer::NotFound);
+            return refuse(Refusal::NotFound);
         };
         if new_email.is_some() {
             self.email_changed(&u).await?;
         }
-        Ok(Answer::Done(u))
+        Ok(u)
     }
 
     /// GET /users: the tenant's users (of one connection, matching `search`), Auth0's paging.
@@ -278,23 +258,16 @@ impl Service {
         user_id: &str,
         new_email: &str,
         verified: bool,
-    ) -> Result<Answer<User>, ServiceError> {
+    ) -> Answer<User> {
         let Some(user) = self.store.get_user(tenant, user_id).await? else {
-            return Ok(Answer::NotFound);
+            return refuse(Refusal::NotFound);
         };
-        let email = match self
-            .email_in_database(&user, new_email, verified)
-            .await?
-            .into_done()
-        {
-            Ok(email) => email,
-            Err(failed) => return Ok(failed),
-        };
+        let email = self.email_in_database(&user, new_email, verified).await?;
         let mut change = UserChange::default();
         change.set_email(email, verified);
         let updated = match self.store.update_user(tenant, user_id, change).await {
             Err(StoreError::EmailTaken { .. }) => {
-                return Ok(Answer::Conflict {
+                return refuse(Refusal::Conflict {
                     code: "email_exists".into(),
                     message: "The email is already used by another user.".into(),
                 });
@@ -302,10 +275,10 @@ impl Service {
             other => other?,
         };
         let Some(u) = updated else {
-            return Ok(Answer::NotFound);
+            return refuse(Refusal::NotFound);
         };
         self.email_changed(&u).await?;
-        Ok(Answer::Done(u))
+        Ok(u)
     }
 
     /// The part of an email change the tenant's database makes: for a user it holds, get_user
@@ -317,9 +290,9 @@ impl Service {
         user: &User,
         new_email: &str,
         verified: bool,
-    ) -> Result<Answer<String>, ServiceError> {
+    ) -> Answer<String> {
         if let Err(rule) = profile::check_email(new_email) {
-            return Ok(Answer::InvalidProfile(vec![Violation {
+            return refuse(Refusal::InvalidProfile(vec![Violation {
                 field: "email".into(),
                 rule,
             }]));
@@ -328,11 +301,15 @@ impl Service {
         let settings = Settings::of(&record);
         if !user.migrated {
             if !record.scripts.contains_key(&Action::ChangeEmail) {
-                return Ok(Answer::MissingScript(Action::ChangeEmail));
+                return refuse(Refusal::MissingScript(Action::ChangeEmail));
             }
             let old = user.email().unwrap_or_default().to_string();
-            if let Answer::NotFound = self.get_user_with(&settings, &old).await? {
-                return Ok(Answer::NotFound);
+            // The user must still be in the tenant's database (other refusals, such as a
+            // failing get_user, do not stop the change: the change_email script decides).
+            match self.get_user_with(&settings, &old, None).await {
+                Err(Failure::Refused(Refusal::NotFound)) => return refuse(Refusal::NotFound),
+                Err(Failure::Internal(e)) => return Err(e.into()),
+                _ => {}
             }
             let answer = self
                 .boolean_script(
@@ -340,8 +317,8 @@ impl Service {
                     Action::ChangeEmail,
                     vec![json!(old), json!(new_email), json!(verified)],
                 )
-                .await?;
-            if let Err(failed) = answer.into_done() {
+                .await;
+            if let Err(failed) = answer {
                 self.log(
                     &user.tenant,
                     LogType::FailedChangeEmail,
@@ -350,14 +327,14 @@ impl Service {
                     None,
                 )
                 .await?;
-                return Ok(failed);
+                return Err(failed);
             }
         }
-        Ok(Answer::Done(if settings.import_mode {
+        Ok(if settings.import_mode {
             new_email.to_lowercase()
         } else {
             new_email.to_string()
-        }))
+        })
     }
 
     /// Logs a committed email change.
@@ -373,17 +350,12 @@ impl Service {
     }
 
     /// Verify (import off): the verify script.
-    pub async fn verify(
-        &self,
-        tenant: &str,
-        connection: &str,
-        email: &str,
-    ) -> Result<Answer<()>, ServiceError> {
+    pub async fn verify(&self, tenant: &str, connection: &str, email: &str) -> Answer<()> {
         let record = self.connection(tenant, connection).await?;
         let settings = Settings::of(&record);
         let answer = self
             .boolean_script(&settings, Action::Verify, vec![json!(email)])
-            .await?;
+            .await;
         self.log_result(
             tenant,
             connection,
@@ -392,21 +364,21 @@ impl Service {
             LogType::FailedVerificationEmail,
         )
         .await?;
-        Ok(answer)
+        answer
     }
 
     /// Delete: the delete script (with the identity's id) for users the tenant's database
     /// holds, then the cached profile; migrated users only locally.
-    pub async fn delete(&self, tenant: &str, user_id: &str) -> Result<Answer<()>, ServiceError> {
+    pub async fn delete(&self, tenant: &str, user_id: &str) -> Answer<()> {
         let Some(user) = self.store.get_user(tenant, user_id).await? else {
-            return Ok(Answer::NotFound);
+            return refuse(Refusal::NotFound);
         };
         let record = self.connection(tenant, &user.connection).await?;
         let settings = Settings::of(&record);
         if !settings.import_mode {
             let id = crate::domain::names::identity_id(&user.user_id).to_string();
             match self.run(&settings, Action::Delete, vec![json!(id)]).await? {
-                None => return Ok(Answer::MissingScript(Action::Delete)),
+                None => return refuse(Refusal::MissingScript(Action::Delete)),
                 Some(e) if e.outcome != Outcome::Success => {
                     self.log(
                         tenant,
@@ -416,9 +388,9 @@ impl Service {
                         None,
                     )
                     .await?;
-                    return Ok(Answer::ScriptFailed {
+                    return refuse(Refusal::ScriptFailed {
                         outcome: e.outcome,
-                        error: e.error,
+                        error: e.error.map(Box::new),
                     });
                 }
                 Some(_) => {}
@@ -433,16 +405,16 @@ impl Service {
             None,
         )
         .await?;
-        Ok(Answer::Done(()))
+        Ok(())
     }
 }
 
 /// Auth0's answer when the email belongs to another user.
 fn email_exists<T>(email: &str, owner: &str) -> Answer<T> {
-    Answer::Conflict {
+    refuse(Refusal::Conflict {
         code: "email_exists".into(),
         message: format!("{email} is already used by {owner}"),
-    }
+    })
 }
 
 fn violation(field: &str, rule: &str) -> Violation {

@@ -7,7 +7,7 @@ use customdb::api::dto;
 use customdb::domain::options::{CacheExpired, ConnectionOptions};
 use customdb::domain::time::{self, ManualClock};
 use customdb::script::Action;
-use customdb::service::{Answer, Service};
+use customdb::service::{Answer, Failure, Refusal, Service};
 use customdb::store::seal::Sealer;
 use customdb::store::{ConnectionRecord, Store, UserChange};
 use serde_json::{Map, Value, json};
@@ -98,25 +98,37 @@ impl World {
         e
     }
     /// `GET /users/{id}` as the Management API answers it.
-    fn read(&self, user_id: &str) -> Answer<Value> {
-        block_on(self.core.read_user(TENANT, user_id))
-            .unwrap()
-            .map(|c| dto::cached_user(&c))
+    fn read(&self, user_id: &str) -> Got<Value> {
+        got(block_on(self.core.read_user(TENANT, user_id)).map(|c| dto::cached_user(&c)))
     }
     /// `PATCH /users/{id}` as the Management API answers it.
-    fn patch(&self, user_id: &str, body: &Value) -> Answer<Value> {
-        block_on(self.core.patch_user(TENANT, user_id, body))
-            .unwrap()
-            .map(|u| dto::user(&u))
+    fn patch(&self, user_id: &str, body: &Value) -> Got<Value> {
+        got(block_on(self.core.patch_user(TENANT, user_id, body)).map(|u| dto::user(&u)))
     }
-    fn login(&self, who: &str, pw: &str) -> Answer<customdb::store::User> {
-        block_on(self.core.login(TENANT, "users", who, pw)).unwrap()
+    fn login(&self, who: &str, pw: &str) -> Got<customdb::store::User> {
+        got(block_on(self.core.login(TENANT, "users", who, pw)))
     }
 }
 
-fn done<T: std::fmt::Debug>(a: Answer<T>) -> T {
+/// A flow's answer as these tests compare it: its result, or the refusal (customdb's own
+/// failures fail the test at once).
+#[derive(Debug, Clone, PartialEq)]
+enum Got<T> {
+    Done(T),
+    Refused(Refusal),
+}
+
+fn got<T>(answer: Answer<T>) -> Got<T> {
+    match answer {
+        Ok(v) => Got::Done(v),
+        Err(Failure::Refused(r)) => Got::Refused(r),
+        Err(Failure::Internal(e)) => panic!("customdb failed: {e}"),
+    }
+}
+
+fn done<T: std::fmt::Debug>(a: Got<T>) -> T {
     match a {
-        Answer::Done(v) => v,
+        Got::Done(v) => v,
         other => panic!("expected Done, got {other:?}"),
     }
 }
@@ -135,34 +147,40 @@ fn legacy_mode_login_get_user_signup() {
     assert_eq!(done(w.login("alice@example.com", ALICE_PW)).logins_count, 2);
     assert_eq!(
         w.login("alice@example.com", "wrong"),
-        Answer::WrongCredentials
+        Got::Refused(Refusal::WrongCredentials)
     );
-    assert_eq!(w.login("nobody@example.com", "x"), Answer::WrongCredentials);
+    assert_eq!(
+        w.login("nobody@example.com", "x"),
+        Got::Refused(Refusal::WrongCredentials)
+    );
 
-    let bob = done(block_on(w.core.get_user(TENANT, "users", "bob@example.com")).unwrap());
+    let bob = done(got(block_on(w.core.get_user(
+        TENANT,
+        "users",
+        "bob@example.com",
+    ))));
     assert_eq!((bob.user_id.as_str(), bob.logins_count), ("auth0|2", 0));
     assert_eq!(
-        block_on(w.core.get_user(TENANT, "users", "nobody@example.com")).unwrap(),
-        Answer::NotFound
-    );
-
-    let carol = done(
-        block_on(w.core.signup(
+        got(block_on(w.core.get_user(
             TENANT,
             "users",
-            json!({"email": "carol@example.com", "password": "carol's password"}),
-        ))
-        .unwrap(),
+            "nobody@example.com"
+        ))),
+        Got::Refused(Refusal::NotFound)
     );
+
+    let carol = done(got(block_on(w.core.signup(
+        TENANT,
+        "users",
+        json!({"email": "carol@example.com", "password": "carol's password"}),
+    ))));
     assert_eq!(carol.profile["nickname"], "carol");
-    match block_on(w.core.signup(
+    match got(block_on(w.core.signup(
         TENANT,
         "users",
         json!({"email": "alice@example.com", "password": "x"}),
-    ))
-    .unwrap()
-    {
-        Answer::Conflict { code, .. } => assert_eq!(code, "user_exists"),
+    ))) {
+        Got::Refused(Refusal::Conflict { code, .. }) => assert_eq!(code, "user_exists"),
         other => panic!("{other:?}"),
     }
     assert_eq!(w.events(), ["s", "s", "fp", "fp", "s", "ss", "fs"]);
@@ -171,35 +189,38 @@ fn legacy_mode_login_get_user_signup() {
 #[test]
 fn legacy_mode_password_verify_email_delete() {
     let w = world(false, json!({}));
-    done(
-        block_on(
-            w.core
-                .change_password(TENANT, "users", "alice@example.com", "a new one"),
-        )
-        .unwrap(),
-    );
+    done(got(block_on(w.core.change_password(
+        TENANT,
+        "users",
+        "alice@example.com",
+        "a new one",
+    ))));
     done(w.login("alice@example.com", "a new one"));
     assert_eq!(
-        block_on(
-            w.core
-                .change_password(TENANT, "users", "nobody@example.com", "x")
-        )
-        .unwrap(),
-        Answer::Refused
+        got(block_on(w.core.change_password(
+            TENANT,
+            "users",
+            "nobody@example.com",
+            "x"
+        ))),
+        Got::Refused(Refusal::Refused)
     );
-    done(block_on(w.core.verify(TENANT, "users", "bob@example.com")).unwrap());
+    done(got(block_on(w.core.verify(
+        TENANT,
+        "users",
+        "bob@example.com",
+    ))));
     assert_eq!(
-        block_on(w.core.verify(TENANT, "users", "bob@example.com")).unwrap(),
-        Answer::Refused
+        got(block_on(w.core.verify(TENANT, "users", "bob@example.com"))),
+        Got::Refused(Refusal::Refused)
     );
 
-    let changed = done(
-        block_on(
-            w.core
-                .change_email(TENANT, "auth0|1", "Alice@Example.org", true),
-        )
-        .unwrap(),
-    );
+    let changed = done(got(block_on(w.core.change_email(
+        TENANT,
+        "auth0|1",
+        "Alice@Example.org",
+        true,
+    ))));
     assert_eq!(
         changed.email(),
         Some("Alice@Example.org"),
@@ -207,7 +228,7 @@ fn legacy_mode_password_verify_email_delete() {
     );
     done(w.login("Alice@Example.org", "a new one"));
 
-    done(block_on(w.core.delete(TENANT, "auth0|1")).unwrap());
+    done(got(block_on(w.core.delete(TENANT, "auth0|1"))));
     assert!(
         w.core
             .store
@@ -218,12 +239,12 @@ fn legacy_mode_password_verify_email_delete() {
     );
     assert_eq!(
         w.login("Alice@Example.org", "a new one"),
-        Answer::WrongCredentials,
+        Got::Refused(Refusal::WrongCredentials),
         "the script deleted the row"
     );
     assert_eq!(
-        block_on(w.core.delete(TENANT, "auth0|1")).unwrap(),
-        Answer::NotFound
+        got(block_on(w.core.delete(TENANT, "auth0|1"))),
+        Got::Refused(Refusal::NotFound)
     );
     let kinds = w.events();
     for k in ["scp", "fcp", "sv", "fv", "sce", "sdu"] {
@@ -245,12 +266,13 @@ fn change_email_without_its_script_says_so() {
     record.scripts.remove(&Action::ChangeEmail);
     w.core.store.sync().put_connection(&record).unwrap();
     assert_eq!(
-        block_on(
-            w.core
-                .change_email(TENANT, "auth0|1", "a2@example.com", false)
-        )
-        .unwrap(),
-        Answer::MissingScript(Action::ChangeEmail)
+        got(block_on(w.core.change_email(
+            TENANT,
+            "auth0|1",
+            "a2@example.com",
+            false
+        ))),
+        Got::Refused(Refusal::MissingScript(Action::ChangeEmail))
     );
 }
 
@@ -268,7 +290,10 @@ fn cache_rules() {
         .sync()
         .update_user(TENANT, "auth0|1", &block)
         .unwrap();
-    assert_eq!(w.login("alice@example.com", ALICE_PW), Answer::Blocked);
+    assert_eq!(
+        w.login("alice@example.com", ALICE_PW),
+        Got::Refused(Refusal::Blocked)
+    );
     let unblock = UserChange {
         blocked: Some(false),
         ..UserChange::default()
@@ -304,7 +329,7 @@ fn cache_rules() {
     // A script that now returns another user_id for a cached email is refused, not merged.
     w.legacy_sql("UPDATE users SET id = 9 WHERE id = 1");
     match w.login("alice@example.com", ALICE_PW) {
-        Answer::Conflict { code, message } => {
+        Got::Refused(Refusal::Conflict { code, message }) => {
             assert_eq!(code, "user_id_conflict");
             assert!(message.contains("auth0|1"), "{message}");
         }
@@ -323,7 +348,7 @@ fn cache_rules() {
     // When the tenant's database is down, logins fail clearly and cached reads still answer.
     w.legacy_sql("DROP TABLE users");
     match w.login("alice@example.com", ALICE_PW) {
-        Answer::ScriptFailed { error, .. } => assert!(
+        Got::Refused(Refusal::ScriptFailed { error, .. }) => assert!(
             error.unwrap().message.unwrap().contains("no such table"),
             "database error"
         ),
@@ -365,10 +390,10 @@ fn import_mode_migrates_on_first_login() {
     assert_eq!(done(w.login("alice@example.com", ALICE_PW)).logins_count, 2);
     assert_eq!(
         w.login("alice@example.com", "wrong"),
-        Answer::WrongCredentials
+        Got::Refused(Refusal::WrongCredentials)
     );
     // Deleting a migrated user is local: no script runs (its table is gone anyway).
-    done(block_on(w.core.delete(TENANT, "auth0|1")).unwrap());
+    done(got(block_on(w.core.delete(TENANT, "auth0|1"))));
     assert!(
         w.core
             .store
@@ -379,7 +404,7 @@ fn import_mode_migrates_on_first_login() {
     );
     let again = w.login("alice@example.com", ALICE_PW);
     assert!(
-        matches!(again, Answer::ScriptFailed { .. }),
+        matches!(again, Got::Refused(Refusal::ScriptFailed { .. })),
         "back to the legacy script: {again:?}"
     );
     assert_eq!(w.events(), ["s", "s", "fp", "sdu", "f"]);
@@ -388,36 +413,30 @@ fn import_mode_migrates_on_first_login() {
 #[test]
 fn import_mode_signup_and_password_change() {
     let w = world(true, json!({}));
-    match block_on(w.core.signup(
+    match got(block_on(w.core.signup(
         TENANT,
         "users",
         json!({"email": "bob@example.com", "password": "x"}),
-    ))
-    .unwrap()
-    {
-        Answer::Conflict { code, .. } => assert_eq!(
+    ))) {
+        Got::Refused(Refusal::Conflict { code, .. }) => assert_eq!(
             code, "user_exists",
             "get_user found bob in the legacy database"
         ),
         other => panic!("{other:?}"),
     }
-    let dave = done(
-        block_on(w.core.signup(
-            TENANT,
-            "users",
-            json!({"email": "dave@example.com", "password": "dave's password"}),
-        ))
-        .unwrap(),
-    );
+    let dave = done(got(block_on(w.core.signup(
+        TENANT,
+        "users",
+        json!({"email": "dave@example.com", "password": "dave's password"}),
+    ))));
     assert!(dave.migrated && dave.user_id.starts_with("auth0|") && dave.user_id.len() == 30);
     // Bob resets his password before ever logging in: get_user, then created locally.
-    done(
-        block_on(
-            w.core
-                .change_password(TENANT, "users", "bob@example.com", "bob's new password"),
-        )
-        .unwrap(),
-    );
+    done(got(block_on(w.core.change_password(
+        TENANT,
+        "users",
+        "bob@example.com",
+        "bob's new password",
+    ))));
     w.legacy_sql("DROP TABLE users");
     done(w.login("bob@example.com", "bob's new password"));
     done(w.login("dave@example.com", "dave's password"));
@@ -432,7 +451,7 @@ fn two_first_logins_at_once_make_one_user() {
             w.core.login(TENANT, "users", "bob@example.com", "hunter22")
         )
     });
-    let (a, b) = (done(a.unwrap()), done(b.unwrap()));
+    let (a, b) = (done(got(a)), done(got(b)));
     assert_eq!(a.user_id, b.user_id);
     let (users, total) = w
         .core
@@ -676,11 +695,11 @@ fn patch_rules(migrated: bool) -> Vec<PatchRow> {
 fn check_patches(w: &World, migrated: bool) {
     for (name, body, expected) in patch_rules(migrated) {
         match (w.patch("auth0|1", &body), expected) {
-            (Answer::Done(user), Ok(subset)) => {
+            (Got::Done(user), Ok(subset)) => {
                 crate::util::matches(&user, &subset)
                     .unwrap_or_else(|m| panic!("{name}: {m}\n{user}"));
             }
-            (Answer::BadRequest(v), Err(rules)) => {
+            (Got::Refused(Refusal::BadRequest(v)), Err(rules)) => {
                 let got: Vec<String> = v.iter().map(ToString::to_string).collect();
                 assert_eq!(got, rules, "{name}");
             }
@@ -719,7 +738,10 @@ fn patch_rules_without_import() {
     w.core.store.sync().put_connection(&record).unwrap();
     let body = json!({"email": "alice@example.org", "app_metadata": {"plan": "gold"}, "blocked": true, "password": "another one"});
     let answer = w.patch("auth0|1", &body);
-    assert!(matches!(answer, Answer::ScriptFailed { .. }), "{answer:?}");
+    assert!(
+        matches!(answer, Got::Refused(Refusal::ScriptFailed { .. })),
+        "{answer:?}"
+    );
     let after = done(w.read("auth0|1"));
     assert_eq!(after, before, "the store is as it was before the PATCH");
 }
@@ -748,7 +770,11 @@ fn cache_policies_and_listing() {
         json!({"cache_invalidate_before": "2999-01-01T00:00:00.000Z"}),
     );
     done(w.login("alice@example.com", ALICE_PW));
-    done(block_on(w.core.get_user(TENANT, "users", "bob@example.com")).unwrap());
+    done(got(block_on(w.core.get_user(
+        TENANT,
+        "users",
+        "bob@example.com",
+    ))));
     let alice = done(w.read("auth0|1"));
     assert_eq!(
         alice["stale"], true,
@@ -764,7 +790,11 @@ fn cache_policies_and_listing() {
         .unwrap();
     record.options.cache_expired = Some(CacheExpired::Evict);
     w.core.store.sync().put_connection(&record).unwrap();
-    assert_eq!(w.read("auth0|1"), Answer::NotFound, "evicted");
+    assert_eq!(
+        w.read("auth0|1"),
+        Got::Refused(Refusal::NotFound),
+        "evicted"
+    );
     done(w.login("alice@example.com", ALICE_PW));
     assert!(block_on(w.core.evict(TENANT, "auth0|2")).unwrap());
 
@@ -920,7 +950,7 @@ fn scripts_get_context_when_the_connection_enables_it() {
     w.core.store.sync().put_connection(&record).unwrap();
     assert!(matches!(
         w.login("zed@example.com", "any password"),
-        Answer::ScriptFailed { .. }
+        Got::Refused(Refusal::ScriptFailed { .. })
     ));
 }
 
@@ -1000,5 +1030,9 @@ fn reads_from_memory_see_every_write() {
     );
 
     assert!(block_on(w.core.evict(TENANT, "auth0|1")).unwrap());
-    assert_eq!(read(), Answer::NotFound, "a delete drops the copy");
+    assert_eq!(
+        read(),
+        Got::Refused(Refusal::NotFound),
+        "a delete drops the copy"
+    );
 }
