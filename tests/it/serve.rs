@@ -148,330 +148,8 @@ pub(crate) async fn call_as(
 #[test]
 fn the_demo_server_speaks_auth0() {
     let mut server = start();
-    let s = &server;
-    let login = |user: &str, pw: &str| {
-        json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Username-Password-Authentication",
-               "client_id": s.app_id, "username": user, "password": pw})
-    };
-    block_on(async {
-        let (status, tokens) = call(
-            "POST",
-            &format!("{}/oauth/token", s.base),
-            None,
-            Some(login("alice@example.com", "correct horse battery staple")),
-        )
-        .await;
-        assert_eq!(status, 200, "{tokens}");
-        // The id_token verifies against the published JWKS.
-        let (_, jwks) = call(
-            "GET",
-            &format!("{}/.well-known/jwks.json", s.base),
-            None,
-            None,
-        )
-        .await;
-        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
-        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-        validation.set_audience(&[s.app_id.as_str()]);
-        let id = jsonwebtoken::decode::<Value>(
-            tokens["id_token"].as_str().unwrap(),
-            &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
-            &validation,
-        )
-        .unwrap();
-        assert_eq!(
-            (id.claims["sub"].as_str(), id.claims["email"].as_str()),
-            (Some("auth0|1"), Some("alice@example.com"))
-        );
-        assert_eq!(
-            id.header.kid,
-            jwks["keys"][0]["kid"].as_str().map(str::to_string)
-        );
-
-        let (status, info) = call(
-            "GET",
-            &format!("{}/userinfo", s.base),
-            tokens["access_token"].as_str(),
-            None,
-        )
-        .await;
-        assert_eq!(
-            (status, info["email"].as_str()),
-            (200, Some("alice@example.com"))
-        );
-
-        let (status, body) = call(
-            "POST",
-            &format!("{}/oauth/token", s.base),
-            None,
-            Some(login("alice@example.com", "nope")),
-        )
-        .await;
-        assert_eq!(
-            (status, body),
-            (
-                403,
-                json!({"error": "invalid_grant", "error_description": "Wrong email or password."})
-            )
-        );
-
-        let (status, body) = call("POST", &format!("{}/dbconnections/signup", s.base), None,
-            Some(json!({"client_id": s.app_id, "connection": "Username-Password-Authentication", "email": "carol@example.com", "password": "carol's password"}))).await;
-        assert_eq!(
-            (status, body["email"].as_str()),
-            (200, Some("carol@example.com")),
-            "{body}"
-        );
-        let carol = format!("auth0%7C{}", body["_id"].as_str().unwrap());
-        let (status, body) = call("POST", &format!("{}/dbconnections/signup", s.base), None,
-            Some(json!({"client_id": s.app_id, "connection": "Username-Password-Authentication", "email": "alice@example.com", "password": "x"}))).await;
-        assert_eq!(
-            (status, body["code"].as_str(), body["statusCode"].as_u64()),
-            (400, Some("user_exists"), Some(400)),
-            "{body}"
-        );
-
-        // Management API.
-        let (status, body) = call(
-            "GET",
-            &format!("{}/api/v2/users/auth0%7C1", s.base),
-            None,
-            None,
-        )
-        .await;
-        assert_eq!(
-            (status, body["errorCode"].as_str()),
-            (401, Some("invalid_token"))
-        );
-        let (status, body) = call(
-            "GET",
-            &format!("{}/api/v2/users/auth0%7C1", s.base),
-            tokens["access_token"].as_str(),
-            None,
-        )
-        .await;
-        assert_eq!(
-            (status, body["errorCode"].as_str()),
-            (401, Some("invalid_token")),
-            "a user's token is not a management token"
-        );
-        let (status, mgmt) = call("POST", &format!("{}/oauth/token", s.base), None, Some(json!({
-            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret,
-            "audience": format!("https://{}/api/v2/", s.base.trim_start_matches("http://"))}))).await;
-        assert_eq!(status, 200, "{mgmt}");
-        let token = mgmt["access_token"].as_str();
-        let (status, wrong) = call("POST", &format!("{}/oauth/token", s.base), None, Some(json!({
-            "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": "not it"}))).await;
-        assert_eq!(
-            (status, wrong["error"].as_str()),
-            (401, Some("access_denied"))
-        );
-
-        let user_url = format!("{}/api/v2/users/auth0%7C1", s.base);
-        let (status, user) = call("GET", &user_url, token, None).await;
-        assert_eq!(
-            (status, user["logins_count"].as_i64()),
-            (200, Some(1)),
-            "{user}"
-        );
-        let (status, body) = call(
-            "PATCH",
-            &user_url,
-            token,
-            Some(json!({"name": "Alice", "user_metadata": {"theme": "dark"}})),
-        )
-        .await;
-        assert_eq!(status, 400);
-        assert!(
-            body["message"]
-                .as_str()
-                .unwrap()
-                .contains("name cannot be changed"),
-            "{body}"
-        );
-        let (status, body) = call(
-            "PATCH",
-            &user_url,
-            token,
-            Some(json!({"user_metadata": {"theme": "dark"}})),
-        )
-        .await;
-        assert_eq!(
-            (status, &body["user_metadata"]),
-            (200, &json!({"theme": "dark"})),
-            "{body}"
-        );
-        let (status, body) = call(
-            "PATCH",
-            &user_url,
-            token,
-            Some(Value::String("{not json".into())),
-        )
-        .await;
-        assert_eq!(status, 400, "{body}");
-        // Metadata written here survives the next login.
-        call(
-            "POST",
-            &format!("{}/oauth/token", s.base),
-            None,
-            Some(login("alice@example.com", "correct horse battery staple")),
-        )
-        .await;
-        let (_, user) = call("GET", &user_url, token, None).await;
-        assert_eq!(
-            (user["logins_count"].as_i64(), &user["user_metadata"]),
-            (Some(2), &json!({"theme": "dark"}))
-        );
-
-        let (status, page) = call(
-            "GET",
-            &format!(
-                "{}/api/v2/users?include_totals=true&q=email:%22carol@example.com%22",
-                s.base
-            ),
-            token,
-            None,
-        )
-        .await;
-        assert_eq!((status, page["total"].as_u64()), (200, Some(1)), "{page}");
-        let (_, by_email) = call(
-            "GET",
-            &format!("{}/api/v2/users-by-email?email=ALICE@example.com", s.base),
-            token,
-            None,
-        )
-        .await;
-        assert_eq!(by_email.as_array().map(Vec::len), Some(1));
-        let (_, logs) = call("GET", &format!("{}/api/v2/logs", s.base), token, None).await;
-        let kinds: Vec<&str> = logs
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|e| e["type"].as_str())
-            .collect();
-        for k in ["s", "fp", "ss", "fs"] {
-            assert!(kinds.contains(&k), "{k} in {kinds:?}");
-        }
-        let (_, connections) = call(
-            "GET",
-            &format!("{}/api/v2/connections", s.base),
-            token,
-            None,
-        )
-        .await;
-        assert_eq!(
-            connections[0]["options"]["configuration"]["DB_FILE"],
-            "[encrypted]"
-        );
-        let (status, created) = call("POST", &format!("{}/api/v2/users", s.base), token,
-            Some(json!({"connection": "Username-Password-Authentication", "email": "dave@example.com", "password": "dave's password"}))).await;
-        assert_eq!(
-            (status, created["email"].as_str()),
-            (201, Some("dave@example.com")),
-            "{created}"
-        );
-        let (status, body) = call(
-            "POST",
-            &format!("{}/api/v2/users", s.base),
-            token,
-            Some(json!({"email": "x@example.com"})),
-        )
-        .await;
-        assert_eq!(
-            (status, body["message"].as_str()),
-            (
-                400,
-                Some("Payload validation error: Missing required property: connection")
-            )
-        );
-
-        let con = connections[0]["id"].as_str().unwrap().to_string();
-        let (status, one) = call(
-            "GET",
-            &format!("{}/api/v2/connections/{con}", s.base),
-            token,
-            None,
-        )
-        .await;
-        assert_eq!(status, 200);
-        assert!(
-            one["options"]["customScripts"]["login"]
-                .as_str()
-                .unwrap()
-                .contains("function login")
-        );
-        let (status, dup) = call(
-            "POST",
-            &format!("{}/api/v2/connections", s.base),
-            token,
-            Some(json!({"name": "Username-Password-Authentication"})),
-        )
-        .await;
-        assert_eq!(
-            (status, dup["errorCode"].as_str()),
-            (409, Some("connection_conflict"))
-        );
-        let (status, made) = call("POST", &format!("{}/api/v2/connections", s.base), token, Some(json!({"name": "extra", "options": {
-            "customScripts": {"login": "function login(e, p, cb) { cb(null, { user_id: 'x1', email: e }); }"},
-            "configuration": {"API_KEY": "very-secret-value"}}}))).await;
-        assert_eq!(status, 201, "{made}");
-        assert_eq!(made["options"]["configuration"]["API_KEY"], "[encrypted]");
-        let made_id = made["id"].as_str().unwrap();
-        let (status, patched) = call(
-            "PATCH",
-            &format!("{}/api/v2/connections/{made_id}", s.base),
-            token,
-            Some(json!({"options": {"import_mode": true}})),
-        )
-        .await;
-        assert_eq!(
-            (status, patched["options"]["import_mode"].as_bool()),
-            (200, Some(true))
-        );
-        assert!(
-            patched["options"]["customScripts"]
-                .as_object()
-                .unwrap()
-                .is_empty(),
-            "options are replaced whole"
-        );
-        let (status, _) = call(
-            "DELETE",
-            &format!("{}/api/v2/connections/{made_id}", s.base),
-            token,
-            None,
-        )
-        .await;
-        assert_eq!(status, 202);
-        let (status, _) = call(
-            "GET",
-            &format!("{}/api/v2/connections/{made_id}", s.base),
-            token,
-            None,
-        )
-        .await;
-        assert_eq!(status, 404);
-
-        let (status, _) = call(
-            "DELETE",
-            &format!("{}/api/v2/users/{carol}", s.base),
-            token,
-            None,
-        )
-        .await;
-        assert_eq!(status, 204);
-        let (status, body) = call(
-            "GET",
-            &format!("{}/api/v2/users/{carol}", s.base),
-            token,
-            None,
-        )
-        .await;
-        assert_eq!(
-            (status, body["errorCode"].as_str()),
-            (404, Some("inexistent_user"))
-        );
-    });
+    let (tokens, carol) = block_on(the_authentication_api_answers(&server));
+    block_on(the_management_api_answers(&server, &tokens, &carol));
     // Graceful shutdown on SIGINT.
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(server.child.id() as i32).unwrap(),
@@ -479,6 +157,347 @@ fn the_demo_server_speaks_auth0() {
     )
     .unwrap();
     assert!(server.child.wait().unwrap().success());
+}
+
+/// A password-realm login as the demo app sends it.
+fn realm_login(s: &Server, user: &str, pw: &str) -> Value {
+    json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Username-Password-Authentication",
+           "client_id": s.app_id, "username": user, "password": pw})
+}
+
+/// Tokens, the JWKS, userinfo, a wrong password and signups; returns alice's tokens and the
+/// path id of the user signed up.
+async fn the_authentication_api_answers(s: &Server) -> (Value, String) {
+    let login = |user: &str, pw: &str| realm_login(s, user, pw);
+    let (status, tokens) = call(
+        "POST",
+        &format!("{}/oauth/token", s.base),
+        None,
+        Some(login("alice@example.com", "correct horse battery staple")),
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    // The id_token verifies against the published JWKS.
+    let (_, jwks) = call(
+        "GET",
+        &format!("{}/.well-known/jwks.json", s.base),
+        None,
+        None,
+    )
+    .await;
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[s.app_id.as_str()]);
+    let id = jsonwebtoken::decode::<Value>(
+        tokens["id_token"].as_str().unwrap(),
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+        &validation,
+    )
+    .unwrap();
+    assert_eq!(
+        (id.claims["sub"].as_str(), id.claims["email"].as_str()),
+        (Some("auth0|1"), Some("alice@example.com"))
+    );
+    assert_eq!(
+        id.header.kid,
+        jwks["keys"][0]["kid"].as_str().map(str::to_string)
+    );
+
+    let (status, info) = call(
+        "GET",
+        &format!("{}/userinfo", s.base),
+        tokens["access_token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, info["email"].as_str()),
+        (200, Some("alice@example.com"))
+    );
+
+    let (status, body) = call(
+        "POST",
+        &format!("{}/oauth/token", s.base),
+        None,
+        Some(login("alice@example.com", "nope")),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            403,
+            json!({"error": "invalid_grant", "error_description": "Wrong email or password."})
+        )
+    );
+
+    let (status, body) = call("POST", &format!("{}/dbconnections/signup", s.base), None,
+        Some(json!({"client_id": s.app_id, "connection": "Username-Password-Authentication", "email": "carol@example.com", "password": "carol's password"}))).await;
+    assert_eq!(
+        (status, body["email"].as_str()),
+        (200, Some("carol@example.com")),
+        "{body}"
+    );
+    let carol = format!("auth0%7C{}", body["_id"].as_str().unwrap());
+    let (status, body) = call("POST", &format!("{}/dbconnections/signup", s.base), None,
+        Some(json!({"client_id": s.app_id, "connection": "Username-Password-Authentication", "email": "alice@example.com", "password": "x"}))).await;
+    assert_eq!(
+        (status, body["code"].as_str(), body["statusCode"].as_u64()),
+        (400, Some("user_exists"), Some(400)),
+        "{body}"
+    );
+
+    (tokens, carol)
+}
+
+/// Users, metadata, connections and deletes over the Management API.
+async fn the_management_api_answers(s: &Server, tokens: &Value, carol: &str) {
+    let login = |user: &str, pw: &str| realm_login(s, user, pw);
+    // Management API.
+    let (status, body) = call(
+        "GET",
+        &format!("{}/api/v2/users/auth0%7C1", s.base),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    let (status, body) = call(
+        "GET",
+        &format!("{}/api/v2/users/auth0%7C1", s.base),
+        tokens["access_token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (401, Some("invalid_token")),
+        "a user's token is not a management token"
+    );
+    let (status, mgmt) = call("POST", &format!("{}/oauth/token", s.base), None, Some(json!({
+        "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret,
+        "audience": format!("https://{}/api/v2/", s.base.trim_start_matches("http://"))}))).await;
+    assert_eq!(status, 200, "{mgmt}");
+    let token = mgmt["access_token"].as_str();
+    let (status, wrong) = call(
+        "POST",
+        &format!("{}/oauth/token", s.base),
+        None,
+        Some(json!({
+        "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": "not it"})),
+    )
+    .await;
+    assert_eq!(
+        (status, wrong["error"].as_str()),
+        (401, Some("access_denied"))
+    );
+
+    let user_url = format!("{}/api/v2/users/auth0%7C1", s.base);
+    let (status, user) = call("GET", &user_url, token, None).await;
+    assert_eq!(
+        (status, user["logins_count"].as_i64()),
+        (200, Some(1)),
+        "{user}"
+    );
+    let (status, body) = call(
+        "PATCH",
+        &user_url,
+        token,
+        Some(json!({"name": "Alice", "user_metadata": {"theme": "dark"}})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("name cannot be changed"),
+        "{body}"
+    );
+    let (status, body) = call(
+        "PATCH",
+        &user_url,
+        token,
+        Some(json!({"user_metadata": {"theme": "dark"}})),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["user_metadata"]),
+        (200, &json!({"theme": "dark"})),
+        "{body}"
+    );
+    let (status, body) = call(
+        "PATCH",
+        &user_url,
+        token,
+        Some(Value::String("{not json".into())),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // Metadata written here survives the next login.
+    call(
+        "POST",
+        &format!("{}/oauth/token", s.base),
+        None,
+        Some(login("alice@example.com", "correct horse battery staple")),
+    )
+    .await;
+    let (_, user) = call("GET", &user_url, token, None).await;
+    assert_eq!(
+        (user["logins_count"].as_i64(), &user["user_metadata"]),
+        (Some(2), &json!({"theme": "dark"}))
+    );
+
+    let (status, page) = call(
+        "GET",
+        &format!(
+            "{}/api/v2/users?include_totals=true&q=email:%22carol@example.com%22",
+            s.base
+        ),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!((status, page["total"].as_u64()), (200, Some(1)), "{page}");
+    let (_, by_email) = call(
+        "GET",
+        &format!("{}/api/v2/users-by-email?email=ALICE@example.com", s.base),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(by_email.as_array().map(Vec::len), Some(1));
+    let (_, logs) = call("GET", &format!("{}/api/v2/logs", s.base), token, None).await;
+    let kinds: Vec<&str> = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    for k in ["s", "fp", "ss", "fs"] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+    let (_, connections) = call(
+        "GET",
+        &format!("{}/api/v2/connections", s.base),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        connections[0]["options"]["configuration"]["DB_FILE"],
+        "[encrypted]"
+    );
+    let (status, created) = call("POST", &format!("{}/api/v2/users", s.base), token,
+        Some(json!({"connection": "Username-Password-Authentication", "email": "dave@example.com", "password": "dave's password"}))).await;
+    assert_eq!(
+        (status, created["email"].as_str()),
+        (201, Some("dave@example.com")),
+        "{created}"
+    );
+    let (status, body) = call(
+        "POST",
+        &format!("{}/api/v2/users", s.base),
+        token,
+        Some(json!({"email": "x@example.com"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (
+            400,
+            Some("Payload validation error: Missing required property: connection")
+        )
+    );
+
+    let con = connections[0]["id"].as_str().unwrap().to_string();
+    let (status, one) = call(
+        "GET",
+        &format!("{}/api/v2/connections/{con}", s.base),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        one["options"]["customScripts"]["login"]
+            .as_str()
+            .unwrap()
+            .contains("function login")
+    );
+    let (status, dup) = call(
+        "POST",
+        &format!("{}/api/v2/connections", s.base),
+        token,
+        Some(json!({"name": "Username-Password-Authentication"})),
+    )
+    .await;
+    assert_eq!(
+        (status, dup["errorCode"].as_str()),
+        (409, Some("connection_conflict"))
+    );
+    let (status, made) = call("POST", &format!("{}/api/v2/connections", s.base), token, Some(json!({"name": "extra", "options": {
+        "customScripts": {"login": "function login(e, p, cb) { cb(null, { user_id: 'x1', email: e }); }"},
+        "configuration": {"API_KEY": "very-secret-value"}}}))).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["options"]["configuration"]["API_KEY"], "[encrypted]");
+    let made_id = made["id"].as_str().unwrap();
+    let (status, patched) = call(
+        "PATCH",
+        &format!("{}/api/v2/connections/{made_id}", s.base),
+        token,
+        Some(json!({"options": {"import_mode": true}})),
+    )
+    .await;
+    assert_eq!(
+        (status, patched["options"]["import_mode"].as_bool()),
+        (200, Some(true))
+    );
+    assert!(
+        patched["options"]["customScripts"]
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "options are replaced whole"
+    );
+    let (status, _) = call(
+        "DELETE",
+        &format!("{}/api/v2/connections/{made_id}", s.base),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (status, _) = call(
+        "GET",
+        &format!("{}/api/v2/connections/{made_id}", s.base),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let (status, _) = call(
+        "DELETE",
+        &format!("{}/api/v2/users/{carol}", s.base),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, body) = call(
+        "GET",
+        &format!("{}/api/v2/users/{carol}", s.base),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (404, Some("inexistent_user"))
+    );
 }
 
 pub(crate) fn admin(data: &std::path::Path, args: &[&str]) -> String {
