@@ -2,7 +2,7 @@
 //! users, PATCH with the seed's field rules as one write, email changes, verification and
 //! deletion through the scripts.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 use super::{Answer, Failure, Refusal, Service, ServiceError, Settings, hash_password, refuse};
@@ -94,91 +94,10 @@ impl Service {
             return refuse(Refusal::NotFound);
         };
         let import = user.migrated;
-        let mut problems = Vec::new();
-        for key in patch.keys() {
-            let allowed =
-                ALWAYS.contains(&key.as_str()) || (import && MIGRATED.contains(&key.as_str()));
-            if !allowed {
-                let rule = if MIGRATED.contains(&key.as_str()) {
-                    "cannot be changed for a user of a custom database without import mode; the script's profile owns it (allowed: app_metadata, user_metadata, blocked, email, password)"
-                } else {
-                    "cannot be changed"
-                };
-                problems.push(violation(key, rule));
-            }
-        }
-        if let Some(c) = patch.get("connection").and_then(Value::as_str)
-            && c != user.connection
-        {
-            problems.push(violation(
-                "connection",
-                &format!("must be the user's connection, {}", user.connection),
-            ));
-        }
-        if patch.contains_key("email_verified") && !import && !patch.contains_key("email") {
-            problems.push(violation("email_verified", "can only be changed together with email for a user of a custom database without import mode"));
-        }
-        let mut change = UserChange::default();
-        for (key, value) in patch {
-            match key.as_str() {
-                // The merge itself happens in the store's write transaction, against the row
-                // read there: two PATCHes of different keys both survive.
-                "app_metadata" | "user_metadata" => match profile::check_metadata(key, value) {
-                    Ok(()) => {
-                        let patch = value.as_object().cloned().unwrap_or_default();
-                        if key == "app_metadata" {
-                            change.app_metadata = Some(patch);
-                        } else {
-                            change.user_metadata = Some(patch);
-                        }
-                    }
-                    Err(v) => problems.push(v),
-                },
-                "blocked" => match value.as_bool() {
-                    Some(b) => change.blocked = Some(b),
-                    None => problems.push(violation("blocked", "must be true or false")),
-                },
-                "password" => {
-                    let ok = value
-                        .as_str()
-                        .is_some_and(|p| !p.is_empty() && p.len() <= 72);
-                    if !ok {
-                        problems.push(violation("password", "must be a string of 1 to 72 bytes"));
-                    }
-                }
-                "email" => {
-                    if let Err(rule) = value
-                        .as_str()
-                        .ok_or("must be a string".to_string())
-                        .and_then(profile::check_email)
-                    {
-                        problems.push(violation("email", &rule));
-                    }
-                }
-                field if MIGRATED.contains(&field) && import => {
-                    match profile::check_root(field, value, true) {
-                        Some(Ok(v)) => {
-                            change.fields.insert(field.to_string(), v);
-                        }
-                        Some(Err(rule)) => problems.push(violation(field, &rule)),
-                        None => {
-                            change.fields.insert(field.to_string(), value.clone());
-                        }
-                    }
-                }
-                "email_verified" if import && !patch.contains_key("email") => match value.as_bool()
-                {
-                    Some(b) => {
-                        change.fields.insert("email_verified".into(), json!(b));
-                    }
-                    None => problems.push(violation("email_verified", "must be true or false")),
-                },
-                _ => {}
-            }
-        }
-        if !problems.is_empty() {
-            return refuse(Refusal::BadRequest(problems));
-        }
+        let mut change = match patch_rules(patch, &user) {
+            Ok(change) => change,
+            Err(problems) => return refuse(Refusal::BadRequest(problems)),
+        };
         // The email may not belong to another user of the connection (checked again in the
         // write; checked here so that no script runs for a change that cannot be kept).
         if let Some(email) = patch.get("email").and_then(Value::as_str)
@@ -406,6 +325,99 @@ impl Service {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// What a PATCH body may change of `user` under the seed's rules, as the store write it
+/// becomes (email and password are the caller's: they run scripts first); every refused or
+/// invalid field at once otherwise.
+fn patch_rules(patch: &Map<String, Value>, user: &User) -> Result<UserChange, Vec<Violation>> {
+    let import = user.migrated;
+    let mut problems = Vec::new();
+    for key in patch.keys() {
+        let allowed =
+            ALWAYS.contains(&key.as_str()) || (import && MIGRATED.contains(&key.as_str()));
+        if !allowed {
+            let rule = if MIGRATED.contains(&key.as_str()) {
+                "cannot be changed for a user of a custom database without import mode; the script's profile owns it (allowed: app_metadata, user_metadata, blocked, email, password)"
+            } else {
+                "cannot be changed"
+            };
+            problems.push(violation(key, rule));
+        }
+    }
+    if let Some(c) = patch.get("connection").and_then(Value::as_str)
+        && c != user.connection
+    {
+        problems.push(violation(
+            "connection",
+            &format!("must be the user's connection, {}", user.connection),
+        ));
+    }
+    if patch.contains_key("email_verified") && !import && !patch.contains_key("email") {
+        problems.push(violation("email_verified", "can only be changed together with email for a user of a custom database without import mode"));
+    }
+    let mut change = UserChange::default();
+    for (key, value) in patch {
+        match key.as_str() {
+            // The merge itself happens in the store's write transaction, against the row
+            // read there: two PATCHes of different keys both survive.
+            "app_metadata" | "user_metadata" => match profile::check_metadata(key, value) {
+                Ok(()) => {
+                    let patch = value.as_object().cloned().unwrap_or_default();
+                    if key == "app_metadata" {
+                        change.app_metadata = Some(patch);
+                    } else {
+                        change.user_metadata = Some(patch);
+                    }
+                }
+                Err(v) => problems.push(v),
+            },
+            "blocked" => match value.as_bool() {
+                Some(b) => change.blocked = Some(b),
+                None => problems.push(violation("blocked", "must be true or false")),
+            },
+            "password" => {
+                let ok = value
+                    .as_str()
+                    .is_some_and(|p| !p.is_empty() && p.len() <= 72);
+                if !ok {
+                    problems.push(violation("password", "must be a string of 1 to 72 bytes"));
+                }
+            }
+            "email" => {
+                if let Err(rule) = value
+                    .as_str()
+                    .ok_or("must be a string".to_string())
+                    .and_then(profile::check_email)
+                {
+                    problems.push(violation("email", &rule));
+                }
+            }
+            field if MIGRATED.contains(&field) && import => {
+                match profile::check_root(field, value, true) {
+                    Some(Ok(v)) => {
+                        change.fields.insert(field.to_string(), v);
+                    }
+                    Some(Err(rule)) => problems.push(violation(field, &rule)),
+                    None => {
+                        change.fields.insert(field.to_string(), value.clone());
+                    }
+                }
+            }
+            "email_verified" if import && !patch.contains_key("email") => match value.as_bool() {
+                Some(b) => {
+                    change.fields.insert("email_verified".into(), json!(b));
+                }
+                None => problems.push(violation("email_verified", "must be true or false")),
+            },
+            _ => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(change)
+    } else {
+        Err(problems)
     }
 }
 
