@@ -91,9 +91,10 @@ pub(super) async fn client(
 }
 
 async fn lookup(state: &AppState, tenant: &Tenant, id: String) -> Result<Client, ApiError> {
-    let client = state.core.store.get_client(&id).await?;
-    client
-        .filter(|c| c.tenant == tenant.id)
+    state
+        .core
+        .client(&tenant.id, &id)
+        .await?
         .ok_or_else(unauthorized)
 }
 
@@ -276,7 +277,7 @@ async fn password(
 }
 
 async fn default_connection(state: &AppState, tenant: &Tenant) -> Result<String, ApiError> {
-    let records = state.core.store.list_connections(&tenant.id).await?;
+    let records = state.core.connections(&tenant.id).await?;
     records.into_iter().next().map(|r| r.name).ok_or_else(|| {
         ApiError::auth(
             StatusCode::FORBIDDEN,
@@ -321,12 +322,10 @@ async fn userinfo(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let user = state
-        .core
-        .store
-        .get_user(&tenant.id, &sub)
-        .await?
-        .ok_or_else(|| ApiError::auth(StatusCode::UNAUTHORIZED, "invalid_token", "Unauthorized"))?;
+    let user =
+        state.core.user(&tenant.id, &sub).await?.ok_or_else(|| {
+            ApiError::auth(StatusCode::UNAUTHORIZED, "invalid_token", "Unauthorized")
+        })?;
     Ok(Json(Value::Object(profile_claims(&user))))
 }
 

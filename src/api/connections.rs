@@ -68,14 +68,7 @@ async fn put_connection(
     state: &AppState,
     record: &crate::store::ConnectionRecord,
 ) -> Result<(), ApiError> {
-    match state.core.store.put_connection(record).await {
-        Err(crate::store::StoreError::NameTaken(_)) => Err(ApiError::management(
-            StatusCode::CONFLICT,
-            "A connection with the same name already exists",
-            "connection_conflict",
-        )),
-        other => other.map_err(|e| ApiError::internal(e.into())),
-    }
+    state.core.save_connection(record).await.map_err(management)
 }
 
 /// The tenant's connection `id` (or name), or Auth0's 404.
@@ -86,8 +79,7 @@ pub(super) async fn connection_record(
 ) -> Result<crate::store::ConnectionRecord, ApiError> {
     state
         .core
-        .store
-        .get_connection(&tenant.id, &id)
+        .connection_record(&tenant.id, &id)
         .await?
         .ok_or_else(no_connection)
 }
@@ -140,7 +132,7 @@ async fn delete_connection(
     ManagementToken { tenant, .. }: ManagementToken<DeleteConnections>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.core.store.delete_connection(&tenant.id, &id).await? {
+    if state.core.delete_connection(&tenant.id, &id).await? {
         Ok(StatusCode::ACCEPTED)
     } else {
         Err(no_connection())
@@ -156,23 +148,11 @@ async fn delete_connection_user(
     Query(q): Query<EmailQuery>,
 ) -> Result<StatusCode, ApiError> {
     let record = connection_record(&state, &tenant, id).await?;
-    let Some(user) = state
-        .core
-        .store
-        .find_user(&tenant.id, &record.name, &q.email)
-        .await?
-    else {
-        return Err(ApiError::management(
-            StatusCode::NOT_FOUND,
-            "The user does not exist.",
-            "inexistent_user",
-        ));
-    };
     state
         .core
-        .store
-        .delete_user(&tenant.id, &user.user_id)
-        .await?;
+        .forget_user(&tenant.id, &record.name, &q.email)
+        .await
+        .map_err(management)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -223,7 +203,7 @@ async fn connections(
     uri: axum::http::Uri,
 ) -> Result<Json<Value>, ApiError> {
     let query = ConnectionsQuery::parse(uri.query().unwrap_or_default())?;
-    let mut records = state.core.store.list_connections(&tenant.id).await?;
+    let mut records = state.core.connections(&tenant.id).await?;
     records.retain(|r| query.name.as_ref().is_none_or(|n| *n == r.name));
     // Every connection here is a database connection.
     if !query.strategies.is_empty() && !query.strategies.iter().any(|s| s == "auth0") {

@@ -68,7 +68,7 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
             return Ok(Tenant { id, domain, scheme });
         }
         let host = domain.clone();
-        let tenant = state.core.store.tenant_for_host(&host).await?;
+        let tenant = state.core.tenant_for_host(&host).await?;
         match tenant {
             Some((id, explicit)) => {
                 // A tenant's own domain stays its own (domains are only ever added); a host

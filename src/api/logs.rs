@@ -55,7 +55,6 @@ async fn log_event(
     let id: i64 = id.parse().map_err(|_| not_found())?;
     let event = state
         .core
-        .store
         .log_event(&tenant.id, id)
         .await?
         .ok_or_else(not_found)?;
@@ -91,7 +90,7 @@ async fn logs(
             per_page,
         },
     };
-    let (events, total) = state.core.store.log_window(&tenant.id, window).await?;
+    let (events, total) = state.core.log_window(&tenant.id, window).await?;
     if let Some(from) = from {
         // Auth0's checkpoint answer: a bare array, ordered by log_id, and the next page's URL in
         // a `Link` header (the same URL again when there was nothing new).

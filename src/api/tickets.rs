@@ -49,8 +49,7 @@ async fn request_change(
     let name = text(&body, "connection").ok_or_else(|| ApiError::missing("connection"))?;
     let record = state
         .core
-        .store
-        .get_connection(&tenant.id, name)
+        .connection_record(&tenant.id, name)
         .await?
         .ok_or_else(|| {
             ApiError::auth(
@@ -132,18 +131,13 @@ async fn create_ticket(
     }
     let (connection, email) = match (&body.user_id, &body.email, &body.connection_id) {
         (Some(user_id), None, None) => {
-            let user = state
-                .core
-                .store
-                .get_user(&tenant.id, user_id)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::management(
-                        StatusCode::NOT_FOUND,
-                        "The user does not exist.",
-                        "inexistent_user",
-                    )
-                })?;
+            let user = state.core.user(&tenant.id, user_id).await?.ok_or_else(|| {
+                ApiError::management(
+                    StatusCode::NOT_FOUND,
+                    "The user does not exist.",
+                    "inexistent_user",
+                )
+            })?;
             let email = user.email().map(str::to_string).ok_or_else(|| {
                 ApiError::bad_request("The user has no email to change the password of.")
             })?;

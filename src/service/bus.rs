@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::{Answer, Service, ServiceError};
 use crate::domain::events::{LiveEvent, LogType};
+use crate::store::{LogEvent, LogWindow};
 
 /// Events a live watcher may miss before it is told it fell behind.
 pub(super) const LIVE_BACKLOG: usize = 1024;
@@ -43,6 +44,20 @@ impl Service {
             event: serde_json::to_value(&event).unwrap_or_default(),
         });
         Ok(())
+    }
+
+    /// One log event of the tenant.
+    pub async fn log_event(&self, tenant: &str, id: i64) -> Result<Option<LogEvent>, ServiceError> {
+        Ok(self.store.log_event(tenant, id).await?)
+    }
+
+    /// A window of the tenant's log events and their total (see `LogWindow`).
+    pub async fn log_window(
+        &self,
+        tenant: &str,
+        window: LogWindow,
+    ) -> Result<(Vec<LogEvent>, usize), ServiceError> {
+        Ok(self.store.log_window(tenant, window).await?)
     }
 
     /// Logs `success` or `failure` by how `answer` ended.

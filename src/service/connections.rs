@@ -11,7 +11,7 @@ use crate::domain::profile::{self, Violation};
 use crate::layout;
 use crate::outcome::Outcome;
 use crate::script::Action;
-use crate::store::ConnectionRecord;
+use crate::store::{ConnectionRecord, StoreError};
 
 /// The data folder of a connection under `root` (`<root>/<connection id>`), created when
 /// missing. The id is checked again here, and the result must lie under the root: a stored
@@ -143,6 +143,39 @@ impl Service {
             }
         }
         Ok(report)
+    }
+}
+
+impl Service {
+    /// The tenant's connection with this id or name.
+    pub async fn connection_record(
+        &self,
+        tenant: &str,
+        id_or_name: &str,
+    ) -> Result<Option<ConnectionRecord>, ServiceError> {
+        Ok(self.store.get_connection(tenant, id_or_name).await?)
+    }
+
+    /// The tenant's connections, by name.
+    pub async fn connections(&self, tenant: &str) -> Result<Vec<ConnectionRecord>, ServiceError> {
+        Ok(self.store.list_connections(tenant).await?)
+    }
+
+    /// Stores a connection made or changed by the rules above; a name the tenant already has
+    /// is Auth0's `connection_conflict`.
+    pub async fn save_connection(&self, record: &ConnectionRecord) -> Answer<()> {
+        match self.store.put_connection(record).await {
+            Err(StoreError::NameTaken(_)) => refuse(Refusal::Conflict {
+                code: "connection_conflict".into(),
+                message: "A connection with the same name already exists".into(),
+            }),
+            other => Ok(other?),
+        }
+    }
+
+    /// Deletes a connection and its users; false when the tenant has none with this id.
+    pub async fn delete_connection(&self, tenant: &str, id: &str) -> Result<bool, ServiceError> {
+        Ok(self.store.delete_connection(tenant, id).await?)
     }
 }
 

@@ -21,6 +21,7 @@ mod connections;
 mod login;
 mod password;
 mod signup;
+mod tenants;
 mod users;
 
 pub use connections::{

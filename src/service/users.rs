@@ -74,6 +74,22 @@ impl Service {
         Ok(CachedUser { user, stale: false })
     }
 
+    /// The stored user `user_id` of the tenant, as it is (no cache policy applied).
+    pub async fn user(&self, tenant: &str, user_id: &str) -> Result<Option<User>, ServiceError> {
+        Ok(self.store.get_user(tenant, user_id).await?)
+    }
+
+    /// Removes the connection's user with this email from the store (Auth0's
+    /// `DELETE /connections/{id}/users`: no script runs; a user of the tenant's database comes
+    /// back at the next login).
+    pub async fn forget_user(&self, tenant: &str, connection: &str, email: &str) -> Answer<()> {
+        let Some(user) = self.store.find_user(tenant, connection, email).await? else {
+            return refuse(Refusal::NotFound);
+        };
+        self.store.delete_user(tenant, &user.user_id).await?;
+        Ok(())
+    }
+
     /// Drops one cached profile without running any script (the next login caches it again).
     pub async fn evict(&self, tenant: &str, user_id: &str) -> Result<bool, ServiceError> {
         Ok(self.store.delete_user(tenant, user_id).await?)
