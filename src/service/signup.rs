@@ -26,43 +26,33 @@ impl Service {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let exists = || {
-            refuse(Refusal::Conflict {
-                code: "user_exists".into(),
-                message: "The user already exists.".into(),
-            })
-        };
-        if settings.import_mode
+        // The user exists when the store has it (import mode) or the legacy database does.
+        let in_store = settings.import_mode
             && self
                 .store
                 .find_user(tenant, connection, &email)
                 .await?
-                .is_some()
-        {
+                .is_some();
+        let exists = in_store
+            || match self.get_user_with(&settings, &email, None).await {
+                Err(Failure::Refused(Refusal::NotFound | Refusal::MissingScript(_))) => false,
+                Ok(_) | Err(Failure::Refused(Refusal::Conflict { .. })) => true,
+                Err(other) => return Err(other),
+            };
+        if exists {
+            let message = "The user already exists.";
             self.log(
                 tenant,
                 LogType::FailedSignup,
                 connection,
                 None,
-                Some("The user already exists."),
+                Some(message),
             )
             .await?;
-            return exists();
-        }
-        match self.get_user_with(&settings, &email, None).await {
-            Err(Failure::Refused(Refusal::NotFound | Refusal::MissingScript(_))) => {}
-            Ok(_) | Err(Failure::Refused(Refusal::Conflict { .. })) => {
-                self.log(
-                    tenant,
-                    LogType::FailedSignup,
-                    connection,
-                    None,
-                    Some("The user already exists."),
-                )
-                .await?;
-                return exists();
-            }
-            Err(other) => return Err(other),
+            return refuse(Refusal::Conflict {
+                code: "user_exists".into(),
+                message: message.into(),
+            });
         }
         if settings.import_mode {
             let mut fields = user.clone();
