@@ -54,40 +54,64 @@ impl Service {
                 message: message.into(),
             });
         }
-        if settings.import_mode {
-            let mut fields = user.clone();
-            if let Some(obj) = fields.as_object_mut() {
-                obj.remove("password");
-                obj.insert("user_id".into(), json!(new_id()));
-            }
-            let profile = match profile::normalize(&fields, &settings.profile) {
-                Ok(p) => p,
-                Err(v) => return refuse(Refusal::InvalidProfile(v)),
-            };
-            let hash = hash_password(password).await?;
-            let u = self
-                .cache(
-                    tenant,
-                    connection,
-                    profile,
-                    settings.roots,
-                    false,
-                    Some(hash),
-                )
-                .await?;
-            self.log(
-                tenant,
-                LogType::SuccessSignup,
-                connection,
-                Some(&u.user_id),
-                None,
-            )
-            .await?;
-            return Ok(u);
+        let created = if settings.import_mode {
+            self.create_locally(&settings, &user, password).await?
+        } else {
+            self.create_in_database(&settings, &user, &email, &password)
+                .await?
+        };
+        self.log(
+            tenant,
+            LogType::SuccessSignup,
+            connection,
+            Some(&created.user_id),
+            None,
+        )
+        .await?;
+        Ok(created)
+    }
+
+    /// Import mode: the user is created in the store, with a new id and a hash of the password.
+    async fn create_locally(
+        &self,
+        settings: &Settings<'_>,
+        user: &Value,
+        password: String,
+    ) -> Answer<User> {
+        let (tenant, connection) = (&settings.record.tenant, &settings.record.name);
+        let mut fields = user.clone();
+        if let Some(obj) = fields.as_object_mut() {
+            obj.remove("password");
+            obj.insert("user_id".into(), json!(new_id()));
         }
+        let profile = match profile::normalize(&fields, &settings.profile) {
+            Ok(p) => p,
+            Err(v) => return refuse(Refusal::InvalidProfile(v)),
+        };
+        let hash = hash_password(password).await?;
+        self.cache(
+            tenant,
+            connection,
+            profile,
+            settings.roots,
+            false,
+            Some(hash),
+        )
+        .await
+    }
+
+    /// Without import: the create script, then login, as Auth0 does to check the user exists.
+    async fn create_in_database(
+        &self,
+        settings: &Settings<'_>,
+        user: &Value,
+        email: &str,
+        password: &str,
+    ) -> Answer<User> {
+        let (tenant, connection) = (&settings.record.tenant, &settings.record.name);
         let mut arg = user.clone();
         complete_create_user(&mut arg, tenant, connection);
-        let Some(created) = self.run(&settings, Action::Create, vec![arg]).await? else {
+        let Some(created) = self.run(settings, Action::Create, vec![arg]).await? else {
             return refuse(Refusal::MissingScript(Action::Create));
         };
         if created.outcome != Outcome::Success {
@@ -118,16 +142,6 @@ impl Service {
                 error: error.map(Box::new),
             });
         }
-        // Auth0 runs login right after create to check the user exists.
-        let u = self.login(tenant, connection, &email, &password).await?;
-        self.log(
-            tenant,
-            LogType::SuccessSignup,
-            connection,
-            Some(&u.user_id),
-            None,
-        )
-        .await?;
-        Ok(u)
+        self.login(tenant, connection, email, password).await
     }
 }
