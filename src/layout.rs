@@ -71,15 +71,9 @@ pub fn read(dir: &Path) -> Result<ConnectionFolder, LayoutError> {
     let configuration = configuration_values(parts.configuration.as_ref())
         .map_err(|what| invalid(format!("options.configuration: {what}")))?;
     let mut scripts = BTreeMap::new();
-    match &parts.scripts {
-        Some(Value::Object(named)) => {
-            for (key, file) in named {
-                let action: Action = key
-                    .parse()
-                    .map_err(|e: String| invalid(format!("options.customScripts: {e}")))?;
-                let file = file.as_str().ok_or_else(|| {
-                    invalid(format!("options.customScripts.{key} must be a file name"))
-                })?;
+    match parts.script_entries().map_err(invalid)? {
+        Some(files) => {
+            for (action, file) in files {
                 scripts.insert(action, read_script(&dir.join(file))?);
             }
         }
@@ -91,7 +85,6 @@ pub fn read(dir: &Path) -> Result<ConnectionFolder, LayoutError> {
                 }
             }
         }
-        Some(_) => return Err(invalid("options.customScripts must be an object".into())),
     }
     let attributes = match doc.as_object() {
         Some(object) => crate::domain::connection::ConnectionAttributes::default()

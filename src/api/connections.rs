@@ -50,13 +50,7 @@ fn connection_json(r: &crate::store::ConnectionRecord) -> Value {
     let options = r
         .options
         .document(crate::service::sources(&r.scripts), configuration);
-    let mut object = serde_json::Map::new();
-    object.insert("id".into(), json!(r.id));
-    object.insert("name".into(), json!(r.name));
-    object.insert("strategy".into(), json!("auth0"));
-    r.attributes.write_into(&mut object);
-    object.insert("options".into(), Value::Object(options));
-    Value::Object(object)
+    crate::domain::connection::document(Some(&r.id), &r.name, &r.attributes, options)
 }
 
 fn payload_error(e: String) -> ApiError {

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::domain::connection::document;
 use crate::layout;
 use crate::service::{connection_from_api, export_connection, sources};
 
@@ -164,9 +165,9 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         let options = folder
             .options
             .document(sources(&folder.scripts), configuration);
-        let mut body = serde_json::Map::new();
-        folder.attributes.write_into(&mut body);
-        body.insert("options".into(), Value::Object(options));
+        // The whole document for both a create and an update: a PATCH may send `name` and
+        // `strategy` back unchanged.
+        let body = document(None, &folder.name, &folder.attributes, options);
         bodies.push((folder.name, body));
     }
     runtime()?.block_on(async {
@@ -188,23 +189,14 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
                     api.call(
                         reqwest::Method::PATCH,
                         &format!("/api/v2/connections/{id}"),
-                        Some(Value::Object(body)),
+                        Some(body),
                     )
                     .await,
                 ),
                 None => (
                     "created",
-                    api.call(
-                        reqwest::Method::POST,
-                        "/api/v2/connections",
-                        Some({
-                            let mut body = body;
-                            body.insert("name".into(), json!(name));
-                            body.insert("strategy".into(), json!("auth0"));
-                            Value::Object(body)
-                        }),
-                    )
-                    .await,
+                    api.call(reqwest::Method::POST, "/api/v2/connections", Some(body))
+                        .await,
                 ),
             };
             let answer = answer.with_context(|| format!("deploying connection {name}"))?;

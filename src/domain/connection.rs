@@ -68,13 +68,30 @@ impl ConnectionAttributes {
         }
         Ok(attributes)
     }
+}
 
-    /// The attributes as top-level fields of a connection object.
-    pub fn write_into(&self, object: &mut Map<String, Value>) {
-        if let Ok(Value::Object(map)) = serde_json::to_value(self) {
-            object.extend(map);
-        }
+/// A connection as a document: `id` (when it has one), `name`, `strategy` (`auth0`, the only
+/// kind customdb serves), the attributes, then `options` as the caller encoded them (scripts
+/// as sources or file names, configuration as values, keywords or `[encrypted]`). The one
+/// encoder of the Management API's connection object, `database.json` and the Deploy CLI's
+/// bodies.
+pub fn document(
+    id: Option<&str>,
+    name: &str,
+    attributes: &ConnectionAttributes,
+    options: Map<String, Value>,
+) -> Value {
+    let mut object = Map::new();
+    if let Some(id) = id {
+        object.insert("id".into(), Value::from(id));
     }
+    object.insert("name".into(), Value::from(name));
+    object.insert("strategy".into(), Value::from("auth0"));
+    if let Ok(Value::Object(map)) = serde_json::to_value(attributes) {
+        object.extend(map);
+    }
+    object.insert("options".into(), Value::Object(options));
+    Value::Object(object)
 }
 
 #[cfg(test)]

@@ -67,6 +67,33 @@ pub struct Parts {
     pub configuration: Option<Value>,
 }
 
+impl Parts {
+    /// `customScripts` as each action and its non-empty string (a source in an API body, a
+    /// file name in `database.json`); `None` when the document has none. The error names the
+    /// key that is wrong.
+    pub fn script_entries(
+        &self,
+    ) -> Result<Option<std::collections::BTreeMap<crate::script::Action, String>>, String> {
+        let named = match &self.scripts {
+            None => return Ok(None),
+            Some(Value::Object(named)) => named,
+            Some(_) => return Err("options.customScripts must be an object".into()),
+        };
+        let mut entries = std::collections::BTreeMap::new();
+        for (key, value) in named {
+            let action: crate::script::Action = key
+                .parse()
+                .map_err(|e: String| format!("options.customScripts: {e}"))?;
+            let value = value
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| format!("options.customScripts.{key} must be a non-empty string"))?;
+            entries.insert(action, value.to_string());
+        }
+        Ok(Some(entries))
+    }
+}
+
 impl ConnectionOptions {
     /// Parses an `options` object (without `customScripts` and `configuration`, which stay in
     /// `rest` if present). The error names the option and what it must be.

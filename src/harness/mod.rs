@@ -4,11 +4,14 @@
 //! result, error, console lines or a golden transcript.
 
 pub mod backend;
+mod check;
 pub mod junit;
 pub mod stub;
 
+pub use check::{matches, slug, transcript};
+
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -299,7 +302,7 @@ async fn run_case(
     match execute(suite, case, pool, options).await {
         Ok((execution, after)) => {
             report.outcome = Some(execution.outcome);
-            report.failures = check(suite, case, &execution, options, &mut report.updated);
+            report.failures = check::check(suite, case, &execution, options, &mut report.updated);
             for (query, rows) in case.after.iter().zip(after) {
                 if let Err(m) = matches(
                     &Value::Array(rows.clone()),
@@ -378,70 +381,11 @@ async fn execute(
     };
     let result = async {
         if let Some((db, url)) = &database {
-            for fixture in &fixtures {
-                let sql = match fixture {
-                    Fixture::Sql { sql } => sql.clone(),
-                    Fixture::File(name) => {
-                        let path = suite.cases_dir().join(name);
-                        std::fs::read_to_string(&path).map_err(|e| CaseError::Fixture {
-                            name: path.display().to_string(),
-                            reason: e.to_string(),
-                        })?
-                    }
-                };
-                db.run_sql(url, &sql)
-                    .await
-                    .map_err(|e| CaseError::Fixture {
-                        name: match fixture {
-                            Fixture::File(name) => name.clone(),
-                            Fixture::Sql { .. } => "(inline sql)".into(),
-                        },
-                        reason: e.to_string(),
-                    })?;
-            }
+            load_fixtures(suite, &fixtures, db, url).await?;
         }
-        let mut args = case.args.clone();
-        if case.action == crate::script::Action::Create
-            && let Some(user) = args.first_mut()
-        {
-            complete_create_user(user, TENANT, &suite.folder.name);
-        }
-        let mut limits = Limits::default();
-        if let Some(ms) = case.timeout_ms {
-            limits.timeout_ms = ms;
-        }
-        let invocation = Invocation {
-            tenant: TENANT.into(),
-            connection: suite.folder.name.clone(),
-            action: case.action,
-            source: suite.folder.scripts[&case.action].clone(),
-            args,
-            context: case.context.clone(),
-            configuration,
-            limits,
-            policy: Policy {
-                data_dirs: vec![data.path().to_path_buf()],
-                egress,
-                // The operator runs the harness on their own machine: case databases and stubs
-                // listen on loopback.
-                internal: crate::script::Internal::Listed,
-            },
-        };
+        let invocation = invocation(suite, case, configuration, egress, data.path());
         let execution = pool.run(&invocation).await?;
-        let mut after = Vec::new();
-        for query in &case.after {
-            let (db, url) = database.as_ref().ok_or(CaseError::Setup(
-                "the case has \"after\" queries but setup.json names no \"database\" key",
-            ))?;
-            let rows = db
-                .query_text(url, &query.sql)
-                .await
-                .map_err(|source| CaseError::After {
-                    sql: query.sql.clone(),
-                    source,
-                })?;
-            after.push(rows);
-        }
+        let after = after_queries(case, database.as_ref()).await?;
         Ok((execution, after))
     }
     .await;
@@ -451,154 +395,91 @@ async fn execute(
     result
 }
 
-/// The failures of `execution` against the case's expectations (empty when it passed).
-fn check(
+/// Runs the suite's and the case's fixtures, in order, against the case's database.
+async fn load_fixtures(
+    suite: &Suite,
+    fixtures: &[&Fixture],
+    db: &backend::Database,
+    url: &str,
+) -> Result<(), CaseError> {
+    for fixture in fixtures {
+        let (name, sql) = match fixture {
+            Fixture::Sql { sql } => ("(inline sql)".to_string(), sql.clone()),
+            Fixture::File(name) => {
+                let path = suite.cases_dir().join(name);
+                let sql = std::fs::read_to_string(&path).map_err(|e| CaseError::Fixture {
+                    name: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                (name.clone(), sql)
+            }
+        };
+        db.run_sql(url, &sql)
+            .await
+            .map_err(|e| CaseError::Fixture {
+                name,
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
+
+/// The run a case asks for: its script and arguments, the filled configuration, the case's
+/// time limit, and a policy that reaches the case's data folder, database and stub.
+fn invocation(
     suite: &Suite,
     case: &Case,
-    execution: &Execution,
-    options: &RunOptions,
-    updated: &mut bool,
-) -> Vec<String> {
-    let mut failures = Vec::new();
-    let actual = serde_json::to_value(execution).unwrap_or_default();
-    if let Some(expect) = &case.expect {
-        let mut expected = serde_json::Map::new();
-        if let Some(o) = expect.outcome {
-            expected.insert("outcome".into(), json!(o));
-        }
-        if let Some(r) = &expect.result {
-            expected.insert("result".into(), r.clone());
-        }
-        if let Some(e) = &expect.error {
-            expected.insert("error".into(), e.clone());
-        }
-        if let Err(m) = matches(&actual, &Value::Object(expected)) {
-            failures.push(m);
-        }
-        for line in &expect.console {
-            if !execution
-                .console
-                .iter()
-                .any(|c| c.message.contains(line.as_str()))
-            {
-                failures.push(format!("no console line contains {line:?}"));
-            }
-        }
-    }
-    if case.golden {
-        let path = suite
-            .cases_dir()
-            .join(GOLDEN_DIR)
-            .join(format!("{}.json", slug(&case.name)));
-        let transcript = transcript(execution);
-        if options.update {
-            let text = serde_json::to_string_pretty(&transcript).unwrap_or_default() + "\n";
-            let written = path
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| std::fs::write(&path, text));
-            match written {
-                Ok(()) => *updated = true,
-                Err(e) => failures.push(format!("cannot write {}: {e}", path.display())),
-            }
-        } else {
-            match std::fs::read_to_string(&path) {
-                Err(_) => failures.push(format!(
-                    "no golden transcript at {}; run `customdb test --update` to record it",
-                    path.display()
-                )),
-                Ok(text) => match serde_json::from_str::<Value>(&text) {
-                    Err(e) => failures.push(format!("{} is not JSON: {e}", path.display())),
-                    Ok(golden) if golden != transcript => {
-                        failures.extend(differences(&golden, &transcript));
-                    }
-                    Ok(_) => {}
-                },
-            }
-        }
-    }
-    // A run that went wrong in an unexpected way says why, beside the failed checks.
-    if !failures.is_empty()
-        && let Some(error) = &execution.error
+    configuration: BTreeMap<String, String>,
+    egress: Vec<String>,
+    data: &Path,
+) -> Invocation {
+    let mut args = case.args.clone();
+    if case.action == crate::script::Action::Create
+        && let Some(user) = args.first_mut()
     {
-        failures.push(format!("the script's error was {error}"));
+        complete_create_user(user, TENANT, &suite.folder.name);
     }
-    failures
-}
-
-/// What a golden file holds: everything a person checks, nothing that varies between runs
-/// (no timings, no stack).
-pub fn transcript(execution: &Execution) -> Value {
-    let error = execution.error.as_ref().map(|e| {
-        let mut err = json!({"name": e.name, "message": e.message});
-        if let Some(code) = &e.code {
-            err["code"] = json!(code);
-        }
-        err
-    });
-    json!({
-        "outcome": execution.outcome,
-        "result": execution.result,
-        "error": error,
-        "console": execution
-            .console
-            .iter()
-            .map(|c| format!("[{}] {}", c.level, c.message))
-            .collect::<Vec<_>>(),
-    })
-}
-
-fn differences(golden: &Value, actual: &Value) -> Vec<String> {
-    let keys = ["outcome", "result", "error", "console"];
-    keys.iter()
-        .filter(|k| golden.get(**k) != actual.get(**k))
-        .map(|k| {
-            format!(
-                "golden {k} differs:\n  recorded: {}\n  now:      {}",
-                golden.get(*k).unwrap_or(&Value::Null),
-                actual.get(*k).unwrap_or(&Value::Null)
-            )
-        })
-        .collect()
-}
-
-/// A case name as a file name.
-pub fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
+    let mut limits = Limits::default();
+    if let Some(ms) = case.timeout_ms {
+        limits.timeout_ms = ms;
     }
-    out.trim_matches('-').to_string()
+    Invocation {
+        tenant: TENANT.into(),
+        connection: suite.folder.name.clone(),
+        action: case.action,
+        source: suite.folder.scripts[&case.action].clone(),
+        args,
+        context: case.context.clone(),
+        configuration,
+        limits,
+        policy: Policy {
+            data_dirs: vec![data.to_path_buf()],
+            egress,
+            // The operator runs the harness on their own machine: case databases and stubs
+            // listen on loopback.
+            internal: crate::script::Internal::Listed,
+        },
+    }
 }
 
-/// Every key of `expected` must be in `actual` with a matching value; objects match as
-/// subsets, strings starting with `~` match when the actual string contains the rest.
-pub fn matches(actual: &Value, expected: &Value) -> Result<(), String> {
-    match (actual, expected) {
-        (Value::Object(a), Value::Object(e)) => {
-            for (k, ev) in e {
-                let av = a.get(k).unwrap_or(&Value::Null);
-                matches(av, ev).map_err(|m| format!("{k}: {m}"))?;
-            }
-            Ok(())
-        }
-        (Value::Array(a), Value::Array(e)) if a.len() == e.len() => a
-            .iter()
-            .zip(e)
-            .enumerate()
-            .try_for_each(|(i, (a, e))| matches(a, e).map_err(|m| format!("[{i}]: {m}"))),
-        (Value::String(a), Value::String(e)) if e.starts_with('~') => {
-            if a.contains(&e[1..]) {
-                Ok(())
-            } else {
-                Err(format!("{a:?} does not contain {:?}", &e[1..]))
-            }
-        }
-        (a, e) if a == e => Ok(()),
-        (a, e) => Err(format!("expected {e}, got {a}")),
+/// The rows of the case's `after` queries, read once the script has run.
+async fn after_queries(
+    case: &Case,
+    database: Option<&(backend::Database, String)>,
+) -> Result<Vec<Vec<Value>>, CaseError> {
+    let mut after = Vec::new();
+    for query in &case.after {
+        let (db, url) = database.ok_or(CaseError::Setup(
+            "the case has \"after\" queries but setup.json names no \"database\" key",
+        ))?;
+        let rows = db
+            .query_text(url, &query.sql)
+            .await
+            .map_err(|source| CaseError::After {
+                sql: query.sql.clone(),
+                source,
+            })?;
+        after.push(rows);
     }
+    Ok(after)
 }

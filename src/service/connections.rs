@@ -298,22 +298,7 @@ type ParsedOptions = (
 /// configuration, each checked.
 fn options_from_api(options: Option<&Value>) -> Result<ParsedOptions, String> {
     let parts = ConnectionOptions::split(options)?;
-    let mut scripts = std::collections::BTreeMap::new();
-    match parts.scripts {
-        None => {}
-        Some(Value::Object(named)) => {
-            for (key, source) in named {
-                let action: Action = key
-                    .parse()
-                    .map_err(|e: String| format!("options.customScripts: {e}"))?;
-                let source = source.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
-                    format!("options.customScripts.{key} must be a non-empty string")
-                })?;
-                scripts.insert(action, source.to_string());
-            }
-        }
-        Some(_) => return Err("options.customScripts must be an object".into()),
-    }
+    let scripts = parts.script_entries()?.unwrap_or_default();
     let configuration = layout::configuration_values(parts.configuration.as_ref())
         .map_err(|e| format!("options.configuration {e}"))?;
     Ok((parts.options, scripts, configuration))
@@ -343,11 +328,7 @@ pub fn export_connection(record: &ConnectionRecord, dir: &Path) -> std::io::Resu
         .map(|k| (k.clone(), json!(format!("##{k}##"))))
         .collect();
     let options = record.options.document(scripts, configuration);
-    let mut doc = json!({"name": record.name, "strategy": "auth0"});
-    if let Some(object) = doc.as_object_mut() {
-        record.attributes.write_into(object);
-        object.insert("options".into(), Value::Object(options));
-    }
+    let doc = crate::domain::connection::document(None, &record.name, &record.attributes, options);
     std::fs::write(
         dir.join(layout::DATABASE_JSON),
         serde_json::to_string_pretty(&doc)? + "\n",
