@@ -25,15 +25,16 @@ fn claims(token: &str) -> Value {
 fn a_stranger_who_signs_up_never_gets_a_management_token() {
     let s = start();
     block_on(async {
-        let (status, _) = call(
-            "POST",
-            &format!("{}/dbconnections/signup", s.base),
-            None,
-            Some(json!({
+        let (status, _) = s
+            .call(
+                "POST",
+                "/dbconnections/signup",
+                None,
+                Some(json!({
             "client_id": s.app_id, "connection": "Username-Password-Authentication",
             "email": "mallory@example.com", "password": "mallory's password"})),
-        )
-        .await;
+            )
+            .await;
         assert_eq!(status, 200);
         for grant in [
             json!({"grant_type": "password"}),
@@ -46,8 +47,7 @@ fn a_stranger_who_signs_up_never_gets_a_management_token() {
             body["password"] = json!("mallory's password");
             body["scope"] =
                 json!("openid read:users update:connections create:connections read:logs");
-            let (status, tokens) =
-                call("POST", &format!("{}/oauth/token", s.base), None, Some(body)).await;
+            let (status, tokens) = s.call("POST", "/oauth/token", None, Some(body)).await;
             assert_eq!(status, 200, "{tokens}");
             assert_eq!(
                 tokens["scope"], "openid",
@@ -217,18 +217,8 @@ fn clients_authenticate_as_their_model_says() {
             "{narrow}"
         );
         let t = narrow["access_token"].as_str();
-        assert_eq!(
-            call("GET", &format!("{}/api/v2/users", s.base), t, None)
-                .await
-                .0,
-            200
-        );
-        assert_eq!(
-            call("GET", &format!("{}/api/v2/connections", s.base), t, None)
-                .await
-                .0,
-            403
-        );
+        assert_eq!(s.call("GET", "/api/v2/users", t, None).await.0, 200);
+        assert_eq!(s.call("GET", "/api/v2/connections", t, None).await.0, 403);
     });
 }
 
@@ -243,13 +233,7 @@ fn tokens_are_signed_by_constant_time_rsa() {
     let s = start();
     block_on(async {
         let token = s.management_token().await;
-        let (_, jwks) = call(
-            "GET",
-            &format!("{}/.well-known/jwks.json", s.base),
-            None,
-            None,
-        )
-        .await;
+        let (_, jwks) = s.call("GET", "/.well-known/jwks.json", None, None).await;
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
         validation.validate_aud = false;
@@ -372,15 +356,16 @@ async fn fetching_connection(
         "function login(e, p, cb) {{ fetch({url:?}).then(r => cb(null, {{ user_id: 1, email: 'x@example.com', nickname: 'reached ' + r.status }}), \
          err => cb(null, {{ user_id: 1, email: 'x@example.com', nickname: String(err.cause ? err.cause.message : err.message) }})); }}"
     );
-    let (status, created) = call(
-        "POST",
-        &format!("{}/api/v2/connections", s.base),
-        Some(token),
-        Some(json!({
+    let (status, created) = s
+        .call(
+            "POST",
+            "/api/v2/connections",
+            Some(token),
+            Some(json!({
         "name": "fetcher", "strategy": "auth0",
         "options": {"customScripts": {"login": script}, "allowed_hosts": allowed}})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 201, "{created}");
     let try_url = format!(
         "{}/api/v2/connections/{}/try",
@@ -534,20 +519,21 @@ fn secrets_never_leave_in_any_field_or_form() {
     }";
     block_on(async {
         let token = s.management_token().await;
-        let (status, created) = call("POST", &format!("{}/api/v2/connections", s.base), Some(&token), Some(json!({
+        let (status, created) = s.call("POST", "/api/v2/connections", Some(&token), Some(json!({
             "name": "leaky", "strategy": "auth0",
             "options": {"customScripts": {"login": script}, "configuration": {"DB_PASSWORD": SECRET}}}))).await;
         assert_eq!(status, 201, "{created}");
         // The end user sees Auth0's sentence and a request id, never the script's words.
-        let (status, answer) = call(
-            "POST",
-            &format!("{}/oauth/token", s.base),
-            None,
-            Some(json!({
+        let (status, answer) = s
+            .call(
+                "POST",
+                "/oauth/token",
+                None,
+                Some(json!({
             "grant_type": REALM, "realm": "leaky", "client_id": s.app_id,
             "username": "a@example.com", "password": PASSWORD})),
-        )
-        .await;
+            )
+            .await;
         assert_eq!(status, 500, "{answer}");
         assert_eq!(
             answer["error_description"],
@@ -578,13 +564,7 @@ fn secrets_never_leave_in_any_field_or_form() {
             run["console"][0]["message"], "as json {\"p\":\"[REDACTED]\"} as url [REDACTED]",
             "{run}"
         );
-        let (_, logs) = call(
-            "GET",
-            &format!("{}/api/v2/logs", s.base),
-            Some(&token),
-            None,
-        )
-        .await;
+        let (_, logs) = s.call("GET", "/api/v2/logs", Some(&token), None).await;
         let seen = format!("{answer}{run}{logs}");
         let encoded: String = url::form_urlencoded::byte_serialize(PASSWORD.as_bytes()).collect();
         for secret in [PASSWORD, SECRET, encoded.as_str()] {
@@ -649,11 +629,11 @@ fn strangers_cannot_evict_an_administrators_ticket() {
             .trim_end_matches('#')
             .to_string();
         for _ in 0..8 {
-            let (status, _) = call("POST", &format!("{}/dbconnections/change_password", s.base), None, Some(json!({
+            let (status, _) = s.call("POST", "/dbconnections/change_password", None, Some(json!({
                 "client_id": s.app_id, "email": "alice@example.com", "connection": "Username-Password-Authentication"}))).await;
             assert_eq!(status, 200);
         }
-        let (status, answer) = call("POST", &format!("{}/lo/reset", s.base), None, Some(json!({
+        let (status, answer) = s.call("POST", "/lo/reset", None, Some(json!({
             "ticket": id, "newPassword": "a brand new Passw0rd", "confirmNewPassword": "a brand new Passw0rd"}))).await;
         assert_eq!(
             status, 200,

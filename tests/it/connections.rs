@@ -198,28 +198,23 @@ fn bodies_of_the_wrong_type_never_reach_a_script() {
                 "{answer}"
             );
         }
-        let (status, answer) = call(
-            "POST",
-            &format!("{}/dbconnections/signup", s.base),
-            None,
-            Some(json!({
+        let (status, answer) = s
+            .call(
+                "POST",
+                "/dbconnections/signup",
+                None,
+                Some(json!({
             "client_id": s.app_id, "connection": "Username-Password-Authentication",
             "email": "e@example.com", "password": "a password 1", "user_metadata": ["no"]})),
-        )
-        .await;
+            )
+            .await;
         assert_eq!(status, 400, "{answer}");
         assert_eq!(
             answer["description"],
             "Payload validation error: 'Expected type object but found type array' on property user_metadata"
         );
         // Nothing ran: no script run was logged for these.
-        let (_, logs) = call(
-            "GET",
-            &format!("{}/api/v2/logs", s.base),
-            Some(&token),
-            None,
-        )
-        .await;
+        let (_, logs) = s.call("GET", "/api/v2/logs", Some(&token), None).await;
         assert!(!logs.to_string().contains("e@example.com"), "{logs}");
     });
 }

@@ -28,6 +28,17 @@ impl Drop for Server {
 
 impl Server {
     /// The server's data folder.
+    /// A request to this server: `path` starts at the root (`/api/v2/users`).
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        call(method, &format!("{}{path}", self.base), token, body).await
+    }
+
     pub(crate) fn data_folder(&self) -> std::path::PathBuf {
         self._data.path().join("data")
     }
@@ -169,22 +180,17 @@ fn realm_login(s: &Server, user: &str, pw: &str) -> Value {
 /// path id of the user signed up.
 async fn the_authentication_api_answers(s: &Server) -> (Value, String) {
     let login = |user: &str, pw: &str| realm_login(s, user, pw);
-    let (status, tokens) = call(
-        "POST",
-        &format!("{}/oauth/token", s.base),
-        None,
-        Some(login("alice@example.com", "correct horse battery staple")),
-    )
-    .await;
+    let (status, tokens) = s
+        .call(
+            "POST",
+            "/oauth/token",
+            None,
+            Some(login("alice@example.com", "correct horse battery staple")),
+        )
+        .await;
     assert_eq!(status, 200, "{tokens}");
     // The id_token verifies against the published JWKS.
-    let (_, jwks) = call(
-        "GET",
-        &format!("{}/.well-known/jwks.json", s.base),
-        None,
-        None,
-    )
-    .await;
+    let (_, jwks) = s.call("GET", "/.well-known/jwks.json", None, None).await;
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_audience(&[s.app_id.as_str()]);
@@ -203,25 +209,22 @@ async fn the_authentication_api_answers(s: &Server) -> (Value, String) {
         jwks["keys"][0]["kid"].as_str().map(str::to_string)
     );
 
-    let (status, info) = call(
-        "GET",
-        &format!("{}/userinfo", s.base),
-        tokens["access_token"].as_str(),
-        None,
-    )
-    .await;
+    let (status, info) = s
+        .call("GET", "/userinfo", tokens["access_token"].as_str(), None)
+        .await;
     assert_eq!(
         (status, info["email"].as_str()),
         (200, Some("alice@example.com"))
     );
 
-    let (status, body) = call(
-        "POST",
-        &format!("{}/oauth/token", s.base),
-        None,
-        Some(login("alice@example.com", "nope")),
-    )
-    .await;
+    let (status, body) = s
+        .call(
+            "POST",
+            "/oauth/token",
+            None,
+            Some(login("alice@example.com", "nope")),
+        )
+        .await;
     assert_eq!(
         (status, body),
         (
@@ -230,7 +233,7 @@ async fn the_authentication_api_answers(s: &Server) -> (Value, String) {
         )
     );
 
-    let (status, body) = call("POST", &format!("{}/dbconnections/signup", s.base), None,
+    let (status, body) = s.call("POST", "/dbconnections/signup", None,
         Some(json!({"client_id": s.app_id, "connection": "Username-Password-Authentication", "email": "carol@example.com", "password": "carol's password"}))).await;
     assert_eq!(
         (status, body["email"].as_str()),
@@ -238,7 +241,7 @@ async fn the_authentication_api_answers(s: &Server) -> (Value, String) {
         "{body}"
     );
     let carol = format!("auth0%7C{}", body["_id"].as_str().unwrap());
-    let (status, body) = call("POST", &format!("{}/dbconnections/signup", s.base), None,
+    let (status, body) = s.call("POST", "/dbconnections/signup", None,
         Some(json!({"client_id": s.app_id, "connection": "Username-Password-Authentication", "email": "alice@example.com", "password": "x"}))).await;
     assert_eq!(
         (status, body["code"].as_str(), body["statusCode"].as_u64()),
@@ -251,49 +254,68 @@ async fn the_authentication_api_answers(s: &Server) -> (Value, String) {
 
 /// Users, metadata, connections and deletes over the Management API.
 async fn the_management_api_answers(s: &Server, tokens: &Value, carol: &str) {
-    let login = |user: &str, pw: &str| realm_login(s, user, pw);
-    // Management API.
-    let (status, body) = call(
-        "GET",
-        &format!("{}/api/v2/users/auth0%7C1", s.base),
-        None,
-        None,
-    )
-    .await;
+    let token = management_tokens_are_checked(s, tokens).await;
+    let token = Some(token.as_str());
+    users_over_the_management_api(s, token).await;
+    connections_over_the_management_api(s, token).await;
+    let (status, _) = s
+        .call("DELETE", &format!("/api/v2/users/{carol}"), token, None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = s
+        .call("GET", &format!("/api/v2/users/{carol}"), token, None)
+        .await;
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (404, Some("inexistent_user"))
+    );
+}
+
+/// Only the management client's credentials give a management token; returns it.
+async fn management_tokens_are_checked(s: &Server, tokens: &Value) -> String {
+    let (status, body) = s.call("GET", "/api/v2/users/auth0%7C1", None, None).await;
     assert_eq!(
         (status, body["errorCode"].as_str()),
         (401, Some("invalid_token"))
     );
-    let (status, body) = call(
-        "GET",
-        &format!("{}/api/v2/users/auth0%7C1", s.base),
-        tokens["access_token"].as_str(),
-        None,
-    )
-    .await;
+    let (status, body) = s
+        .call(
+            "GET",
+            "/api/v2/users/auth0%7C1",
+            tokens["access_token"].as_str(),
+            None,
+        )
+        .await;
     assert_eq!(
         (status, body["errorCode"].as_str()),
         (401, Some("invalid_token")),
         "a user's token is not a management token"
     );
-    let (status, mgmt) = call("POST", &format!("{}/oauth/token", s.base), None, Some(json!({
+    let (status, mgmt) = s.call("POST", "/oauth/token", None, Some(json!({
         "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret,
         "audience": format!("https://{}/api/v2/", s.base.trim_start_matches("http://"))}))).await;
     assert_eq!(status, 200, "{mgmt}");
     let token = mgmt["access_token"].as_str();
-    let (status, wrong) = call(
-        "POST",
-        &format!("{}/oauth/token", s.base),
-        None,
-        Some(json!({
+    let (status, wrong) = s
+        .call(
+            "POST",
+            "/oauth/token",
+            None,
+            Some(json!({
         "grant_type": "client_credentials", "client_id": s.client_id, "client_secret": "not it"})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(
         (status, wrong["error"].as_str()),
         (401, Some("access_denied"))
     );
 
+    token.unwrap().to_string()
+}
+
+/// A user read, PATCHed by the rules, paged, created and refused over the Management API.
+async fn users_over_the_management_api(s: &Server, token: Option<&str>) {
+    let login = |user: &str, pw: &str| realm_login(s, user, pw);
     let user_url = format!("{}/api/v2/users/auth0%7C1", s.base);
     let (status, user) = call("GET", &user_url, token, None).await;
     assert_eq!(
@@ -337,9 +359,9 @@ async fn the_management_api_answers(s: &Server, tokens: &Value, carol: &str) {
     .await;
     assert_eq!(status, 400, "{body}");
     // Metadata written here survives the next login.
-    call(
+    s.call(
         "POST",
-        &format!("{}/oauth/token", s.base),
+        "/oauth/token",
         None,
         Some(login("alice@example.com", "correct horse battery staple")),
     )
@@ -361,15 +383,16 @@ async fn the_management_api_answers(s: &Server, tokens: &Value, carol: &str) {
     )
     .await;
     assert_eq!((status, page["total"].as_u64()), (200, Some(1)), "{page}");
-    let (_, by_email) = call(
-        "GET",
-        &format!("{}/api/v2/users-by-email?email=ALICE@example.com", s.base),
-        token,
-        None,
-    )
-    .await;
+    let (_, by_email) = s
+        .call(
+            "GET",
+            "/api/v2/users-by-email?email=ALICE@example.com",
+            token,
+            None,
+        )
+        .await;
     assert_eq!(by_email.as_array().map(Vec::len), Some(1));
-    let (_, logs) = call("GET", &format!("{}/api/v2/logs", s.base), token, None).await;
+    let (_, logs) = s.call("GET", "/api/v2/logs", token, None).await;
     let kinds: Vec<&str> = logs
         .as_array()
         .unwrap()
@@ -379,31 +402,26 @@ async fn the_management_api_answers(s: &Server, tokens: &Value, carol: &str) {
     for k in ["s", "fp", "ss", "fs"] {
         assert!(kinds.contains(&k), "{k} in {kinds:?}");
     }
-    let (_, connections) = call(
-        "GET",
-        &format!("{}/api/v2/connections", s.base),
-        token,
-        None,
-    )
-    .await;
+    let (_, connections) = s.call("GET", "/api/v2/connections", token, None).await;
     assert_eq!(
         connections[0]["options"]["configuration"]["DB_FILE"],
         "[encrypted]"
     );
-    let (status, created) = call("POST", &format!("{}/api/v2/users", s.base), token,
+    let (status, created) = s.call("POST", "/api/v2/users", token,
         Some(json!({"connection": "Username-Password-Authentication", "email": "dave@example.com", "password": "dave's password"}))).await;
     assert_eq!(
         (status, created["email"].as_str()),
         (201, Some("dave@example.com")),
         "{created}"
     );
-    let (status, body) = call(
-        "POST",
-        &format!("{}/api/v2/users", s.base),
-        token,
-        Some(json!({"email": "x@example.com"})),
-    )
-    .await;
+    let (status, body) = s
+        .call(
+            "POST",
+            "/api/v2/users",
+            token,
+            Some(json!({"email": "x@example.com"})),
+        )
+        .await;
     assert_eq!(
         (status, body["message"].as_str()),
         (
@@ -411,15 +429,15 @@ async fn the_management_api_answers(s: &Server, tokens: &Value, carol: &str) {
             Some("Payload validation error: Missing required property: connection")
         )
     );
+}
 
+/// Connections read, refused on a taken name, created with a secret and patched.
+async fn connections_over_the_management_api(s: &Server, token: Option<&str>) {
+    let (_, connections) = s.call("GET", "/api/v2/connections", token, None).await;
     let con = connections[0]["id"].as_str().unwrap().to_string();
-    let (status, one) = call(
-        "GET",
-        &format!("{}/api/v2/connections/{con}", s.base),
-        token,
-        None,
-    )
-    .await;
+    let (status, one) = s
+        .call("GET", &format!("/api/v2/connections/{con}"), token, None)
+        .await;
     assert_eq!(status, 200);
     assert!(
         one["options"]["customScripts"]["login"]
@@ -427,30 +445,32 @@ async fn the_management_api_answers(s: &Server, tokens: &Value, carol: &str) {
             .unwrap()
             .contains("function login")
     );
-    let (status, dup) = call(
-        "POST",
-        &format!("{}/api/v2/connections", s.base),
-        token,
-        Some(json!({"name": "Username-Password-Authentication"})),
-    )
-    .await;
+    let (status, dup) = s
+        .call(
+            "POST",
+            "/api/v2/connections",
+            token,
+            Some(json!({"name": "Username-Password-Authentication"})),
+        )
+        .await;
     assert_eq!(
         (status, dup["errorCode"].as_str()),
         (409, Some("connection_conflict"))
     );
-    let (status, made) = call("POST", &format!("{}/api/v2/connections", s.base), token, Some(json!({"name": "extra", "options": {
+    let (status, made) = s.call("POST", "/api/v2/connections", token, Some(json!({"name": "extra", "options": {
         "customScripts": {"login": "function login(e, p, cb) { cb(null, { user_id: 'x1', email: e }); }"},
         "configuration": {"API_KEY": "very-secret-value"}}}))).await;
     assert_eq!(status, 201, "{made}");
     assert_eq!(made["options"]["configuration"]["API_KEY"], "[encrypted]");
     let made_id = made["id"].as_str().unwrap();
-    let (status, patched) = call(
-        "PATCH",
-        &format!("{}/api/v2/connections/{made_id}", s.base),
-        token,
-        Some(json!({"options": {"import_mode": true}})),
-    )
-    .await;
+    let (status, patched) = s
+        .call(
+            "PATCH",
+            &format!("/api/v2/connections/{made_id}"),
+            token,
+            Some(json!({"options": {"import_mode": true}})),
+        )
+        .await;
     assert_eq!(
         (status, patched["options"]["import_mode"].as_bool()),
         (200, Some(true))
@@ -462,42 +482,24 @@ async fn the_management_api_answers(s: &Server, tokens: &Value, carol: &str) {
             .is_empty(),
         "options are replaced whole"
     );
-    let (status, _) = call(
-        "DELETE",
-        &format!("{}/api/v2/connections/{made_id}", s.base),
-        token,
-        None,
-    )
-    .await;
+    let (status, _) = s
+        .call(
+            "DELETE",
+            &format!("/api/v2/connections/{made_id}"),
+            token,
+            None,
+        )
+        .await;
     assert_eq!(status, 202);
-    let (status, _) = call(
-        "GET",
-        &format!("{}/api/v2/connections/{made_id}", s.base),
-        token,
-        None,
-    )
-    .await;
+    let (status, _) = s
+        .call(
+            "GET",
+            &format!("/api/v2/connections/{made_id}"),
+            token,
+            None,
+        )
+        .await;
     assert_eq!(status, 404);
-
-    let (status, _) = call(
-        "DELETE",
-        &format!("{}/api/v2/users/{carol}", s.base),
-        token,
-        None,
-    )
-    .await;
-    assert_eq!(status, 204);
-    let (status, body) = call(
-        "GET",
-        &format!("{}/api/v2/users/{carol}", s.base),
-        token,
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, body["errorCode"].as_str()),
-        (404, Some("inexistent_user"))
-    );
 }
 
 pub(crate) fn admin(data: &std::path::Path, args: &[&str]) -> String {
@@ -716,13 +718,7 @@ fn try_a_script_and_drop_a_cached_user_over_the_management_api() {
     block_on(async {
         let mgmt = s.management_token().await;
         let token = Some(mgmt.as_str());
-        let (_, connections) = call(
-            "GET",
-            &format!("{}/api/v2/connections", s.base),
-            token,
-            None,
-        )
-        .await;
+        let (_, connections) = s.call("GET", "/api/v2/connections", token, None).await;
         let try_url = format!(
             "{}/api/v2/connections/{}/try",
             s.base,
@@ -782,9 +778,9 @@ fn try_a_script_and_drop_a_cached_user_over_the_management_api() {
         // and DELETE /connections/{id}/users?email= removes it from the store without a script.
         let user_url = format!("{}/api/v2/users/auth0%7C1", s.base);
         assert_eq!(call("GET", &user_url, token, None).await.0, 404);
-        call(
+        s.call(
             "POST",
-            &format!("{}/oauth/token", s.base),
+            "/oauth/token",
             None,
             Some(json!({"grant_type": "password", "client_id": s.app_id,
             "username": "alice@example.com", "password": "correct horse battery staple"})),
@@ -811,7 +807,7 @@ fn a_forgotten_password_is_changed_through_a_ticket() {
                    "username": "alice@example.com", "password": pw})
         };
         let token_url = format!("{}/oauth/token", s.base);
-        let (status, body) = call("POST", &format!("{}/dbconnections/change_password", s.base), None,
+        let (status, body) = s.call("POST", "/dbconnections/change_password", None,
             Some(json!({"client_id": s.app_id, "email": "alice@example.com", "connection": "Username-Password-Authentication"}))).await;
         // Auth0's answer is the sentence as text, not JSON.
         assert_eq!(
@@ -916,7 +912,7 @@ fn a_forgotten_password_is_changed_through_a_ticket() {
             "{body}"
         );
 
-        let (_, logs) = call("GET", &format!("{}/api/v2/logs", s.base), token, None).await;
+        let (_, logs) = s.call("GET", "/api/v2/logs", token, None).await;
         let kinds: Vec<&str> = logs
             .as_array()
             .unwrap()
@@ -965,14 +961,10 @@ fn runs_and_log_events_stream_live_and_redacted() {
         }
         read_until(&mut stream, &mut seen, "event: ready").await;
 
-        let connections = call(
-            "GET",
-            &format!("{}/api/v2/connections", s.base),
-            Some(token),
-            None,
-        )
-        .await
-        .1;
+        let connections = s
+            .call("GET", "/api/v2/connections", Some(token), None)
+            .await
+            .1;
         let script = "function login(email, password, callback) { console.log('checking', email, password); callback(null, { user_id: 7, email: email }); }";
         let (status, _) = call(
             "POST",
@@ -989,14 +981,15 @@ fn runs_and_log_events_stream_live_and_redacted() {
         read_until(&mut stream, &mut seen, "event: run").await;
         read_until(&mut stream, &mut seen, "checking a@example.com [REDACTED]").await;
 
-        let (status, _) = call(
-            "POST",
-            &format!("{}/oauth/token", s.base),
-            None,
-            Some(json!({"grant_type": "password", "client_id": s.app_id,
+        let (status, _) = s
+            .call(
+                "POST",
+                "/oauth/token",
+                None,
+                Some(json!({"grant_type": "password", "client_id": s.app_id,
                         "username": "alice@example.com", "password": "wrong-pw-123"})),
-        )
-        .await;
+            )
+            .await;
         assert_eq!(status, 403);
         read_until(&mut stream, &mut seen, "event: log").await;
         read_until(&mut stream, &mut seen, "Wrong email or password.").await;
@@ -1093,22 +1086,14 @@ fn connections_round_trip_through_export_and_deploy() {
         let login = json!({
             "grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Username-Password-Authentication", "client_id": s.app_id,
             "username": "alice@example.com", "password": "correct horse battery staple"});
-        let (status, body) = call(
-            "POST",
-            &format!("{}/oauth/token", s.base),
-            None,
-            Some(login.clone()),
-        )
-        .await;
+        let (status, body) = s
+            .call("POST", "/oauth/token", None, Some(login.clone()))
+            .await;
         assert_eq!(status, 200, "{body}");
         let mgmt = s.management_token().await;
-        let (_, listed) = call(
-            "GET",
-            &format!("{}/api/v2/connections", s.base),
-            Some(mgmt.as_str()),
-            None,
-        )
-        .await;
+        let (_, listed) = s
+            .call("GET", "/api/v2/connections", Some(mgmt.as_str()), None)
+            .await;
         let scripts: Vec<&Value> = listed
             .as_array()
             .unwrap()
@@ -1133,13 +1118,7 @@ fn connections_round_trip_through_export_and_deploy() {
         )
         .await;
         assert_eq!(status, 200);
-        let (status, body) = call(
-            "POST",
-            &format!("{}/oauth/token", s.base),
-            None,
-            Some(login),
-        )
-        .await;
+        let (status, body) = s.call("POST", "/oauth/token", None, Some(login)).await;
         assert_eq!(status, 200, "{body}");
     });
 
@@ -1207,12 +1186,7 @@ fn a_config_file_sets_what_flags_do_not() {
     .unwrap();
     // --listen 127.0.0.1:0 (given by start_with) wins over the file's port 1.
     let s = start_with(data, &["--config", config.to_str().unwrap()]);
-    let (status, _) = block_on(call(
-        "GET",
-        &format!("{}/.well-known/jwks.json", s.base),
-        None,
-        None,
-    ));
+    let (status, _) = block_on(s.call("GET", "/.well-known/jwks.json", None, None));
     assert_eq!(status, 200);
 
     let bad = tempfile::tempdir().unwrap();
@@ -1274,21 +1248,11 @@ fn logs_page_and_resume_from_a_checkpoint() {
         let newest = id(&page["logs"][0]);
         assert!(newest > id(&page["logs"][1]), "newest first");
         // One event by its log_id.
-        let (status, one) = call(
-            "GET",
-            &format!("{}/api/v2/logs/{newest}", s.base),
-            token,
-            None,
-        )
-        .await;
+        let (status, one) = s
+            .call("GET", &format!("/api/v2/logs/{newest}"), token, None)
+            .await;
         assert_eq!((status, id(&one)), (200, newest), "{one}");
-        let (status, _) = call(
-            "GET",
-            &format!("{}/api/v2/logs/999999999", s.base),
-            token,
-            None,
-        )
-        .await;
+        let (status, _) = s.call("GET", "/api/v2/logs/999999999", token, None).await;
         assert_eq!(status, 404);
 
         // A log exporter's checkpoint: a bare array of everything after a log_id, oldest first,
@@ -1332,13 +1296,9 @@ fn the_issuer_is_where_the_server_is_reached() {
     ] {
         let s = start_with(tempfile::tempdir().unwrap(), extra);
         block_on(async {
-            let (_, discovery) = call(
-                "GET",
-                &format!("{}/.well-known/openid-configuration", s.base),
-                None,
-                None,
-            )
-            .await;
+            let (_, discovery) = s
+                .call("GET", "/.well-known/openid-configuration", None, None)
+                .await;
             let host = s.base.trim_start_matches("http://");
             let issuer = format!("{scheme}://{host}/");
             assert_eq!(discovery["issuer"], issuer.as_str(), "{discovery}");
@@ -1346,15 +1306,16 @@ fn the_issuer_is_where_the_server_is_reached() {
                 discovery["jwks_uri"],
                 format!("{scheme}://{host}/.well-known/jwks.json")
             );
-            let (_, tokens) = call(
-                "POST",
-                &format!("{}/oauth/token", s.base),
-                None,
-                Some(json!({
+            let (_, tokens) = s
+                .call(
+                    "POST",
+                    "/oauth/token",
+                    None,
+                    Some(json!({
                 "grant_type": "password", "client_id": s.app_id,
                 "username": "alice@example.com", "password": "correct horse battery staple"})),
-            )
-            .await;
+                )
+                .await;
             use base64::Engine as _;
             for token in ["id_token", "access_token"] {
                 let payload = tokens[token].as_str().unwrap().split('.').nth(1).unwrap();
