@@ -344,10 +344,9 @@ impl Service {
     }
 }
 
-/// What a PATCH body may change of `user` under the seed's rules, as the store write it
-/// becomes (email and password are the caller's: they run scripts first); every refused or
-/// invalid field at once otherwise.
-fn patch_rules(patch: &Map<String, Value>, user: &User) -> Result<UserChange, Vec<Violation>> {
+/// The keys a PATCH of `user` may not send: the profile's own fields unless the connection
+/// imports its users, another connection, `email_verified` alone.
+fn forbidden_keys(patch: &Map<String, Value>, user: &User) -> Vec<Violation> {
     let import = user.migrated;
     let mut problems = Vec::new();
     for key in patch.keys() {
@@ -373,6 +372,15 @@ fn patch_rules(patch: &Map<String, Value>, user: &User) -> Result<UserChange, Ve
     if patch.contains_key("email_verified") && !import && !patch.contains_key("email") {
         problems.push(violation("email_verified", "can only be changed together with email for a user of a custom database without import mode"));
     }
+    problems
+}
+
+/// What a PATCH body may change of `user` under the seed's rules, as the store write it
+/// becomes (email and password are the caller's: they run scripts first); every refused or
+/// invalid field at once otherwise.
+fn patch_rules(patch: &Map<String, Value>, user: &User) -> Result<UserChange, Vec<Violation>> {
+    let import = user.migrated;
+    let mut problems = forbidden_keys(patch, user);
     let mut change = UserChange::default();
     for (key, value) in patch {
         match key.as_str() {
