@@ -15,6 +15,7 @@ mod modules;
 mod mysql;
 mod pg;
 mod quickstart;
+mod sdk;
 mod serve;
 mod sqlite;
 mod tidy;
