@@ -47,8 +47,15 @@ fn behind_tls() -> Behind {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -79,7 +86,11 @@ fn behind_tls() -> Behind {
     BufReader::new(proxy.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert_eq!(line.trim(), format!("listening {port}"), "the proxy did not start");
+    assert_eq!(
+        line.trim(),
+        format!("listening {port}"),
+        "the proxy did not start"
+    );
     Behind {
         server,
         proxy,
@@ -124,7 +135,33 @@ fn auth0_python_works_unchanged() {
 fn the_auth0_npm_package_and_openid_client_work_unchanged() {
     let behind = behind_tls();
     installed("sdk/node_modules/auth0/package.json");
+    // The legacy AuthenticationClient sends a secret with every grant: a confidential
+    // application with the password grants, as a regular web app has on Auth0.
+    let printed = crate::serve::admin(
+        &behind.server.data_folder(),
+        &[
+            "client",
+            "demo",
+            "--name",
+            "web",
+            "--grant-type",
+            "password",
+            "--grant-type",
+            "password-realm",
+        ],
+    );
+    let field = |key: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {printed}"))
+            .trim()
+            .to_string()
+    };
     let mut command = Command::new("node");
-    command.arg(repo().join("sdk/node/suite.mjs"));
+    command
+        .arg(repo().join("sdk/node/suite.mjs"))
+        .env("WEB_CLIENT_ID", field("client_id "))
+        .env("WEB_CLIENT_SECRET", field("client_secret "));
     run_suite(&behind, command);
 }
