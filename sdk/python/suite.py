@@ -171,5 +171,12 @@ check("logs carry Auth0's types", {"s", "f", "ss"} <= types, types)
 success = next(l for l in logs if l.type == "s")
 one = mgmt.logs.get(success.log_id)
 check("logs.get", one.log_id == success.log_id and one.connection, one)
+check(
+    "a login's event names the application, the address and the identifier typed",
+    one.client_id == APP and one.ip and one.user_agent and one.user_name and one.connection_id,
+    one,
+)
+found = list(mgmt.logs.list(search=f'type:s AND client_id:"{APP}"', sort="date:1", per_page=2))
+check("logs.list with search and sort", found and all(l.type == "s" and l.client_id == APP for l in found), found)
 
 print("all checks passed")

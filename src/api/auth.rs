@@ -90,12 +90,18 @@ pub(super) async fn client(
     lookup(state, tenant, id).await
 }
 
+/// The tenant's client `id`; the request's log events name it from here on.
 async fn lookup(state: &AppState, tenant: &Tenant, id: String) -> Result<Client, ApiError> {
-    state
+    let client = state
         .core
         .client(&tenant.id, &id)
         .await?
-        .ok_or_else(unauthorized)
+        .ok_or_else(unauthorized)?;
+    crate::service::note_caller(|c| {
+        c.client_id = Some(client.client_id.clone());
+        c.client_name = Some(client.name.clone());
+    });
+    Ok(client)
 }
 
 /// The client of a token request, authenticated as Auth0 does: it must allow the grant, and a
@@ -221,6 +227,7 @@ async fn password(
     grant: Grant,
 ) -> Result<Json<Value>, ApiError> {
     let username = text(body, "username").ok_or_else(|| ApiError::missing("username"))?;
+    crate::service::note_caller(|c| c.user_name = Some(username.to_string()));
     let pw = text(body, "password").ok_or_else(|| ApiError::missing("password"))?;
     let userinfo = format!("https://{}/userinfo", tenant.domain);
     // An end user's token is for /userinfo (or names the Management API, as Auth0 allows,
@@ -353,6 +360,7 @@ async fn signup(
             retry_after: None,
         });
     }
+    crate::service::note_caller(|c| c.user_name = text(&body, "email").map(str::to_string));
     let mut user = serde_json::Map::new();
     for key in [
         "email",

@@ -206,7 +206,7 @@ async fn connections(
     let shown = |records: &[crate::store::ConnectionRecord]| -> Vec<Value> {
         records
             .iter()
-            .map(|r| query.project(connection_json(r)))
+            .map(|r| query.projection.apply(connection_json(r)))
             .collect()
     };
     if query.take.is_some() || query.from.is_some() {
@@ -266,8 +266,7 @@ struct ConnectionsQuery {
     take: Option<usize>,
     name: Option<String>,
     strategies: Vec<String>,
-    fields: Option<Vec<String>>,
-    include_fields: bool,
+    projection: super::dto::Projection,
 }
 
 impl ConnectionsQuery {
@@ -297,10 +296,8 @@ impl ConnectionsQuery {
             "false" => Ok(false),
             _ => Err(bad(format!("{key} must be true or false"))),
         };
-        let mut q = ConnectionsQuery {
-            include_fields: true,
-            ..Default::default()
-        };
+        let mut q = ConnectionsQuery::default();
+        let (mut fields, mut include_fields) = (None, true);
         for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
             match key.as_ref() {
                 "page" => q.page = number("page", &value, 0..=usize::MAX / 1024)?,
@@ -310,32 +307,12 @@ impl ConnectionsQuery {
                 "take" => q.take = Some(number("take", &value, 1..=100)?),
                 "name" => q.name = Some(value.into_owned()),
                 "strategy" => q.strategies.extend(value.split(',').map(str::to_string)),
-                "fields" => {
-                    q.fields = Some(
-                        value
-                            .split(',')
-                            .filter(|f| !f.is_empty())
-                            .map(str::to_string)
-                            .collect(),
-                    )
-                }
-                "include_fields" => q.include_fields = flag("include_fields", &value)?,
+                "fields" => fields = Some(value.into_owned()),
+                "include_fields" => include_fields = flag("include_fields", &value)?,
                 other => return Err(bad(format!("unknown parameter {other}"))),
             }
         }
+        q.projection = super::dto::Projection::new(fields.as_deref(), include_fields);
         Ok(q)
-    }
-
-    /// A connection with only the fields asked for (or without the fields excluded).
-    fn project(&self, connection: Value) -> Value {
-        let (Some(fields), Value::Object(map)) = (&self.fields, &connection) else {
-            return connection;
-        };
-        Value::Object(
-            map.iter()
-                .filter(|(k, _)| fields.contains(k) == self.include_fields)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        )
     }
 }

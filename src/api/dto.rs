@@ -31,6 +31,42 @@ pub fn user(user: &User) -> Value {
     Value::Object(out)
 }
 
+/// Auth0's `fields`/`include_fields` query parameters: which fields of each record an answer
+/// keeps (`fields` a comma list; `include_fields=false` keeps all the others instead).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Projection {
+    fields: Option<Vec<String>>,
+    exclude: bool,
+}
+
+impl Projection {
+    pub fn new(fields: Option<&str>, include_fields: bool) -> Self {
+        let fields = fields.map(|f| {
+            f.split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect()
+        });
+        Projection {
+            fields,
+            exclude: !include_fields,
+        }
+    }
+
+    /// `record` with only the fields asked for (or without the fields excluded).
+    pub fn apply(&self, record: Value) -> Value {
+        match (&self.fields, record) {
+            (Some(fields), Value::Object(map)) => Value::Object(
+                map.into_iter()
+                    .filter(|(k, _)| fields.contains(k) != self.exclude)
+                    .collect(),
+            ),
+            (_, record) => record,
+        }
+    }
+}
+
 /// A cached user as `GET /users/{id}` shows it: marked `"stale": true` past its cache policy.
 pub fn cached_user(cached: &CachedUser) -> Value {
     let mut out = user(&cached.user);

@@ -210,6 +210,12 @@ fn require(
     scope: &str,
 ) -> Result<(), ApiError> {
     let claims = bearer(state, tenant, headers)?;
+    crate::service::note_caller(|c| {
+        c.client_id = claims
+            .get("azp")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+    });
     let audience = tenant.management_audience();
     let for_management = match claims.get("aud") {
         Some(Value::String(a)) => *a == audience,

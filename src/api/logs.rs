@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::extract::*;
 use super::{ApiError, AppState, Query};
+use crate::domain::events::LogFilter;
 use crate::store::LogWindow;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -18,8 +19,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v2/logs/{id}", get(log_event))
 }
 
-/// `GET /logs`'s parameters: Auth0's paging (`page`, `per_page`, `include_totals`), or a
-/// checkpoint (`from` an event id, `take` how many after it).
+/// `GET /logs`'s parameters: Auth0's paging (`page`, `per_page`, `include_totals`) with a
+/// search (`q`, or `search` as the generated SDKs call it) and a `sort`, or a checkpoint
+/// (`from` an event id, `take` how many after it), which ignores the others; `fields` and
+/// `include_fields` either way.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LogsQuery {
@@ -31,17 +34,26 @@ struct LogsQuery {
     /// A `log_id` (a string of digits).
     from: Option<String>,
     take: Option<usize>,
+    q: Option<String>,
+    search: Option<String>,
+    sort: Option<String>,
+    fields: Option<String>,
+    include_fields: Option<bool>,
+}
+
+/// A 400 for a query parameter, in the Management API's words.
+fn bad_query(what: String) -> ApiError {
+    ApiError::management(
+        StatusCode::BAD_REQUEST,
+        format!("Query validation error: {what}"),
+        "invalid_query_string",
+    )
 }
 
 /// A `log_id` as the API accepts it back, or a 400 naming the parameter.
 fn parse_log_id(name: &str, text: &str) -> Result<i64, ApiError> {
-    text.parse().map_err(|_| {
-        ApiError::management(
-            StatusCode::BAD_REQUEST,
-            format!("Query validation error: {name} must be a log_id, as log events carry it"),
-            "invalid_query_string",
-        )
-    })
+    text.parse()
+        .map_err(|_| bad_query(format!("{name} must be a log_id, as log events carry it")))
 }
 
 /// `GET /logs/{id}`: one event, or Auth0's 404.
@@ -71,13 +83,11 @@ async fn logs(
     let take = q.take.unwrap_or(50);
     for (name, value) in [("per_page", per_page), ("take", take)] {
         if !(1..=100).contains(&value) {
-            return Err(ApiError::management(
-                StatusCode::BAD_REQUEST,
-                format!("Query validation error: {name} must be between 1 and 100"),
-                "invalid_query_string",
-            ));
+            return Err(bad_query(format!("{name} must be between 1 and 100")));
         }
     }
+    let projection =
+        super::dto::Projection::new(q.fields.as_deref(), q.include_fields.unwrap_or(true));
     let from = q
         .from
         .as_deref()
@@ -85,16 +95,43 @@ async fn logs(
         .transpose()?;
     let window = match from {
         Some(id) => LogWindow::After { id, take },
-        None => LogWindow::Page {
-            page: q.page,
-            per_page,
-        },
+        None => {
+            let filter: LogFilter = match q.q.as_deref().or(q.search.as_deref()) {
+                Some(search) => search.parse().map_err(|e| bad_query(format!("q: {e}")))?,
+                None => LogFilter::default(),
+            };
+            let oldest_first = match q.sort.as_deref() {
+                None | Some("date:-1" | "log_id:-1") => false,
+                Some("date:1" | "log_id:1") => true,
+                Some(other) => {
+                    return Err(bad_query(format!(
+                        "sort `{other}` is not supported: date:1 or date:-1"
+                    )));
+                }
+            };
+            // Auth0's offset paging reaches the first 1000 events; a checkpoint goes further.
+            if q.page.saturating_mul(per_page) >= 1000 {
+                return Err(ApiError::management(
+                    StatusCode::BAD_REQUEST,
+                    "You can only page through the first 1000 records: use checkpoint paging (from, take)",
+                    "invalid_paging",
+                ));
+            }
+            LogWindow::Page {
+                page: q.page,
+                per_page,
+                oldest_first,
+                filter,
+            }
+        }
     };
     let (events, total) = state.core.log_window(&tenant.id, window).await?;
+    let last = events.last().map(|e| e.id);
+    let events: Vec<Value> = events.iter().map(|e| projection.apply(json!(e))).collect();
     if let Some(from) = from {
         // Auth0's checkpoint answer: a bare array, ordered by log_id, and the next page's URL in
         // a `Link` header (the same URL again when there was nothing new).
-        let next = events.last().map_or(from, |e| e.id);
+        let next = last.unwrap_or(from);
         let link = format!(
             "<{}/api/v2/logs?from={next}&take={take}>; rel=\"next\"",
             tenant.base_url()

@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::domain::events::Caller;
 use crate::service::Service;
 
 /// How long a host answered by the default tenant is remembered.
@@ -154,7 +155,17 @@ async fn trace_request(request: Request, next: axum::middleware::Next) -> Respon
         .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_string);
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let started = Instant::now();
-    let mut response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
+    let caller = Caller {
+        ip: request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|peer| peer.0.ip().to_string()),
+        user_agent: header_text(&request, axum::http::header::USER_AGENT),
+        hostname: header_text(&request, axum::http::header::HOST),
+        ..Caller::default()
+    };
+    let answer = crate::service::as_caller(caller, next.run(request));
+    let mut response = REQUEST_ID.scope(id.clone(), answer).await;
     let status = response.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1e3;
     // Answers that went well are debug lines (`CUSTOMDB_LOG=debug`): at thousands of reads a
@@ -168,6 +179,12 @@ async fn trace_request(request: Request, next: axum::middleware::Next) -> Respon
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// A header's value as text, at most 512 characters of it (a log event keeps it).
+fn header_text(request: &Request, name: axum::http::HeaderName) -> Option<String> {
+    let text = request.headers().get(name)?.to_str().ok()?;
+    Some(text.chars().take(512).collect())
 }
 
 /// A request body as JSON, from `application/json` or a form; a bad body is a 400 that says

@@ -46,6 +46,7 @@ async fn request_change(
     let body = body(request).await?;
     client(&state, &tenant, &body).await?;
     let email = text(&body, "email").ok_or_else(|| ApiError::missing("email"))?;
+    crate::service::note_caller(|c| c.user_name = Some(email.to_string()));
     let name = text(&body, "connection").ok_or_else(|| ApiError::missing("connection"))?;
     let record = state
         .core

@@ -203,7 +203,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         use std::io::Write as _;
         let mut stdout = std::io::stdout();
         let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
-        axum::serve(listener, api::router(state))
+        axum::serve(
+            listener,
+            api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
                 tracing::info!("shutting down");

@@ -4,8 +4,29 @@
 use std::sync::Arc;
 
 use super::{Answer, Service, ServiceError};
-use crate::domain::events::{LiveEvent, LogType};
+use crate::domain::events::{Caller, LiveEvent, LogType};
 use crate::store::{LogEvent, LogWindow};
+
+tokio::task_local! {
+    /// Who sent the request being answered: what every log event it causes records.
+    static CALLER: std::cell::RefCell<Caller>;
+}
+
+/// Runs `work` (the answer to one request) with `caller` as the source of its log events.
+pub async fn as_caller<F: std::future::Future>(caller: Caller, work: F) -> F::Output {
+    CALLER.scope(std::cell::RefCell::new(caller), work).await
+}
+
+/// Adds what a handler learned about the caller (its client, the identifier typed) to the
+/// request's; nothing outside a request.
+pub fn note_caller(change: impl FnOnce(&mut Caller)) {
+    let _ = CALLER.try_with(|c| change(&mut c.borrow_mut()));
+}
+
+/// The request's caller (empty outside a request).
+fn caller() -> Caller {
+    CALLER.try_with(|c| c.borrow().clone()).unwrap_or_default()
+}
 
 /// Events a live watcher may miss before it is told it fell behind.
 pub(super) const LIVE_BACKLOG: usize = 1024;
@@ -37,7 +58,7 @@ impl Service {
         let description = description.unwrap_or(kind.description());
         let event = self
             .store
-            .log(tenant, kind, connection, user_id, description)
+            .log(tenant, kind, connection, user_id, description, caller())
             .await?;
         self.publish(|| LiveEvent::Log {
             tenant: tenant.to_string(),

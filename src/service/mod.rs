@@ -24,6 +24,7 @@ mod signup;
 mod tenants;
 mod users;
 
+pub use bus::{as_caller, note_caller};
 pub use connections::{
     ENCRYPTED, connection_dir, connection_from_api, export_connection, patch_connection, sources,
 };

@@ -201,6 +201,7 @@ impl AsyncStore {
         connection: &str,
         user_id: Option<&str>,
         description: &str,
+        caller: crate::domain::events::Caller,
     ) -> Result<LogEvent, StoreError> {
         let (t, c, u, d) = (
             tenant.to_owned(),
@@ -208,7 +209,7 @@ impl AsyncStore {
             user_id.map(str::to_owned),
             description.to_owned(),
         );
-        self.hop(move |s| s.log(&t, kind, Some(&c), u.as_deref(), Some(&d)))
+        self.hop(move |s| s.log(&t, kind, Some(&c), u.as_deref(), Some(&d), caller))
             .await
     }
 

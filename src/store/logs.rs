@@ -4,18 +4,26 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{Store, StoreError, query_one};
-use crate::domain::events::LogType;
+use crate::domain::events::{Caller, LogFilter, LogType};
 use crate::script::Action;
 
 /// Which log events to read (see `Store::log_window`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LogWindow {
-    Page { page: usize, per_page: usize },
+    /// A page of the events that match `filter`, newest first unless `oldest_first`.
+    Page {
+        page: usize,
+        per_page: usize,
+        oldest_first: bool,
+        filter: LogFilter,
+    },
+    /// The `take` events after the checkpoint `id`, oldest first.
     After { id: i64, take: usize },
 }
 
-/// A tenant log event (its type one of Auth0's, `LogType`). Its id goes out
-/// as Auth0's string `log_id` (and `_id`), which `from=<log_id>` checkpoints read back.
+/// A tenant log event (its type one of Auth0's, `LogType`), in Auth0's shape: its id goes out
+/// as the string `log_id`, which `from=<log_id>` checkpoints read back; fields nobody knows
+/// are left out.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogEvent {
     #[serde(rename = "log_id", serialize_with = "log_id")]
@@ -23,9 +31,20 @@ pub struct LogEvent {
     pub date: String,
     #[serde(rename = "type")]
     pub kind: LogType,
-    pub connection: Option<String>,
-    pub user_id: Option<String>,
     pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
+    /// Every connection customdb serves is a database connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(flatten)]
+    pub caller: Caller,
 }
 
 fn log_id<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -40,21 +59,46 @@ impl Store {
         connection: Option<&str>,
         user_id: Option<&str>,
         description: Option<&str>,
+        caller: Caller,
     ) -> Result<LogEvent, StoreError> {
         let date = self.now();
         self.write(|tx| {
+            // The connection's id as it is now: a log event outlives its connection.
+            let connection_id: Option<String> = match connection {
+                Some(name) => query_one(
+                    tx,
+                    "SELECT id FROM connections WHERE tenant = ?1 AND name = ?2",
+                    params![tenant, name],
+                    |r| r.get(0),
+                )?,
+                None => None,
+            };
             tx.execute(
-                "INSERT INTO log_events (tenant, date, type, connection, user_id, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![tenant, date, kind.code(), connection, user_id, description],
+                "INSERT INTO log_events (tenant, date, type, connection, user_id, description, connection_id, client_id, client_name, ip, user_agent, hostname, user_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    tenant,
+                    date,
+                    kind.code(),
+                    connection,
+                    user_id,
+                    description,
+                    connection_id,
+                    caller.client_id,
+                    caller.client_name,
+                    caller.ip,
+                    caller.user_agent,
+                    caller.hostname,
+                    caller.user_name
+                ],
             )?;
-            Ok(LogEvent {
-                id: tx.last_insert_rowid(),
-                date: date.clone(),
-                kind,
-                connection: connection.map(str::to_string),
-                user_id: user_id.map(str::to_string),
-                description: description.map(str::to_string),
-            })
+            let id = tx.last_insert_rowid();
+            let event = query_one(
+                tx,
+                &format!("SELECT {LOG_COLUMNS} FROM log_events WHERE id = ?1"),
+                params![id],
+                log_from_row,
+            )?;
+            event.ok_or(StoreError::Corrupt(format!("log event {id} vanished")))
         })
     }
 
@@ -62,7 +106,7 @@ impl Store {
     pub fn log_event(&self, tenant: &str, id: i64) -> Result<Option<LogEvent>, StoreError> {
         query_one(
             &self.read(),
-            "SELECT id, date, type, connection, user_id, description FROM log_events WHERE tenant = ?1 AND id = ?2",
+            &format!("SELECT {LOG_COLUMNS} FROM log_events WHERE tenant = ?1 AND id = ?2"),
             params![tenant, id],
             log_from_row,
         )
@@ -76,44 +120,60 @@ impl Store {
                 LogWindow::Page {
                     page: 0,
                     per_page: limit,
+                    oldest_first: false,
+                    filter: LogFilter::default(),
                 },
             )?
             .0)
     }
 
-    /// A window of the tenant's log events and the tenant's total: a page, newest first, or
-    /// the events after a checkpoint id, oldest first (Auth0's `from`/`take`).
+    /// A window of the tenant's log events and how many there are in all (that match the
+    /// page's filter): a page, or the events after a checkpoint id (Auth0's `from`/`take`,
+    /// which ignores every other parameter).
     pub fn log_window(
         &self,
         tenant: &str,
         window: LogWindow,
     ) -> Result<(Vec<LogEvent>, usize), StoreError> {
         let conn = self.read();
+        let mut values: Vec<rusqlite::types::Value> = vec![tenant.to_string().into()];
+        let mut condition = String::from("tenant = ?1");
+        let (order, limit, offset) = match window {
+            LogWindow::Page {
+                page,
+                per_page,
+                oldest_first,
+                filter,
+            } => {
+                // The column names are the fields' own (`LogField::name`), never the caller's.
+                for (field, value) in filter.0 {
+                    values.push(value.into());
+                    condition += &format!(" AND {} = ?{}", field.name(), values.len());
+                }
+                let order = if oldest_first { "ASC" } else { "DESC" };
+                (order, per_page, page * per_page)
+            }
+            LogWindow::After { id, take } => {
+                values.push(id.into());
+                condition += &format!(" AND id > ?{}", values.len());
+                ("ASC", take, 0)
+            }
+        };
         let total: i64 = conn.query_row(
-            "SELECT count(*) FROM log_events WHERE tenant = ?1",
-            params![tenant],
+            &format!("SELECT count(*) FROM log_events WHERE {condition}"),
+            rusqlite::params_from_iter(&values),
             |r| r.get(0),
         )?;
-        let columns = "id, date, type, connection, user_id, description";
-        let (sql, a, b) = match window {
-            LogWindow::Page { page, per_page } => (
-                format!(
-                    "SELECT {columns} FROM log_events WHERE tenant = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
-                ),
-                per_page as i64,
-                (page * per_page) as i64,
-            ),
-            LogWindow::After { id, take } => (
-                format!(
-                    "SELECT {columns} FROM log_events WHERE tenant = ?1 AND id > ?3 ORDER BY id LIMIT ?2"
-                ),
-                take as i64,
-                id,
-            ),
-        };
+        let n = values.len();
+        values.extend([(limit as i64).into(), (offset as i64).into()]);
+        let sql = format!(
+            "SELECT {LOG_COLUMNS} FROM log_events WHERE {condition} ORDER BY id {order} LIMIT ?{} OFFSET ?{}",
+            n + 1,
+            n + 2
+        );
         let mut stmt = conn.prepare_cached(&sql)?;
         let events = stmt
-            .query_map(params![tenant, a, b], log_from_row)?
+            .query_map(rusqlite::params_from_iter(&values), log_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok((events, total as usize))
     }
@@ -144,15 +204,33 @@ impl Store {
     }
 }
 
+/// The columns `log_from_row` reads, in its order.
+const LOG_COLUMNS: &str = "id, date, type, description, connection, connection_id, user_id, client_id, client_name, ip, user_agent, hostname, user_name";
+
 fn log_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEvent> {
+    let kind = r.get::<_, String>(2)?.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+    })?;
+    let caller = Caller {
+        client_id: r.get(7)?,
+        client_name: r.get(8)?,
+        ip: r.get(9)?,
+        user_agent: r.get(10)?,
+        hostname: r.get(11)?,
+        user_name: r.get(12)?,
+    };
+    let connection: Option<String> = r.get(4)?;
+    let database = connection.is_some();
     Ok(LogEvent {
         id: r.get(0)?,
         date: r.get(1)?,
-        kind: r.get::<_, String>(2)?.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
-        })?,
-        connection: r.get(3)?,
-        user_id: r.get(4)?,
-        description: r.get(5)?,
+        kind,
+        description: r.get(3)?,
+        connection,
+        connection_id: r.get(5)?,
+        strategy: database.then_some("auth0"),
+        strategy_type: database.then_some("database"),
+        user_id: r.get(6)?,
+        caller,
     })
 }

@@ -151,6 +151,15 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE tickets ADD COLUMN issuer TEXT NOT NULL DEFAULT 'anonymous';",
     // 6: a connection's top-level attributes (display_name, metadata, enabled_clients, ...).
     "ALTER TABLE connections ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}';",
+    // 7: who caused a log event (client, address, user agent, domain, identifier typed) and
+    // the connection's id, as Auth0's log events carry them.
+    "ALTER TABLE log_events ADD COLUMN connection_id TEXT;
+    ALTER TABLE log_events ADD COLUMN client_id TEXT;
+    ALTER TABLE log_events ADD COLUMN client_name TEXT;
+    ALTER TABLE log_events ADD COLUMN ip TEXT;
+    ALTER TABLE log_events ADD COLUMN user_agent TEXT;
+    ALTER TABLE log_events ADD COLUMN hostname TEXT;
+    ALTER TABLE log_events ADD COLUMN user_name TEXT;",
 ];
 
 /// The store. One writer connection behind a mutex (SQLite serializes writers anyway, and

@@ -1286,6 +1286,90 @@ fn logs_page_and_resume_from_a_checkpoint() {
     });
 }
 
+/// A login's log event names the application, the address, the user agent, the identifier
+/// typed and the connection's id, and `q` finds events by those fields.
+#[test]
+fn log_events_say_who_caused_them_and_can_be_searched() {
+    let s = start();
+    block_on(async {
+        let client = reqwest::Client::new();
+        for _ in 0..2 {
+            let response = client
+                .post(format!("{}/oauth/token", s.base))
+                .header("user-agent", "compat-check/1.0")
+                .header("content-type", "application/json")
+                .body(
+                    json!({"grant_type": "password", "client_id": s.app_id,
+                    "username": "alice@example.com", "password": "not her password"})
+                    .to_string(),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 403);
+        }
+        s.log_alice_in().await;
+        let mgmt = s.management_token().await;
+        let token = Some(mgmt.as_str());
+        let server = &s;
+        let search = |query: &str| {
+            let path = format!("/api/v2/logs?{query}");
+            async move { server.call("GET", &path, token, None).await }
+        };
+
+        let (status, page) =
+            search("include_totals=true&q=type:fp%20AND%20user_name:%22alice@example.com%22").await;
+        assert_eq!((status, page["total"].as_u64()), (200, Some(2)), "{page}");
+        let event = &page["logs"][0];
+        assert_eq!(event["type"], "fp");
+        assert_eq!(event["client_id"], s.app_id.as_str(), "{event}");
+        assert!(event["client_name"].is_string(), "{event}");
+        assert_eq!(event["ip"], "127.0.0.1", "{event}");
+        assert_eq!(event["user_agent"], "compat-check/1.0", "{event}");
+        assert_eq!(event["user_name"], "alice@example.com", "{event}");
+        assert_eq!(event["connection"], "Username-Password-Authentication");
+        assert_eq!(
+            (event["strategy"].as_str(), event["strategy_type"].as_str()),
+            (Some("auth0"), Some("database"))
+        );
+        let (_, connections) = s.call("GET", "/api/v2/connections", token, None).await;
+        assert_eq!(event["connection_id"], connections[0]["id"], "{event}");
+
+        // `search` is the generated SDKs' name for `q`; the fields asked for are all there is.
+        let client_id = s.app_id.as_str();
+        let (status, found) = search(&format!(
+            "search=client_id:{client_id}%20type:s&fields=type,user_name&include_fields=true"
+        ))
+        .await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(
+            found,
+            json!([{"type": "s", "user_name": "alice@example.com"}])
+        );
+        let (_, oldest) =
+            search("q=user_name:%22alice@example.com%22&sort=date:1&fields=type").await;
+        assert_eq!(
+            oldest,
+            json!([{"type": "fp"}, {"type": "fp"}, {"type": "s"}])
+        );
+        let (_, nobody) = search("q=user_name:bob@example.com").await;
+        assert_eq!(nobody, json!([]));
+
+        for (query, says) in [
+            ("q=alice", "free text is not supported"),
+            ("q=password:x", "`password` cannot be searched"),
+            ("q=type:f*", "not supported"),
+            ("sort=name:1", "sort `name:1` is not supported"),
+            ("page=20&per_page=50", "first 1000 records"),
+        ] {
+            let (status, body) = search(query).await;
+            let message = body["message"].as_str().unwrap_or_default();
+            assert_eq!(status, 400, "{query}: {body}");
+            assert!(message.contains(says), "{query}: {message}");
+        }
+    });
+}
+
 /// OpenID clients require the issuer to be the URL they discovered; Auth0 SDKs expect
 /// `https://<domain>/` behind TLS. The issuer follows the request, or `--public-url`.
 #[test]
