@@ -43,6 +43,26 @@ async fn openid(tenant: Tenant) -> Json<Value> {
     }))
 }
 
+/// The body of an Authentication API request whose parameters are all strings, as a form's
+/// are (`/oauth/token`, `/dbconnections/change_password`, `/lo/reset`): a JSON body with a
+/// number, list or object where a parameter goes is a 400 that names the parameter, not a
+/// "missing" one.
+pub(super) async fn parameters(request: Request) -> Result<Value, ApiError> {
+    let body = body(request).await?;
+    let bad = |description: String| {
+        ApiError::auth(StatusCode::BAD_REQUEST, "invalid_request", description)
+    };
+    let Some(map) = body.as_object() else {
+        return Err(bad("the body must be a JSON object or a form".into()));
+    };
+    if let Some((key, _)) = map.iter().find(|(_, v)| !(v.is_string() || v.is_null())) {
+        let key: String = key.chars().take(64).collect();
+        return Err(bad(format!("Invalid parameter: {key} must be a string")));
+    }
+    Ok(body)
+}
+
+/// A parameter's text; an empty one counts as absent.
 pub(super) fn text<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
     body.get(key)
         .and_then(Value::as_str)
@@ -55,7 +75,7 @@ async fn token(
     headers: HeaderMap,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body(request).await?;
+    let body = parameters(request).await?;
     let name = text(&body, "grant_type").ok_or_else(|| ApiError::missing("grant_type"))?;
     let Some(grant) = Grant::parse(name) else {
         return Err(ApiError::auth(
@@ -347,7 +367,8 @@ async fn signup(
         .ok_or_else(|| ApiError::bad_request("Missing required parameter: connection"))?
         .to_string();
     for key in ["email", "password"] {
-        if text(&body, key).is_none() {
+        // Absent or empty is "missing"; another type is the payload check's below.
+        if body.get(key).is_none_or(|v| v.is_null() || *v == "") {
             return Err(ApiError::bad_request(format!(
                 "Missing required parameter: {key}"
             )));

@@ -168,8 +168,7 @@ async fn try_script(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let body: TryBody = serde_json::from_value(body(request).await?)
-        .map_err(|e| ApiError::bad_request(format!("Payload validation error: {e}")))?;
+    let body: TryBody = super::dto::typed(body(request).await?)?;
     let record = connection_record(&state, &tenant, id).await?;
     let _slot = state.admit(&tenant.id)?;
     let report = state

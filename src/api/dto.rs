@@ -215,6 +215,20 @@ pub fn check_management(body: &Value, fields: &[Field]) -> Result<(), ApiError> 
     }
 }
 
+/// `body` read as the typed body `T`, or the Management API's 400 naming the field at fault
+/// (`ttl_sec: invalid type: string "x", expected i64`).
+pub fn typed<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        ApiError::bad_request(format!("Payload validation error: {at}{}", e.inner()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,7 +43,7 @@ async fn request_change(
     tenant: Tenant,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let body = body(request).await?;
+    let body = super::auth::parameters(request).await?;
     client(&state, &tenant, &body).await?;
     let email = text(&body, "email").ok_or_else(|| ApiError::missing("email"))?;
     crate::service::note_caller(|c| c.user_name = Some(email.to_string()));
@@ -105,8 +105,7 @@ async fn create_ticket(
     ManagementToken { tenant, .. }: ManagementToken<CreateUserTickets>,
     request: Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body: TicketBody = serde_json::from_value(body(request).await?)
-        .map_err(|e| ApiError::bad_request(format!("Payload validation error: {e}")))?;
+    let body: TicketBody = super::dto::typed(body(request).await?)?;
     let ttl_secs = match body.ttl_sec {
         None | Some(0) => DEFAULT_TTL_SECS,
         Some(s) if (1..=MAX_TTL_SECS).contains(&s) => s,
@@ -212,7 +211,7 @@ async fn reset(
     tenant: Tenant,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let body = body(request).await?;
+    let body = super::auth::parameters(request).await?;
     let bad =
         |description: &str| ApiError::auth(StatusCode::BAD_REQUEST, "invalid_request", description);
     let ticket = text(&body, "ticket").ok_or_else(|| ApiError::missing("ticket"))?;

@@ -821,6 +821,17 @@ fn a_forgotten_password_is_changed_through_a_ticket() {
         let mgmt = s.management_token().await;
         let token = Some(mgmt.as_str());
         let tickets = format!("{}/api/v2/tickets/password-change", s.base);
+        let (status, body) = call("POST", &tickets, token, Some(json!({"ttl_sec": "soon"}))).await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (
+                400,
+                Some(
+                    "Payload validation error: ttl_sec: invalid type: string \"soon\", expected i64"
+                )
+            ),
+            "a wrong type names its field"
+        );
         let (status, body) = call(
             "POST",
             &tickets,
