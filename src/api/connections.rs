@@ -270,13 +270,7 @@ struct ConnectionsQuery {
 
 impl ConnectionsQuery {
     fn parse(raw: &str) -> Result<Self, ApiError> {
-        let bad = |what: String| {
-            ApiError::management(
-                StatusCode::BAD_REQUEST,
-                format!("Query validation error: {what}"),
-                "invalid_query_string",
-            )
-        };
+        let bad = ApiError::bad_query;
         let number = |key: &str, value: &str, range: std::ops::RangeInclusive<usize>| {
             value
                 .parse::<usize>()

@@ -53,6 +53,15 @@ impl ApiError {
         )
     }
 
+    /// The Management API's 400 for a query parameter: "Query validation error: {what}".
+    pub fn bad_query(what: impl std::fmt::Display) -> Self {
+        Self::management(
+            StatusCode::BAD_REQUEST,
+            format!("Query validation error: {what}"),
+            "invalid_query_string",
+        )
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::management(StatusCode::BAD_REQUEST, message, "invalid_body")
     }

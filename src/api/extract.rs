@@ -107,11 +107,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Que
                 let detail = detail
                     .strip_prefix("Failed to deserialize query string: ")
                     .unwrap_or(&detail);
-                ApiError::management(
-                    StatusCode::BAD_REQUEST,
-                    format!("Query validation error: {detail}"),
-                    "invalid_query_string",
-                )
+                ApiError::bad_query(detail)
             })
     }
 }

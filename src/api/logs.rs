@@ -41,19 +41,11 @@ struct LogsQuery {
     include_fields: Option<bool>,
 }
 
-/// A 400 for a query parameter, in the Management API's words.
-fn bad_query(what: String) -> ApiError {
-    ApiError::management(
-        StatusCode::BAD_REQUEST,
-        format!("Query validation error: {what}"),
-        "invalid_query_string",
-    )
-}
-
 /// A `log_id` as the API accepts it back, or a 400 naming the parameter.
 fn parse_log_id(name: &str, text: &str) -> Result<i64, ApiError> {
-    text.parse()
-        .map_err(|_| bad_query(format!("{name} must be a log_id, as log events carry it")))
+    text.parse().map_err(|_| {
+        ApiError::bad_query(format!("{name} must be a log_id, as log events carry it"))
+    })
 }
 
 /// `GET /logs/{id}`: one event, or Auth0's 404.
@@ -83,7 +75,9 @@ async fn logs(
     let take = q.take.unwrap_or(50);
     for (name, value) in [("per_page", per_page), ("take", take)] {
         if !(1..=100).contains(&value) {
-            return Err(bad_query(format!("{name} must be between 1 and 100")));
+            return Err(ApiError::bad_query(format!(
+                "{name} must be between 1 and 100"
+            )));
         }
     }
     let projection =
@@ -97,14 +91,16 @@ async fn logs(
         Some(id) => LogWindow::After { id, take },
         None => {
             let filter: LogFilter = match q.q.as_deref().or(q.search.as_deref()) {
-                Some(search) => search.parse().map_err(|e| bad_query(format!("q: {e}")))?,
+                Some(search) => search
+                    .parse()
+                    .map_err(|e| ApiError::bad_query(format!("q: {e}")))?,
                 None => LogFilter::default(),
             };
             let oldest_first = match q.sort.as_deref() {
                 None | Some("date:-1" | "log_id:-1") => false,
                 Some("date:1" | "log_id:1") => true,
                 Some(other) => {
-                    return Err(bad_query(format!(
+                    return Err(ApiError::bad_query(format!(
                         "sort `{other}` is not supported: date:1 or date:-1"
                     )));
                 }

@@ -102,11 +102,7 @@ async fn list_users(
 ) -> Result<Json<Value>, ApiError> {
     let per_page = q.per_page.unwrap_or(50);
     if per_page > 100 {
-        return Err(ApiError::management(
-            StatusCode::BAD_REQUEST,
-            "Query validation error: per_page must be between 0 and 100",
-            "invalid_query_string",
-        ));
+        return Err(ApiError::bad_query("per_page must be between 0 and 100"));
     }
     // Auth0's offset paging reaches the first 1000 users only.
     if q.page.saturating_mul(per_page.max(1)) >= 1000 {
