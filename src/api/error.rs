@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::request_id;
+use crate::domain::protection::BLOCKED_DESCRIPTION;
 use crate::service::{Failure, Refusal, ServiceError};
 
 /// An error answer in one of Auth0's two shapes.
@@ -160,6 +161,11 @@ pub(super) fn management(failure: Failure) -> ApiError {
             },
             "script_error",
         ),
+        Refusal::TooManyAttempts => ApiError::management(
+            StatusCode::TOO_MANY_REQUESTS,
+            BLOCKED_DESCRIPTION,
+            "too_many_attempts",
+        ),
         Refusal::Blocked | Refusal::WrongCredentials | Refusal::Unauthorized(_) => {
             ApiError::management(
                 StatusCode::FORBIDDEN,
@@ -188,6 +194,11 @@ pub(super) fn login_error(failure: Failure) -> ApiError {
         Refusal::Blocked => {
             ApiError::auth(StatusCode::UNAUTHORIZED, "unauthorized", "user is blocked")
         }
+        Refusal::TooManyAttempts => ApiError::auth(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            BLOCKED_DESCRIPTION,
+        ),
         Refusal::Unauthorized(message) => {
             ApiError::auth(StatusCode::UNAUTHORIZED, "unauthorized", message)
         }
@@ -235,6 +246,7 @@ pub(super) fn reset_error(refusal: Refusal) -> ApiError {
         ),
         Refusal::Unauthorized(message) => (StatusCode::UNAUTHORIZED, message),
         Refusal::Blocked => (StatusCode::UNAUTHORIZED, "user is blocked".into()),
+        Refusal::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, BLOCKED_DESCRIPTION.into()),
         Refusal::Conflict { message, .. } => (StatusCode::CONFLICT, message),
         Refusal::BadRequest(v) => (StatusCode::BAD_REQUEST, joined(&v)),
         Refusal::MissingScript(action) => (

@@ -140,6 +140,8 @@ scopes! {
     UpdateConnections = "update:connections";
     DeleteConnections = "delete:connections";
     CreateUserTickets = "create:user_tickets";
+    ReadAttackProtection = "read:attack_protection";
+    UpdateAttackProtection = "update:attack_protection";
 }
 
 /// A request of the tenant carrying a Management API token with scope `S`; anything else is

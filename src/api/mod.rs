@@ -11,6 +11,7 @@ mod error;
 mod extract;
 mod live;
 mod logs;
+mod protection;
 mod tickets;
 pub mod tokens;
 mod users;
@@ -47,6 +48,9 @@ pub struct AppState {
     /// The scheme of `serve --public-url`: `Some(true)` for https. Issuers and endpoint URLs
     /// use it; without it they follow the request.
     pub public_https: Option<bool>,
+    /// Proxies whose `X-Forwarded-For` / `auth0-forwarded-for` name the client (`serve
+    /// --trusted-proxy`); from any other peer, the peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Hosts already resolved to their tenant, with when the answer must be looked up again.
     hosts: std::sync::Mutex<std::collections::HashMap<String, (String, Option<Instant>)>>,
 }
@@ -59,6 +63,7 @@ impl AppState {
             max_runs_per_tenant,
             in_flight: Default::default(),
             public_https: None,
+            trusted_proxies: Vec::new(),
             hosts: Default::default(),
         }
     }
@@ -68,6 +73,55 @@ impl AppState {
     pub fn with_public_url(mut self, public_url: Option<&url::Url>) -> Self {
         self.public_https = public_url.map(|u| u.scheme() == "https");
         self
+    }
+
+    /// Takes the client's address from these proxies' forwarding headers.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    fn trusted(&self, ip: std::net::IpAddr) -> bool {
+        let ip = crate::domain::protection::canonical(ip);
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy. Then
+    /// `auth0-forwarded-for` (a backend logging a user in on its behalf) if sent, else the
+    /// nearest address of `X-Forwarded-For` that is not itself a trusted proxy (the addresses
+    /// before it are whatever the client wrote, so the first is never believed blindly).
+    fn client_ip(
+        &self,
+        peer: std::net::IpAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        use std::net::IpAddr;
+        if !self.trusted(peer) {
+            return peer;
+        }
+        let parse = |s: &str| s.trim().parse::<IpAddr>().ok();
+        if let Some(ip) = headers
+            .get("auth0-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse(v.split(',').next().unwrap_or_default()))
+        {
+            return ip;
+        }
+        let mut client = peer;
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect::<Vec<_>>();
+        for hop in hops.iter().rev() {
+            let Some(ip) = parse(hop) else { break };
+            client = ip;
+            if !self.trusted(ip) {
+                break;
+            }
+        }
+        client
     }
 
     /// A slot for one request that runs the tenant's scripts, or a 429 with Retry-After: a
@@ -100,6 +154,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(auth::routes())
         .merge(users::routes())
         .merge(logs::routes())
+        .merge(protection::routes())
         .merge(connections::routes())
         .merge(tickets::routes())
         .merge(live::routes())
@@ -122,7 +177,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(trace_request))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            trace_request,
+        ))
         .with_state(state)
 }
 
@@ -142,7 +200,11 @@ pub(crate) fn request_id() -> String {
 /// one), answers with it in `X-Request-Id`, and logs one line per request: method, path (never
 /// the query, which may hold an email or a ticket), status and time — failures at info, the
 /// rest at debug.
-async fn trace_request(request: Request, next: axum::middleware::Next) -> Response {
+async fn trace_request(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
     let id = request
         .headers()
         .get("x-request-id")
@@ -159,7 +221,12 @@ async fn trace_request(request: Request, next: axum::middleware::Next) -> Respon
         ip: request
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|peer| peer.0.ip().to_string()),
+            .map(|peer| {
+                crate::domain::protection::canonical(
+                    state.client_ip(peer.0.ip(), request.headers()),
+                )
+                .to_string()
+            }),
         user_agent: header_text(&request, axum::http::header::USER_AGENT),
         hostname: header_text(&request, axum::http::header::HOST),
         ..Caller::default()

@@ -19,7 +19,7 @@ use crate::store::{Store, seal::Sealer};
 pub struct ServeArgs {
     /// A JSON file with any of the settings below, by their names with underscores
     /// (`listen`, `data`, `max_runs_per_tenant`, `workers`, `log_format`,
-    /// `egress_allow_internal`, `public_url`); flags win over it.
+    /// `egress_allow_internal`, `public_url`, `trusted_proxies`); flags win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free one) [default: 127.0.0.1:3000].
@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// [default: the request's, or X-Forwarded-Proto].
     #[arg(long, value_name = "URL")]
     public_url: Option<url::Url>,
+    /// A reverse proxy (an address or CIDR block, repeatable) whose X-Forwarded-For and
+    /// auth0-forwarded-for headers name the client; without it the peer address is the
+    /// client's, whatever the headers say.
+    #[arg(long = "trusted-proxy", value_name = "ADDR_OR_CIDR")]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum, serde::Deserialize)]
@@ -73,6 +78,8 @@ struct ConfigFile {
     #[serde(default)]
     egress_allow_internal: Vec<String>,
     public_url: Option<url::Url>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 /// What the server runs with: flags, then the config file, then the defaults.
@@ -84,6 +91,7 @@ struct Settings {
     log_format: LogFormat,
     egress_allow_internal: Vec<String>,
     public_url: Option<url::Url>,
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Settings {
@@ -95,7 +103,7 @@ impl Settings {
                     .with_context(|| format!("cannot read the config file {}", path.display()))?;
                 serde_json::from_str(&text).with_context(|| {
                     format!(
-                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url)",
+                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url, trusted_proxies)",
                         path.display()
                     )
                 })?
@@ -110,6 +118,19 @@ impl Settings {
             crate::sandbox::check_operator_entry(entry)
                 .map_err(|e| anyhow::anyhow!("egress_allow_internal: {e}"))?;
         }
+        let trusted_proxies = if args.trusted_proxies.is_empty() {
+            file.trusted_proxies
+        } else {
+            args.trusted_proxies
+        };
+        let trusted_proxies = trusted_proxies
+            .iter()
+            .map(|entry| {
+                crate::domain::protection::Allowed::try_from(entry.clone())
+                    .map(|a| a.net())
+                    .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let public_url = args.public_url.or(file.public_url);
         if let Some(url) = &public_url
             && (!matches!(url.scheme(), "http" | "https") || url.path() != "/")
@@ -120,6 +141,7 @@ impl Settings {
         }
         Ok(Settings {
             public_url,
+            trusted_proxies,
             egress_allow_internal,
             listen: args
                 .listen
@@ -177,7 +199,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .with_internal_egress(args.egress_allow_internal.clone());
     let state = Arc::new(
         AppState::new(core, keys, args.max_runs_per_tenant)
-            .with_public_url(args.public_url.as_ref()),
+            .with_public_url(args.public_url.as_ref())
+            .with_trusted_proxies(args.trusted_proxies.clone()),
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -122,6 +122,8 @@ pub const MANAGEMENT_SCOPES: &[&str] = &[
     "update:connections",
     "delete:connections",
     "create:user_tickets",
+    "read:attack_protection",
+    "update:attack_protection",
 ];
 
 /// The scopes an end user's token may carry (OpenID Connect's); nothing else is ever granted

@@ -8,4 +8,5 @@ pub mod events;
 pub mod names;
 pub mod options;
 pub mod profile;
+pub mod protection;
 pub mod time;

@@ -53,6 +53,9 @@ pub struct ConnectionOptions {
     pub cache_max_age: Option<u64>,
     pub cache_expired: Option<CacheExpired>,
     pub cache_invalidate_before: Option<Timestamp>,
+    /// `brute_force_protection`: failed logins are counted and blocked (Auth0: on unless
+    /// turned off).
+    pub brute_force_protection: Option<bool>,
     /// Every other option, as sent.
     pub rest: Map<String, Value>,
 }
@@ -112,6 +115,7 @@ impl ConnectionOptions {
                     time::parse(&t).map_err(|e| format!("options.cache_invalidate_before: {e}"))
                 })
                 .transpose()?,
+            brute_force_protection: take(&mut rest, "brute_force_protection")?,
             rest,
         })
     }
@@ -138,6 +142,11 @@ impl ConnectionOptions {
             &mut out,
             "cache_invalidate_before",
             &self.cache_invalidate_before.map(time::format),
+        );
+        put(
+            &mut out,
+            "brute_force_protection",
+            &self.brute_force_protection,
         );
         for (key, value) in &self.rest {
             out.entry(key.clone()).or_insert_with(|| value.clone());
@@ -182,6 +191,10 @@ impl ConnectionOptions {
 
     pub fn script_context(&self) -> bool {
         self.enable_script_context.unwrap_or(false)
+    }
+
+    pub fn brute_force_protection(&self) -> bool {
+        self.brute_force_protection.unwrap_or(true)
     }
 
     pub fn cache_policy(&self) -> CachePolicy {

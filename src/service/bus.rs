@@ -24,7 +24,7 @@ pub fn note_caller(change: impl FnOnce(&mut Caller)) {
 }
 
 /// The request's caller (empty outside a request).
-fn caller() -> Caller {
+pub(super) fn caller() -> Caller {
     CALLER.try_with(|c| c.borrow().clone()).unwrap_or_default()
 }
 

@@ -8,7 +8,7 @@ use crate::domain::events::LogType;
 use crate::domain::profile::{self, Profile};
 use crate::outcome::{Execution, Outcome};
 use crate::script::Action;
-use crate::store::{RootAttributes, StoreError, User};
+use crate::store::{ConnectionRecord, RootAttributes, StoreError, User};
 
 impl Service {
     /// Login (SPEC §4): the login script, or a local check for migrated users in import mode.
@@ -20,7 +20,23 @@ impl Service {
         password: &str,
     ) -> Answer<User> {
         let record = self.connection(tenant, connection).await?;
-        let settings = Settings::of(&record);
+        self.guarded(
+            &record,
+            identifier,
+            self.check_login(&record, identifier, password),
+        )
+        .await
+    }
+
+    /// A login without brute-force protection.
+    async fn check_login(
+        &self,
+        record: &ConnectionRecord,
+        identifier: &str,
+        password: &str,
+    ) -> Answer<User> {
+        let (tenant, connection) = (record.tenant.as_str(), record.name.as_str());
+        let settings = Settings::of(record);
         if settings.import_mode {
             let local = self.store.find_user(tenant, connection, identifier).await?;
             if let Some(user) = local.filter(|u| u.migrated) {

@@ -20,6 +20,7 @@ mod bus;
 mod connections;
 mod login;
 mod password;
+mod protection;
 mod signup;
 mod tenants;
 mod users;
@@ -29,6 +30,7 @@ pub use connections::{
     ENCRYPTED, connection_dir, connection_from_api, export_connection, patch_connection, sources,
 };
 pub use password::{DEFAULT_TTL_SECS, MAX_TTL_SECS, Redeemed, TicketRequest};
+pub use protection::Blocked;
 pub use users::{CachedUser, UserPage};
 
 /// bcrypt cost of the hashes the store keeps (Auth0 uses 10).
@@ -76,6 +78,9 @@ pub enum Refusal {
     },
     /// The connection lacks the script this flow needs (`change_email script does not exist`).
     MissingScript(Action),
+    /// Brute-force protection refuses this identifier from this address (Auth0: 429
+    /// too_many_attempts).
+    TooManyAttempts,
     /// The request itself is wrong (a 400): each refused or invalid field and why.
     BadRequest(Vec<Violation>),
 }

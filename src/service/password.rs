@@ -51,6 +51,20 @@ impl Service {
         email: &str,
         new_password: &str,
     ) -> Answer<()> {
+        self.set_password(tenant, connection, email, new_password)
+            .await?;
+        // A changed password ends the user's brute-force blocks (Auth0 §4.4).
+        self.password_changed(tenant, connection, email).await?;
+        Ok(())
+    }
+
+    async fn set_password(
+        &self,
+        tenant: &str,
+        connection: &str,
+        email: &str,
+        new_password: &str,
+    ) -> Answer<()> {
         let record = self.connection(tenant, connection).await?;
         let settings = Settings::of(&record);
         if settings.import_mode {

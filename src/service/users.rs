@@ -157,6 +157,11 @@ impl Service {
         let Some(u) = updated else {
             return refuse(Refusal::NotFound);
         };
+        if import && patch.contains_key("password") {
+            // A password set here ends brute-force blocks, as a change through the script does.
+            self.password_changed(tenant, &u.connection, u.email().unwrap_or_default())
+                .await?;
+        }
         if new_email.is_some() {
             self.email_changed(&u).await?;
         }

@@ -6,11 +6,12 @@
 use std::sync::Arc;
 
 use super::{
-    Client, ConnectionRecord, LogEvent, LogWindow, ProfileCopy, RootAttributes, Store, StoreError,
-    Ticket, User, UserChange,
+    Block, Client, ConnectionRecord, LogEvent, LogWindow, ProfileCopy, RootAttributes, Store,
+    StoreError, Ticket, User, UserChange,
 };
 use crate::domain::events::LogType;
 use crate::domain::profile::Profile;
+use crate::domain::protection::{Attempt, BruteForce};
 use crate::outcome::Execution;
 use crate::script::Action;
 
@@ -190,6 +191,99 @@ impl AsyncStore {
         );
         self.hop(move |s| s.list_users(&t, c.as_deref(), q.as_deref(), page, per_page))
             .await
+    }
+
+    // Attack protection.
+
+    /// The tenant's brute-force settings and, when `identifier` from `ip` is counted, its
+    /// keys and the failures counted so far: one hop for what every login checks first.
+    pub async fn brute_force_check(
+        &self,
+        tenant: &str,
+        connection: &str,
+        connection_on: bool,
+        identifier: &str,
+        ip: Option<&str>,
+    ) -> Result<(BruteForce, Option<(Attempt, u32)>), StoreError> {
+        let (t, c, i, ip) = (
+            tenant.to_owned(),
+            connection.to_owned(),
+            identifier.to_owned(),
+            ip.map(str::to_owned),
+        );
+        let now = self.now_secs();
+        self.hop(move |s| {
+            let settings = s.brute_force(&t)?;
+            let counted = match settings.attempt(connection_on, &i, ip.as_deref()) {
+                None => None,
+                Some(attempt) => {
+                    let failures = s.failures(&t, &c, &attempt, now)?;
+                    Some((attempt, failures))
+                }
+            };
+            Ok((settings, counted))
+        })
+        .await
+    }
+
+    pub async fn count_failure(
+        &self,
+        tenant: &str,
+        connection: &str,
+        attempt: &Attempt,
+    ) -> Result<u32, StoreError> {
+        let (t, c, a) = (tenant.to_owned(), connection.to_owned(), attempt.clone());
+        let now = self.now_secs();
+        self.hop(move |s| s.count_failure(&t, &c, &a, now)).await
+    }
+
+    pub async fn clear_failures(
+        &self,
+        tenant: &str,
+        connection: Option<&str>,
+        identifiers: Vec<String>,
+        ip: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let (t, c, ip) = (
+            tenant.to_owned(),
+            connection.map(str::to_owned),
+            ip.map(str::to_owned),
+        );
+        self.hop(move |s| s.clear_failures(&t, c.as_deref(), &identifiers, ip.as_deref()))
+            .await
+    }
+
+    pub async fn blocks(
+        &self,
+        tenant: &str,
+        connection: Option<&str>,
+        identifiers: Vec<String>,
+        max_attempts: u32,
+    ) -> Result<Vec<Block>, StoreError> {
+        let (t, c) = (tenant.to_owned(), connection.map(str::to_owned));
+        let now = self.now_secs();
+        self.hop(move |s| s.blocks(&t, c.as_deref(), &identifiers, max_attempts, now))
+            .await
+    }
+
+    pub async fn brute_force(&self, tenant: &str) -> Result<BruteForce, StoreError> {
+        let t = tenant.to_owned();
+        self.hop(move |s| s.brute_force(&t)).await
+    }
+
+    /// Applies a PATCH body to the tenant's brute-force settings in one transaction.
+    pub async fn patch_brute_force(
+        &self,
+        tenant: &str,
+        patch: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Result<BruteForce, crate::domain::profile::Violation>, StoreError> {
+        let t = tenant.to_owned();
+        self.hop(move |s| s.update_brute_force(&t, |current| current.patched(&patch)))
+            .await
+    }
+
+    fn now_secs(&self) -> i64 {
+        self.store.clock().now().as_second()
     }
 
     // Logs and runs.

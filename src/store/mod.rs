@@ -8,6 +8,7 @@ mod connections;
 mod facade;
 mod logs;
 mod memo;
+mod protection;
 pub mod seal;
 mod tenants;
 mod tickets;
@@ -18,6 +19,7 @@ pub use connections::ConnectionRecord;
 pub use facade::AsyncStore;
 pub use logs::{LogEvent, LogWindow};
 pub use memo::ProfileCopy;
+pub use protection::Block;
 pub use tickets::{Issuer, TICKETS_PER_EMAIL, Ticket};
 pub use users::{ROOT_ATTRIBUTES, RootAttributes, User, UserChange};
 
@@ -160,6 +162,23 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE log_events ADD COLUMN user_agent TEXT;
     ALTER TABLE log_events ADD COLUMN hostname TEXT;
     ALTER TABLE log_events ADD COLUMN user_name TEXT;",
+    // 8: attack protection — failed logins per identifier and address, tenant settings.
+    "CREATE TABLE login_failures (
+        tenant TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        connection TEXT NOT NULL,
+        identifier TEXT NOT NULL,
+        ip TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        last_failed_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, connection, identifier, ip)
+    );
+    CREATE INDEX login_failures_identifier ON login_failures (tenant, identifier);
+    CREATE TABLE tenant_settings (
+        tenant TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (tenant, name)
+    );",
 ];
 
 /// The store. One writer connection behind a mutex (SQLite serializes writers anyway, and
