@@ -161,6 +161,14 @@ pub(super) fn management(failure: Failure) -> ApiError {
             },
             "script_error",
         ),
+        Refusal::WeakPassword(rejection) => {
+            let (name, message) = rejection.name_and_message();
+            ApiError::management(
+                StatusCode::BAD_REQUEST,
+                format!("{name}: {message}"),
+                "invalid_password",
+            )
+        }
         Refusal::TooManyAttempts => ApiError::management(
             StatusCode::TOO_MANY_REQUESTS,
             BLOCKED_DESCRIPTION,
@@ -199,6 +207,11 @@ pub(super) fn login_error(failure: Failure) -> ApiError {
             "too_many_attempts",
             BLOCKED_DESCRIPTION,
         ),
+        Refusal::WeakPassword(rejection) => ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body: rejection.signup_body(),
+            retry_after: None,
+        },
         Refusal::Unauthorized(message) => {
             ApiError::auth(StatusCode::UNAUTHORIZED, "unauthorized", message)
         }
@@ -247,6 +260,15 @@ pub(super) fn reset_error(refusal: Refusal) -> ApiError {
         Refusal::Unauthorized(message) => (StatusCode::UNAUTHORIZED, message),
         Refusal::Blocked => (StatusCode::UNAUTHORIZED, "user is blocked".into()),
         Refusal::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, BLOCKED_DESCRIPTION.into()),
+        Refusal::WeakPassword(rejection) => (
+            StatusCode::BAD_REQUEST,
+            match &rejection {
+                crate::domain::password_policy::Rejection::TooWeak { policy, .. } => {
+                    format!("Password is too weak. The password must have:\n{policy}")
+                }
+                other => format!("{}.", other.name_and_message().1),
+            },
+        ),
         Refusal::Conflict { message, .. } => (StatusCode::CONFLICT, message),
         Refusal::BadRequest(v) => (StatusCode::BAD_REQUEST, joined(&v)),
         Refusal::MissingScript(action) => (

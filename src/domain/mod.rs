@@ -7,6 +7,7 @@ pub mod connection;
 pub mod events;
 pub mod names;
 pub mod options;
+pub mod password_policy;
 pub mod profile;
 pub mod protection;
 pub mod time;

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::password_policy::PasswordPolicy;
 use super::time::{self, Timestamp};
 
 /// `set_user_root_attributes`: whether a login refreshes the root attributes.
@@ -56,6 +57,9 @@ pub struct ConnectionOptions {
     /// `brute_force_protection`: failed logins are counted and blocked (Auth0: on unless
     /// turned off).
     pub brute_force_protection: Option<bool>,
+    /// The password policy, read from its options (`passwordPolicy`,
+    /// `password_complexity_options`, ...), which stay in `rest` as they were sent.
+    pub password_policy: PasswordPolicy,
     /// Every other option, as sent.
     pub rest: Map<String, Value>,
 }
@@ -116,6 +120,7 @@ impl ConnectionOptions {
                 })
                 .transpose()?,
             brute_force_protection: take(&mut rest, "brute_force_protection")?,
+            password_policy: PasswordPolicy::from_options(&rest)?,
             rest,
         })
     }
@@ -311,6 +316,18 @@ mod tests {
             (
                 json!({"cache_invalidate_before": "yesterday"}),
                 "options.cache_invalidate_before",
+            ),
+            (
+                json!({"passwordPolicy": "strong"}),
+                "options.passwordPolicy",
+            ),
+            (
+                json!({"password_complexity_options": {"min_length": "8"}}),
+                "options.password_complexity_options",
+            ),
+            (
+                json!({"brute_force_protection": "on"}),
+                "options.brute_force_protection",
             ),
         ];
         for (sent, named) in table {

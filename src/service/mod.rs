@@ -78,6 +78,9 @@ pub enum Refusal {
     },
     /// The connection lacks the script this flow needs (`change_email script does not exist`).
     MissingScript(Action),
+    /// The connection's password policy refuses the new password (Auth0: 400
+    /// invalid_password / PasswordStrengthError, and its siblings).
+    WeakPassword(crate::domain::password_policy::Rejection),
     /// Brute-force protection refuses this identifier from this address (Auth0: 429
     /// too_many_attempts).
     TooManyAttempts,

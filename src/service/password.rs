@@ -5,10 +5,11 @@
 
 use serde_json::json;
 
-use super::{Answer, Failure, Refusal, Service, ServiceError, Settings, hash_password};
+use super::{Answer, Failure, Refusal, Service, ServiceError, Settings, hash_password, refuse};
 use crate::domain::events::LogType;
+use crate::domain::password_policy::Person;
 use crate::script::Action;
-use crate::store::{Issuer, Ticket};
+use crate::store::{ConnectionRecord, Issuer, Ticket};
 
 /// How long a ticket lives unless the request says otherwise (Auth0: five days).
 pub const DEFAULT_TTL_SECS: i64 = 5 * 86_400;
@@ -66,6 +67,21 @@ impl Service {
         new_password: &str,
     ) -> Answer<()> {
         let record = self.connection(tenant, connection).await?;
+        let cached = self.store.find_user(tenant, connection, email).await?;
+        let (profile, metadata) = match &cached {
+            Some(user) => (user.profile.clone(), Some(&user.user_metadata)),
+            None => (
+                serde_json::Map::from_iter([("email".into(), json!(email))]),
+                None,
+            ),
+        };
+        self.allow_password(
+            &record,
+            new_password,
+            Person::of(&profile, metadata),
+            LogType::FailedChangePassword,
+        )
+        .await?;
         let settings = Settings::of(&record);
         if settings.import_mode {
             let pw = new_password.to_string();
@@ -118,6 +134,24 @@ impl Service {
         )
         .await?;
         answer
+    }
+
+    /// Refuses a new password the connection's policy does not allow, with a `failure` log
+    /// event, before any script runs.
+    pub(super) async fn allow_password(
+        &self,
+        record: &ConnectionRecord,
+        password: &str,
+        person: Person<'_>,
+        failure: LogType,
+    ) -> Answer<()> {
+        let Err(rejection) = record.options.password_policy.check(password, &person) else {
+            return Ok(());
+        };
+        let (_, message) = rejection.name_and_message();
+        self.log(&record.tenant, failure, &record.name, None, Some(message))
+            .await?;
+        refuse(Refusal::WeakPassword(rejection))
     }
 
     /// Records a ticket and returns its id (the secret part of the URL).

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::{Answer, Failure, Refusal, Service, Settings, hash_password, new_id, refuse};
 use crate::domain::events::LogType;
+use crate::domain::password_policy::Person;
 use crate::domain::profile;
 use crate::outcome::Outcome;
 use crate::script::{Action, complete_create_user};
@@ -26,6 +27,16 @@ impl Service {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        let metadata = user.get("user_metadata").and_then(Value::as_object);
+        if let Some(fields) = user.as_object() {
+            self.allow_password(
+                &record,
+                &password,
+                Person::of(fields, metadata),
+                LogType::FailedSignup,
+            )
+            .await?;
+        }
         // The user exists when the store has it (import mode) or the legacy database does.
         let in_store = settings.import_mode
             && self

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::{Answer, Failure, Refusal, Service, ServiceError, Settings, hash_password, refuse};
 use crate::domain::events::LogType;
+use crate::domain::password_policy::Person;
 use crate::domain::profile::{self, Violation};
 use crate::outcome::Outcome;
 use crate::script::Action;
@@ -140,6 +141,14 @@ impl Service {
         }
         if let Some(password) = patch.get("password").and_then(Value::as_str) {
             if import {
+                let record = self.connection(tenant, &user.connection).await?;
+                self.allow_password(
+                    &record,
+                    password,
+                    Person::of(&user.profile, Some(&user.user_metadata)),
+                    LogType::FailedChangePassword,
+                )
+                .await?;
                 change.password_hash = Some(hash_password(password.to_string()).await?);
             } else {
                 // The script finds the user by the email its database now has.

@@ -349,3 +349,231 @@ fn concurrent_failures_all_count_and_forwarding_is_believed_only_from_trusted_pr
         assert_eq!(logs[0]["ip"], "127.0.0.1", "{logs}");
     });
 }
+
+/// Sets options of the demo connection; its scripts and configuration (`[encrypted]` keeps
+/// the stored values) are sent back as read.
+async fn set_options(s: &Server, token: &str, options: Value) {
+    let (status, connection) = s
+        .call("GET", "/api/v2/connections/con_demo", Some(token), None)
+        .await;
+    assert_eq!(status, 200, "{connection}");
+    let mut merged = connection["options"].clone();
+    for (key, value) in options.as_object().unwrap() {
+        merged[key] = value.clone();
+    }
+    let (status, body) = s
+        .call(
+            "PATCH",
+            "/api/v2/connections/con_demo",
+            Some(token),
+            Some(json!({"options": merged})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn signup(s: &Server, email: &str, password: &str) -> (u16, Value) {
+    s.call(
+        "POST",
+        "/dbconnections/signup",
+        None,
+        Some(json!({
+        "client_id": s.app_id, "connection": "Username-Password-Authentication",
+        "email": email, "password": password, "user_metadata": {"first": "Dorothea"}})),
+    )
+    .await
+}
+
+#[test]
+fn the_password_policy_applies_to_new_passwords_and_never_to_a_migrating_login() {
+    let s = start_with(tempfile::tempdir().unwrap(), &[]);
+    block_on(async {
+        let mgmt = s.management_token().await;
+        set_options(
+            &s,
+            &mgmt,
+            json!({"passwordPolicy": "good",
+            "password_dictionary": {"enable": true, "dictionary": ["Winter2026!"]},
+            "password_no_personal_info": {"enable": true}}),
+        )
+        .await;
+        let (status, connection) = s
+            .call("GET", "/api/v2/connections/con_demo", Some(&mgmt), None)
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            connection["options"]["passwordPolicy"], "good",
+            "kept as sent"
+        );
+        assert!(
+            connection["options"]["customScripts"]["login"].is_string(),
+            "scripts kept"
+        );
+
+        // Too weak: Auth0's body, rules checked one by one, and the policy as text.
+        let (status, body) = signup(&s, "dora@example.com", "abcdefgh!").await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            (body["name"].as_str(), body["code"].as_str()),
+            (Some("PasswordStrengthError"), Some("invalid_password"))
+        );
+        assert_eq!(body["message"], "Password is too weak");
+        assert_eq!(body["description"]["verified"], false);
+        assert_eq!(
+            body["description"]["rules"][1]["items"][1],
+            json!({"message": "upper case letters (A-Z)", "code": "upperCase", "verified": false})
+        );
+        assert!(
+            body["policy"].as_str().unwrap().starts_with(
+                "* At least 8 characters in length\n* Contain at least 3 of the following 4 types"
+            ),
+            "{body}"
+        );
+        // Common, custom and personal passwords.
+        let (status, body) = signup(&s, "dora@example.com", "winter2026!").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("password_dictionary_error")),
+            "{body}"
+        );
+        let (status, body) = signup(&s, "dora@example.com", "Hello-Dorothea-1").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("password_no_user_info_error")),
+            "{body}"
+        );
+        let (status, body) = signup(&s, "dora@example.com", "Dora@Example-9").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("password_no_user_info_error")),
+            "the email's local part: {body}"
+        );
+        let (_, logs) = s
+            .call("GET", "/api/v2/logs?q=type:fs", Some(&mgmt), None)
+            .await;
+        assert_eq!(
+            logs.as_array().unwrap().len(),
+            4,
+            "each refusal is a failed signup: {logs}"
+        );
+        // A strong one passes, and the user can log in with it.
+        let (status, body) = signup(&s, "dora@example.com", "Tr0ub4dor&3x").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            login_from(&s, None, "dora@example.com", "Tr0ub4dor&3x")
+                .await
+                .0,
+            200
+        );
+
+        // A password change through the Management API follows the policy too.
+        s.log_alice_in().await;
+        let (_, users) = s
+            .call(
+                "GET",
+                "/api/v2/users-by-email?email=alice@example.com",
+                Some(&mgmt),
+                None,
+            )
+            .await;
+        let alice = format!(
+            "/api/v2/users/{}",
+            users[0]["user_id"].as_str().unwrap().replace('|', "%7C")
+        );
+        let (status, body) = s
+            .call(
+                "PATCH",
+                &alice,
+                Some(&mgmt),
+                Some(json!({"password": "short"})),
+            )
+            .await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (400, Some("PasswordStrengthError: Password is too weak")),
+            "{body}"
+        );
+        assert_eq!(
+            login_from(&s, None, ALICE, RIGHT).await.0,
+            200,
+            "the old password still works"
+        );
+
+        // And so does a reset through a ticket.
+        let (status, body) = s
+            .call(
+                "POST",
+                "/api/v2/tickets/password-change",
+                Some(&mgmt),
+                Some(json!({"email": ALICE, "connection_id": "con_demo"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let url = body["ticket"].as_str().unwrap();
+        let ticket = url.split("ticket=").nth(1).unwrap().trim_end_matches('#');
+        let reset = |password: &str| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+                .post(format!("{}/lo/reset", s.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!(
+                    "ticket={ticket}&newPassword={password}&confirmNewPassword={password}"
+                ))
+                .send()
+        };
+        let refused = reset("weakling").await.unwrap();
+        assert_eq!(refused.status().as_u16(), 400);
+        let text = refused.text().await.unwrap();
+        assert!(
+            text.contains("Password is too weak") && text.contains("At least 8 characters"),
+            "{text}"
+        );
+        let done = reset("Str0ng-enough").await.unwrap();
+        assert!(
+            done.status().is_redirection() || done.status().is_success(),
+            "{}",
+            done.status()
+        );
+        assert_eq!(login_from(&s, None, ALICE, "Str0ng-enough").await.0, 200);
+
+        // Import mode under the strictest policy: bob's legacy password is weak, yet his first
+        // login migrates him and later logins check it locally.
+        set_options(
+            &s,
+            &mgmt,
+            json!({"import_mode": true, "passwordPolicy": "excellent"}),
+        )
+        .await;
+        for _ in 0..2 {
+            let (status, body) = login_from(&s, None, "bob@example.com", "hunter22").await;
+            assert_eq!(status, 200, "{body}");
+        }
+        let (_, users) = s
+            .call(
+                "GET",
+                "/api/v2/users-by-email?email=bob@example.com",
+                Some(&mgmt),
+                None,
+            )
+            .await;
+        let bob = format!(
+            "/api/v2/users/{}",
+            users[0]["user_id"].as_str().unwrap().replace('|', "%7C")
+        );
+        let (status, body) = s
+            .call(
+                "PATCH",
+                &bob,
+                Some(&mgmt),
+                Some(json!({"password": "hunter23"})),
+            )
+            .await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (400, Some("PasswordStrengthError: Password is too weak")),
+            "{body}"
+        );
+    });
+}
