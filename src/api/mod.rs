@@ -9,6 +9,7 @@ mod connections;
 pub mod dto;
 mod error;
 mod extract;
+pub mod listener;
 mod live;
 mod logs;
 mod protection;

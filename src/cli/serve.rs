@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::api::listener::{self, Limits};
 use crate::api::{self, AppState, tokens::Keys};
 use crate::isolation::{Pool, PoolConfig};
 use crate::service::Service;
@@ -19,7 +20,8 @@ use crate::store::{Store, seal::Sealer};
 pub struct ServeArgs {
     /// A JSON file with any of the settings below, by their names with underscores
     /// (`listen`, `data`, `max_runs_per_tenant`, `workers`, `log_format`,
-    /// `egress_allow_internal`, `public_url`, `trusted_proxies`); flags win over it.
+    /// `egress_allow_internal`, `public_url`, `trusted_proxies`, `header_timeout_secs`,
+    /// `max_connections`); flags win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free one) [default: 127.0.0.1:3000].
@@ -57,6 +59,15 @@ pub struct ServeArgs {
     /// client's, whatever the headers say.
     #[arg(long = "trusted-proxy", value_name = "ADDR_OR_CIDR")]
     trusted_proxies: Vec<String>,
+    /// Seconds a connection may take to send a request's headers, counted from its opening or
+    /// from the end of its previous response (so also the longest an idle keep-alive
+    /// connection is kept) [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    header_timeout_secs: Option<u64>,
+    /// Connections served at once; more wait to be accepted [default: three quarters of the
+    /// open-file limit, which serve raises to its hard limit].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum, serde::Deserialize)]
@@ -80,6 +91,8 @@ struct ConfigFile {
     public_url: Option<url::Url>,
     #[serde(default)]
     trusted_proxies: Vec<String>,
+    header_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 /// What the server runs with: flags, then the config file, then the defaults.
@@ -92,6 +105,7 @@ struct Settings {
     egress_allow_internal: Vec<String>,
     public_url: Option<url::Url>,
     trusted_proxies: Vec<ipnet::IpNet>,
+    listener: Limits,
 }
 
 impl Settings {
@@ -103,7 +117,7 @@ impl Settings {
                     .with_context(|| format!("cannot read the config file {}", path.display()))?;
                 serde_json::from_str(&text).with_context(|| {
                     format!(
-                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url, trusted_proxies)",
+                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url, trusted_proxies, header_timeout_secs, max_connections)",
                         path.display()
                     )
                 })?
@@ -131,6 +145,13 @@ impl Settings {
                     .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut listener = Limits::default_for(listener::raise_open_files());
+        if let Some(secs) = args.header_timeout_secs.or(file.header_timeout_secs) {
+            listener.header_timeout = std::time::Duration::from_secs(secs.max(1));
+        }
+        if let Some(n) = args.max_connections.or(file.max_connections) {
+            listener.max_connections = n.max(1);
+        }
         let public_url = args.public_url.or(file.public_url);
         if let Some(url) = &public_url
             && (!matches!(url.scheme(), "http" | "https") || url.path() != "/")
@@ -142,6 +163,7 @@ impl Settings {
         Ok(Settings {
             public_url,
             trusted_proxies,
+            listener,
             egress_allow_internal,
             listen: args
                 .listen
@@ -226,15 +248,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         use std::io::Write as _;
         let mut stdout = std::io::stdout();
         let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
-        axum::serve(
-            listener,
-            api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-                tracing::info!("shutting down");
-            })
-            .await?;
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        };
+        listener::serve(listener, api::router(state), args.listener, shutdown).await;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)

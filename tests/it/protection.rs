@@ -577,3 +577,78 @@ fn the_password_policy_applies_to_new_passwords_and_never_to_a_migrating_login()
         );
     });
 }
+
+/// Reads until the server closes the connection; the bound only keeps a broken server from
+/// hanging the suite.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), read)
+        .await
+        .expect("the server never closed the connection");
+    seen
+}
+
+#[test]
+fn idle_and_slow_connections_are_closed_and_the_rest_still_served() {
+    let s = start_with(
+        tempfile::tempdir().unwrap(),
+        &["--header-timeout-secs", "1", "--max-connections", "40"],
+    );
+    block_on(async {
+        use tokio::io::AsyncWriteExt;
+        let address = s.base.trim_start_matches("http://").to_string();
+        let mut idle = Vec::new();
+        for _ in 0..200 {
+            idle.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+        }
+        let mut slow = Vec::new();
+        for _ in 0..20 {
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            slow.push(tokio::spawn(async move {
+                // Headers a byte at a time, never finished.
+                let _ = stream
+                    .write_all(b"POST /oauth/token HTTP/1.1\r\nHost: localhost\r\n")
+                    .await;
+                for _ in 0..600 {
+                    if stream.write_all(b"X").await.is_err() {
+                        return true;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                false
+            }));
+        }
+        // Far more connections than the cap are held open, yet a login gets through.
+        let (status, body) = login_from(&s, None, ALICE, RIGHT).await;
+        assert_eq!(status, 200, "{body}");
+        for stream in &mut idle {
+            assert!(
+                closed_by_server(stream).await.is_empty(),
+                "an idle connection is closed without an answer"
+            );
+        }
+        for task in slow {
+            assert!(
+                task.await.unwrap(),
+                "a slowloris connection was kept open for a minute"
+            );
+        }
+        // A keep-alive connection that goes idle after its request is closed too.
+        let mut kept = tokio::net::TcpStream::connect(&address).await.unwrap();
+        kept.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = String::from_utf8(closed_by_server(&mut kept).await).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    });
+}
