@@ -79,6 +79,8 @@ fn start(data: &Path) -> Server {
     let mut child = Command::new(exe())
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        // The bench is one client at one address, sending far more than any one client may.
+        .args(["--rate-limit-per-ip", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

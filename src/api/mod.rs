@@ -13,6 +13,7 @@ pub mod listener;
 mod live;
 mod logs;
 mod protection;
+pub mod throttle;
 mod tickets;
 pub mod tokens;
 mod users;
@@ -52,6 +53,8 @@ pub struct AppState {
     /// Proxies whose `X-Forwarded-For` / `auth0-forwarded-for` name the client (`serve
     /// --trusted-proxy`); from any other peer, the peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Per-address buckets of the endpoints anyone may call.
+    pub throttle: throttle::Throttle,
     /// Hosts already resolved to their tenant, with when the answer must be looked up again.
     hosts: std::sync::Mutex<std::collections::HashMap<String, (String, Option<Instant>)>>,
 }
@@ -65,6 +68,7 @@ impl AppState {
             in_flight: Default::default(),
             public_https: None,
             trusted_proxies: Vec::new(),
+            throttle: throttle::Throttle::new(Some(throttle::Rate::default())),
             hosts: Default::default(),
         }
     }
@@ -79,6 +83,12 @@ impl AppState {
     /// Takes the client's address from these proxies' forwarding headers.
     pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> Self {
         self.trusted_proxies = proxies;
+        self
+    }
+
+    /// Limits each client of the unauthenticated endpoints to `rate` (`None`: no limit).
+    pub fn with_rate_limit(mut self, rate: Option<throttle::Rate>) -> Self {
+        self.throttle = throttle::Throttle::new(rate);
         self
     }
 
@@ -218,22 +228,34 @@ async fn trace_request(
         .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_string);
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let started = Instant::now();
-    let caller = Caller {
-        ip: request
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|peer| {
-                crate::domain::protection::canonical(
-                    state.client_ip(peer.0.ip(), request.headers()),
-                )
-                .to_string()
-            }),
-        user_agent: header_text(&request, axum::http::header::USER_AGENT),
-        hostname: header_text(&request, axum::http::header::HOST),
-        ..Caller::default()
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|peer| {
+            crate::domain::protection::canonical(state.client_ip(peer.0.ip(), request.headers()))
+        });
+    let throttled = match client {
+        Some(ip) if throttle::guarded(&path) => state.throttle.take(ip, started).err(),
+        _ => None,
     };
-    let answer = crate::service::as_caller(caller, next.run(request));
-    let mut response = REQUEST_ID.scope(id.clone(), answer).await;
+    let mut response = if let Some(wait) = throttled {
+        let mut e = ApiError::auth(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!("Too many requests from this address; retry in {wait} s."),
+        );
+        e.retry_after = Some(wait);
+        axum::response::IntoResponse::into_response(e)
+    } else {
+        let caller = Caller {
+            ip: client.map(|ip| ip.to_string()),
+            user_agent: header_text(&request, axum::http::header::USER_AGENT),
+            hostname: header_text(&request, axum::http::header::HOST),
+            ..Caller::default()
+        };
+        let answer = crate::service::as_caller(caller, next.run(request));
+        REQUEST_ID.scope(id.clone(), answer).await
+    };
     let status = response.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1e3;
     // Answers that went well are debug lines (`CUSTOMDB_LOG=debug`): at thousands of reads a

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::api::listener::{self, Limits};
+use crate::api::throttle::Rate;
 use crate::api::{self, AppState, tokens::Keys};
 use crate::isolation::{Pool, PoolConfig};
 use crate::service::Service;
@@ -21,7 +22,7 @@ pub struct ServeArgs {
     /// A JSON file with any of the settings below, by their names with underscores
     /// (`listen`, `data`, `max_runs_per_tenant`, `workers`, `log_format`,
     /// `egress_allow_internal`, `public_url`, `trusted_proxies`, `header_timeout_secs`,
-    /// `max_connections`); flags win over it.
+    /// `max_connections`, `rate_limit_per_ip`, `rate_limit_burst`); flags win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free one) [default: 127.0.0.1:3000].
@@ -68,6 +69,14 @@ pub struct ServeArgs {
     /// open-file limit, which serve raises to its hard limit].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Requests a second each client address may send to the endpoints that need no token
+    /// (/oauth/token, /dbconnections/*, /lo/reset), sustained; 0 turns the limit off
+    /// [default: 50].
+    #[arg(long, value_name = "PER_SECOND")]
+    rate_limit_per_ip: Option<f64>,
+    /// Requests at once a quiet client may send to those endpoints [default: 200].
+    #[arg(long, value_name = "N")]
+    rate_limit_burst: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum, serde::Deserialize)]
@@ -93,6 +102,8 @@ struct ConfigFile {
     trusted_proxies: Vec<String>,
     header_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    rate_limit_per_ip: Option<f64>,
+    rate_limit_burst: Option<u32>,
 }
 
 /// What the server runs with: flags, then the config file, then the defaults.
@@ -106,6 +117,7 @@ struct Settings {
     public_url: Option<url::Url>,
     trusted_proxies: Vec<ipnet::IpNet>,
     listener: Limits,
+    rate_limit: Option<Rate>,
 }
 
 impl Settings {
@@ -117,7 +129,7 @@ impl Settings {
                     .with_context(|| format!("cannot read the config file {}", path.display()))?;
                 serde_json::from_str(&text).with_context(|| {
                     format!(
-                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url, trusted_proxies, header_timeout_secs, max_connections)",
+                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url, trusted_proxies, header_timeout_secs, max_connections, rate_limit_per_ip, rate_limit_burst)",
                         path.display()
                     )
                 })?
@@ -152,6 +164,21 @@ impl Settings {
         if let Some(n) = args.max_connections.or(file.max_connections) {
             listener.max_connections = n.max(1);
         }
+        let defaults = Rate::default();
+        let per_second = args
+            .rate_limit_per_ip
+            .or(file.rate_limit_per_ip)
+            .unwrap_or(defaults.per_second);
+        if !(per_second.is_finite() && per_second >= 0.0) {
+            anyhow::bail!("rate_limit_per_ip must be a number of requests a second, 0 for none");
+        }
+        let rate_limit = (per_second > 0.0).then(|| Rate {
+            per_second,
+            burst: args
+                .rate_limit_burst
+                .or(file.rate_limit_burst)
+                .map_or(defaults.burst, |b| f64::from(b.max(1))),
+        });
         let public_url = args.public_url.or(file.public_url);
         if let Some(url) = &public_url
             && (!matches!(url.scheme(), "http" | "https") || url.path() != "/")
@@ -164,6 +191,7 @@ impl Settings {
             public_url,
             trusted_proxies,
             listener,
+            rate_limit,
             egress_allow_internal,
             listen: args
                 .listen
@@ -222,7 +250,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let state = Arc::new(
         AppState::new(core, keys, args.max_runs_per_tenant)
             .with_public_url(args.public_url.as_ref())
-            .with_trusted_proxies(args.trusted_proxies.clone()),
+            .with_trusted_proxies(args.trusted_proxies.clone())
+            .with_rate_limit(args.rate_limit),
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

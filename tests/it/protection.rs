@@ -652,3 +652,65 @@ fn idle_and_slow_connections_are_closed_and_the_rest_still_served() {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     });
 }
+
+#[test]
+fn each_client_of_the_open_endpoints_has_a_bucket() {
+    let s = start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--rate-limit-per-ip",
+            "0.5",
+            "--rate-limit-burst",
+            "3",
+            "--trusted-proxy",
+            "127.0.0.1",
+        ],
+    );
+    block_on(async {
+        let post = |ip: &'static str, path: &'static str| {
+            let body = json!({"client_id": s.app_id, "connection": "Username-Password-Authentication",
+                              "email": "nobody@example.com", "grant_type": "password",
+                              "username": "nobody@example.com", "password": "x"});
+            reqwest::Client::new()
+                .post(format!("{}{path}", s.base))
+                .header("content-type", "application/json")
+                .header("auth0-forwarded-for", ip)
+                .body(body.to_string())
+                .send()
+        };
+        // Three requests of any kind (failed logins, password-change requests) fill a bucket.
+        assert_eq!(
+            post("203.0.113.9", "/oauth/token").await.unwrap().status(),
+            403
+        );
+        assert_eq!(
+            post("203.0.113.9", "/dbconnections/change_password")
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            post("203.0.113.9", "/oauth/token").await.unwrap().status(),
+            403
+        );
+        let refused = post("203.0.113.9", "/dbconnections/signup").await.unwrap();
+        assert_eq!(refused.status(), 429);
+        assert_eq!(refused.headers()["retry-after"], "2");
+        assert!(refused.headers().contains_key("x-request-id"));
+        let body: Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
+        assert_eq!(body["error"], "too_many_requests", "{body}");
+        // Another client, and the endpoints that need a token, are not affected.
+        assert_eq!(
+            post("203.0.113.10", "/oauth/token").await.unwrap().status(),
+            403
+        );
+        let mgmt = s.management_token().await;
+        for _ in 0..5 {
+            assert_eq!(
+                s.call("GET", "/api/v2/logs", Some(&mgmt), None).await.0,
+                200
+            );
+        }
+    });
+}
