@@ -16,7 +16,6 @@ use super::auth::{client, text};
 use super::connections::connection_record;
 use super::extract::*;
 use super::{ApiError, AppState, Query, Tenant, body};
-use crate::domain::events::LogType;
 use crate::service::{DEFAULT_TTL_SECS, MAX_TTL_SECS, Redeemed, TicketRequest};
 use crate::store::Issuer;
 
@@ -37,7 +36,7 @@ fn ticket_url(tenant: &Tenant, id: &str) -> String {
 }
 
 /// `POST /dbconnections/change_password {client_id, email, connection}`: records a ticket for
-/// the email. The answer never tells whether the user exists.
+/// the user with the email, if any. The answer never tells whether the user exists.
 async fn request_change(
     State(state): State<Arc<AppState>>,
     tenant: Tenant,
@@ -46,6 +45,13 @@ async fn request_change(
     let body = super::auth::parameters(request).await?;
     client(&state, &tenant, &body).await?;
     let email = text(&body, "email").ok_or_else(|| ApiError::missing("email"))?;
+    crate::domain::profile::check_email(email).map_err(|why| {
+        ApiError::auth(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("email {why}"),
+        )
+    })?;
     crate::service::note_caller(|c| c.user_name = Some(email.to_string()));
     let name = text(&body, "connection").ok_or_else(|| ApiError::missing("connection"))?;
     let record = state
@@ -59,24 +65,10 @@ async fn request_change(
                 format!("no connection named '{name}'"),
             )
         })?;
-    let ticket = TicketRequest {
-        connection: record.name.clone(),
-        email: email.to_string(),
-        result_url: None,
-        ttl_secs: DEFAULT_TTL_SECS,
-        mark_email_verified: false,
-        issuer: Issuer::Anonymous,
-    };
-    state.core.issue_ticket(&tenant.id, ticket).await?;
+    let _slot = state.admit(&tenant.id)?;
     state
         .core
-        .log(
-            &tenant.id,
-            LogType::SuccessChangePasswordRequest,
-            &record.name,
-            None,
-            None,
-        )
+        .request_password_change(&tenant.id, &record, email)
         .await?;
     // Auth0 answers the sentence itself as text/html, not JSON; SDKs show it as is.
     Ok((

@@ -154,6 +154,54 @@ impl Service {
         refuse(Refusal::WeakPassword(rejection))
     }
 
+    /// Auth0's "forgot password" (`/dbconnections/change_password`): a ticket for the user
+    /// with `email` when the connection has one (in the store, or found by get_user), and
+    /// nothing stored for an email nobody has. The caller answers the same either way.
+    pub async fn request_password_change(
+        &self,
+        tenant: &str,
+        record: &ConnectionRecord,
+        email: &str,
+    ) -> Result<(), ServiceError> {
+        let connection = record.name.as_str();
+        let known = match self.store.find_user(tenant, connection, email).await? {
+            Some(_) => true,
+            None => match self.get_user_with(&Settings::of(record), email, None).await {
+                Ok(_) => true,
+                Err(Failure::Refused(_)) => false,
+                Err(Failure::Internal(e)) => return Err(e),
+            },
+        };
+        if !known {
+            return self
+                .log(
+                    tenant,
+                    LogType::FailedChangePasswordRequest,
+                    connection,
+                    None,
+                    Some("no user has this email: no ticket was made"),
+                )
+                .await;
+        }
+        let ticket = TicketRequest {
+            connection: connection.to_string(),
+            email: email.to_string(),
+            result_url: None,
+            ttl_secs: DEFAULT_TTL_SECS,
+            mark_email_verified: false,
+            issuer: Issuer::Anonymous,
+        };
+        self.issue_ticket(tenant, ticket).await?;
+        self.log(
+            tenant,
+            LogType::SuccessChangePasswordRequest,
+            connection,
+            None,
+            None,
+        )
+        .await
+    }
+
     /// Records a ticket and returns its id (the secret part of the URL).
     pub async fn issue_ticket(
         &self,

@@ -714,3 +714,63 @@ fn each_client_of_the_open_endpoints_has_a_bucket() {
         }
     });
 }
+
+#[test]
+fn anonymous_password_change_requests_store_nothing_for_unknown_or_invalid_emails() {
+    let s = start_with(tempfile::tempdir().unwrap(), &[]);
+    block_on(async {
+        let request = |email: String| {
+            s.call("POST", "/dbconnections/change_password", None, Some(json!({
+                "client_id": s.app_id, "connection": "Username-Password-Authentication", "email": email})))
+        };
+        let sentence = Value::String("We've just sent you an email to reset your password.".into());
+        for email in [
+            "not an email".to_string(),
+            format!("{}@example.com", "x".repeat(10_000)),
+        ] {
+            let (status, body) = request(email).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (400, Some("invalid_request")),
+                "{body}"
+            );
+            assert!(
+                body["error_description"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("email must"),
+                "{body}"
+            );
+        }
+        for n in 0..30 {
+            assert_eq!(
+                request(format!("stranger{n}@example.com")).await,
+                (200, sentence.clone())
+            );
+        }
+        assert_eq!(
+            request(ALICE.to_string()).await,
+            (200, sentence.clone()),
+            "the same answer"
+        );
+        let mgmt = s.management_token().await;
+        let (_, failed) = s
+            .call(
+                "GET",
+                "/api/v2/logs?q=type:fcpr&per_page=100",
+                Some(&mgmt),
+                None,
+            )
+            .await;
+        assert_eq!(failed.as_array().unwrap().len(), 30);
+        let (_, done) = s
+            .call("GET", "/api/v2/logs?q=type:scpr", Some(&mgmt), None)
+            .await;
+        assert_eq!(done.as_array().unwrap().len(), 1);
+        let store = rusqlite::Connection::open(s.data_folder().join("store.db")).unwrap();
+        let tickets: i64 = store
+            .query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tickets, 1, "only alice's request made a ticket");
+    });
+}
