@@ -257,6 +257,10 @@ pub struct Limits {
     pub console_bytes: usize,
     /// Largest callback value (as JSON text) that crosses the boundary.
     pub result_bytes: usize,
+    /// Highest bcrypt cost a script may hash or compare at (each step doubles the work).
+    pub max_bcrypt_cost: u32,
+    /// Most PBKDF2 iterations one call may ask for.
+    pub max_pbkdf2_iterations: u32,
 }
 
 impl Default for Limits {
@@ -268,6 +272,8 @@ impl Default for Limits {
             console_lines: 1_000,
             console_bytes: 1 << 20,
             result_bytes: 1 << 20,
+            max_bcrypt_cost: 14,
+            max_pbkdf2_iterations: 2_000_000,
         }
     }
 }

@@ -108,8 +108,14 @@ impl Pool {
         };
         let mut execution = match tokio::time::timeout(wait, exchange).await {
             Ok(Ok(Some(response))) if response.id == id => {
-                let execution = response.execution;
-                if execution.outcome.is_limit() {
+                let mut execution = response.execution;
+                if response.native_jobs_left > 0 {
+                    execution.warnings.push(format!(
+                        "the run ended with {} bcrypt, pbkdf2 or sqlite call(s) still running; its worker was stopped so that they do not outlive it",
+                        response.native_jobs_left
+                    ));
+                }
+                if execution.outcome.is_limit() || response.native_jobs_left > 0 {
                     lease.discard().await;
                 } else {
                     lease.release();

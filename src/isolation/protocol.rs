@@ -22,6 +22,10 @@ pub struct Request {
 pub struct Response {
     pub id: u64,
     pub execution: Execution,
+    /// Jobs the run started on the worker's blocking pool that were still running when it
+    /// ended: the worker is stopped rather than kept busy after its run.
+    #[serde(default)]
+    pub native_jobs_left: usize,
 }
 
 fn too_large(len: usize) -> io::Error {

@@ -59,7 +59,13 @@ fn serve_stdio() -> Result<(), WorkerError> {
         let mut execution = local.block_on(&rt, runtime.run(&invocation));
         // The one exit of every run: no secret leaves the worker in any string it carries.
         execution.redact(&invocation.redactor());
-        protocol::write_blocking(&mut output, &Response { id, execution })?;
+        let native_jobs_left = crate::sandbox::native_jobs_in_flight();
+        let response = Response {
+            id,
+            execution,
+            native_jobs_left,
+        };
+        protocol::write_blocking(&mut output, &response)?;
     }
     Ok(())
 }

@@ -198,9 +198,7 @@ pub fn callback(run_id: u64, ctx: &mut Context) -> JsFunction {
                 return Ok(JsValue::undefined());
             }
             if state(ctx).settled() {
-                state(ctx).warnings.push(
-                    "callback was called more than once; only the first call counts".to_string(),
-                );
+                state(ctx).warn("callback was called more than once; only the first call counts");
                 return Ok(JsValue::undefined());
             }
             let err = args.first().cloned().unwrap_or_default();

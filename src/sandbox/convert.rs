@@ -181,10 +181,22 @@ fn number(n: f64) -> Value {
 
 /// Reads a thrown or passed error the way Auth0's sandbox does: the whitelisted fields of an
 /// object, `{message}` for anything else.
+/// The longest text an error field (name, message, description, stack, ...) keeps: an
+/// Execution is bounded as the console is.
+const MAX_ERROR_FIELD_CHARS: usize = 8 * 1024;
+
+fn bounded(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(MAX_ERROR_FIELD_CHARS) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 pub fn script_error(value: &JsValue, ctx: &mut Context) -> ScriptError {
     let Some(obj) = value.as_object() else {
         return ScriptError {
-            message: Some(plain_string(value, ctx)),
+            message: Some(bounded(plain_string(value, ctx))),
             ..ScriptError::default()
         };
     };
@@ -193,7 +205,7 @@ pub fn script_error(value: &JsValue, ctx: &mut Context) -> ScriptError {
         if v.is_null_or_undefined() {
             return None;
         }
-        Some(plain_string(&v, ctx))
+        Some(bounded(plain_string(&v, ctx)))
     };
     let name = field("name", ctx).or_else(|| Some("Error".to_string()));
     let message = field("message", ctx);

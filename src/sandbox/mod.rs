@@ -25,7 +25,7 @@ use crate::script::{Action, Invocation, Policy, check_source};
 use engine::{End, Executor};
 use run_state::{Answer, RunState, state};
 
-pub use modules::module_name;
+pub use modules::{module_name, native_jobs_in_flight};
 
 /// Warm contexts kept per runtime; the least recently used is dropped beyond this.
 const MAX_WARM_CONTEXTS: usize = 64;
@@ -332,7 +332,9 @@ fn finish(
     budget: u64,
     ctx: &mut Context,
 ) -> Execution {
-    let mut warnings = st.warnings;
+    let mut st = st;
+    let fatal = st.fatal.take();
+    let answer = st.answer.take();
     let (outcome, result, error) = if used > budget {
         (
             Outcome::CpuLimit,
@@ -342,14 +344,12 @@ fn finish(
                 format!("the script used more than its budget of {budget} instructions"),
             )),
         )
-    } else if let (_, Some((outcome, error))) = (&st.answer, st.fatal) {
+    } else if let Some((outcome, error)) = fatal {
         (outcome, None, Some(error))
-    } else if let Some(answer) = st.answer {
+    } else if let Some(answer) = answer {
         if let End::Thrown(e) = &end {
-            warnings.push(format!(
-                "after calling back, the script threw: {}",
-                convert::js_error(e, ctx)
-            ));
+            let thrown = convert::js_error(e, ctx);
+            st.warn(format!("after calling back, the script threw: {thrown}"));
         }
         match answer {
             Answer::Error(e) => (Outcome::Error, None, Some(e)),
@@ -395,8 +395,8 @@ fn finish(
         outcome,
         result,
         error,
+        warnings: st.take_warnings(),
         console: st.console,
-        warnings,
         timings: Timings::default(),
     }
 }

@@ -9,6 +9,10 @@ use std::time::Instant;
 use crate::outcome::{ConsoleLine, Outcome, ScriptError};
 use crate::script::{Limits, Policy};
 
+/// Distinct warnings one run keeps, and the length each is cut at.
+const MAX_WARNINGS: usize = 32;
+const MAX_WARNING_CHARS: usize = 1024;
+
 /// What the callback answered.
 #[derive(Debug)]
 pub enum Answer {
@@ -26,7 +30,9 @@ pub struct RunState {
     pub policy: Policy,
     pub console: Vec<ConsoleLine>,
     pub(super) console_bytes: usize,
-    pub warnings: Vec<String>,
+    /// Distinct warnings with how often each was raised (see `warn`).
+    warnings: Vec<(String, u64)>,
+    dropped_warnings: u64,
     pub answer: Option<Answer>,
     /// A condition that ends the run whatever the script does next (output limit, an exception
     /// thrown from an asynchronous callback).
@@ -45,11 +51,48 @@ impl RunState {
             console: Vec::new(),
             console_bytes: 0,
             warnings: Vec::new(),
+            dropped_warnings: 0,
             answer: None,
             fatal: None,
             next_timer: 0,
             timers: HashMap::new(),
         }
+    }
+
+    /// Records a warning. A repeated one is counted, not kept again, and a run keeps at most
+    /// `MAX_WARNINGS` distinct ones of at most `MAX_WARNING_CHARS` each: a script calling back
+    /// a million times costs a counter, not a million lines.
+    pub fn warn(&mut self, text: impl Into<String>) {
+        let mut text: String = text.into();
+        if let Some((cut, _)) = text.char_indices().nth(MAX_WARNING_CHARS) {
+            text.truncate(cut);
+            text.push('…');
+        }
+        if let Some((_, n)) = self.warnings.iter_mut().find(|(t, _)| *t == text) {
+            *n += 1;
+        } else if self.warnings.len() < MAX_WARNINGS {
+            self.warnings.push((text, 1));
+        } else {
+            self.dropped_warnings += 1;
+        }
+    }
+
+    /// The warnings as the Execution carries them.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        let mut out: Vec<String> = std::mem::take(&mut self.warnings)
+            .into_iter()
+            .map(|(text, n)| match n {
+                1 => text,
+                n => format!("{text} ({n} times)"),
+            })
+            .collect();
+        if self.dropped_warnings > 0 {
+            out.push(format!(
+                "{} more warning(s) were not kept (a run keeps {MAX_WARNINGS} distinct ones)",
+                self.dropped_warnings
+            ));
+        }
+        out
     }
 
     pub fn settled(&self) -> bool {

@@ -144,6 +144,8 @@ pub struct Service {
     pub data_root: Option<PathBuf>,
     /// The internal addresses the operator lets scripts reach (`serve --egress-allow-internal`).
     internal_egress: Vec<String>,
+    /// Every run's limits (`serve` sets the bcrypt and PBKDF2 ceilings).
+    limits: Limits,
     /// Every run and log event as it happens, for live watchers (`GET /api/v2/logs/stream`).
     live: tokio::sync::broadcast::Sender<Arc<LiveEvent>>,
 }
@@ -181,8 +183,15 @@ impl Service {
             pool,
             data_root,
             internal_egress: Vec::new(),
+            limits: Limits::default(),
             live: tokio::sync::broadcast::channel(bus::LIVE_BACKLOG).0,
         }
+    }
+
+    /// Runs every script under `limits`.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Lets scripts reach these internal addresses, hosts or CIDR blocks (when their
@@ -224,7 +233,7 @@ impl Service {
             // so it is `{}`; delete always gets `{}` anyway).
             context: settings.script_context.then(|| json!({})),
             configuration: record.configuration.clone(),
-            limits: Limits::default(),
+            limits: self.limits.clone(),
             policy: Policy {
                 data_dirs,
                 egress: settings.egress.clone(),

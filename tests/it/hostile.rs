@@ -323,3 +323,76 @@ fn an_abandoned_run_gives_its_worker_back() {
         assert_eq!(run.unwrap().outcome, Outcome::Success);
     });
 }
+
+#[test]
+fn work_a_run_leaves_behind_ends_with_it_and_floods_are_bounded() {
+    let login = |body: &str| format!("function login(email, password, cb) {{ {body} }}");
+    // Costs above the server's ceiling are refused by name, hashing and comparing alike.
+    for body in [
+        "require('bcrypt').hash('x', 31, cb);",
+        "require('bcrypt').compare('x', '$2b$31$abcdefghijklmnopqrstuu' + 'a'.repeat(31), cb);",
+        "require('crypto').pbkdf2('x', 's', 5000000, 32, 'sha256', cb);",
+    ] {
+        let exec = run(&invocation(Action::Login, &login(body), json!(["a", "b"])));
+        let error = exec.error.clone().unwrap_or_default();
+        assert_eq!(
+            (exec.outcome, error.name.as_deref()),
+            (Outcome::Error, Some("RangeError")),
+            "{body}: {error:?}"
+        );
+        let message = error.message.unwrap_or_default();
+        assert!(
+            message.contains("above this server's limit") && message.contains("serve --max-"),
+            "{body}: {message}"
+        );
+    }
+
+    // A hash still running when the script calls back: the run succeeds, says so, and its
+    // worker is stopped — the next run of the connection starts cold.
+    let mut inv = invocation(
+        Action::Login,
+        &login("require('bcrypt').hash('x', 14, function () {}); cb(null, { user_id: 'done' });"),
+        json!(["a", "b"]),
+    );
+    let exec = run(&inv);
+    expect(
+        "left behind",
+        &exec,
+        &json!({"outcome": "success", "result": {"user_id": "done"}}),
+    );
+    assert!(
+        exec.warnings.iter().any(|w| w.contains("still running")),
+        "{:?}",
+        exec.warnings
+    );
+    inv.source = NORMAL.into();
+    let next = run(&inv);
+    expect("after", &next, &json!({"outcome": "success"}));
+    assert!(
+        !next.timings.warm,
+        "the worker that held the hash was stopped"
+    );
+
+    // A million callbacks are one counted warning; a huge error message is cut.
+    let exec = run(&invocation(
+        Action::Login,
+        &login("for (var i = 0; i < 1000000; i++) cb(null, { user_id: 'x' });"),
+        json!(["a", "b"]),
+    ));
+    assert_eq!(
+        exec.warnings,
+        vec!["callback was called more than once; only the first call counts (999999 times)"]
+    );
+    assert!(serde_json::to_vec(&exec).unwrap().len() < 4096);
+    let exec = run(&invocation(
+        Action::Login,
+        &login("cb(new Error('x'.repeat(1 << 22)));"),
+        json!(["a", "b"]),
+    ));
+    let message = exec.error.unwrap().message.unwrap();
+    assert_eq!(
+        message.chars().count(),
+        8 * 1024 + 1,
+        "cut, with an ellipsis"
+    );
+}

@@ -5,6 +5,7 @@ use base64::Engine as _;
 use boa_engine::{Context, JsResult, JsValue, js_error, js_string};
 
 use super::{Failure, Native, arg_string, defer};
+use crate::sandbox::run_state;
 
 pub const NATIVES: &[Native] = &[
     ("hashSync", 2, hash_sync),
@@ -40,6 +41,18 @@ fn rounds(n: f64) -> JsResult<u32> {
     Ok(n as u32)
 }
 
+/// Refuses a cost above the server's limit (`serve --max-bcrypt-cost`): each step doubles the
+/// work, and a cost of 31 would hold a core for days.
+fn within_limit(cost: u32, ctx: &mut Context) -> JsResult<u32> {
+    let max = run_state::state(ctx).limits.max_bcrypt_cost;
+    if cost > max {
+        return Err(js_error!(RangeError:
+            "bcrypt cost {} is above this server's limit of {} (the operator sets it with serve --max-bcrypt-cost)",
+            cost, max));
+    }
+    Ok(cost)
+}
+
 fn parse_salt(s: &str) -> Result<(bcrypt::Version, u32, [u8; 16]), String> {
     let invalid = || format!("Invalid salt. Salt: {s}");
     let parts: Vec<&str> = s.split('$').collect();
@@ -70,10 +83,12 @@ fn salt_arg(v: &JsValue, ctx: &mut Context) -> JsResult<Salt> {
         return Err(js_error!(Error: "data and salt arguments required"));
     }
     if let Some(n) = v.as_number() {
-        return Ok(Salt::Rounds(rounds(n)?));
+        let cost = rounds(n)?;
+        return Ok(Salt::Rounds(within_limit(cost, ctx)?));
     }
     let s = v.to_string(ctx)?.to_std_string_escaped();
     let (version, cost, salt) = parse_salt(&s).map_err(|m| js_error!(Error: "{}", m))?;
+    within_limit(cost, ctx)?;
     Ok(Salt::Given {
         version,
         cost,
@@ -136,6 +151,13 @@ fn compare_args(args: &[JsValue], ctx: &mut Context) -> JsResult<(String, String
         )),
         _ => Err(js_error!(Error: "data and hash arguments required")),
     }
+    .and_then(|(data, hash)| {
+        // A malformed hash compares as false; a well-formed one is checked against the limit.
+        if let Ok((_, cost, _)) = parse_salt(&hash) {
+            within_limit(cost, ctx)?;
+        }
+        Ok((data, hash))
+    })
 }
 
 fn compare_sync(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
@@ -154,7 +176,10 @@ fn compare_async(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<J
 
 fn gen_salt_sync(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let cost = match args.first() {
-        Some(v) if !v.is_null_or_undefined() => rounds(v.to_number(ctx)?)?,
+        Some(v) if !v.is_null_or_undefined() => {
+            let cost = rounds(v.to_number(ctx)?)?;
+            within_limit(cost, ctx)?
+        }
         _ => DEFAULT_ROUNDS,
     };
     let minor = match args.get(1) {

@@ -137,6 +137,14 @@ fn pbkdf2_args(args: &[JsValue], ctx: &mut Context) -> JsResult<Pbkdf2Args> {
             js_error!(RangeError: "The value of \"iterations\" is out of range. It must be >= 1 && <= {}. Received {}", MAX_PBKDF2_ITERATIONS, iterations),
         );
     }
+    let max = crate::sandbox::run_state::state(ctx)
+        .limits
+        .max_pbkdf2_iterations;
+    if iterations > f64::from(max) {
+        return Err(js_error!(RangeError:
+            "{} PBKDF2 iterations are above this server's limit of {} (the operator sets it with serve --max-pbkdf2-iterations)",
+            iterations, max));
+    }
     if !(0.0..=(1 << 16) as f64).contains(&key_len) || key_len.fract() != 0.0 {
         return Err(
             js_error!(RangeError: "The value of \"keylen\" is out of range. Received {}", key_len),

@@ -200,7 +200,41 @@ pub fn defer<T: Send + 'static, E: Into<Failure> + Send + 'static>(
     work: impl FnOnce() -> Result<T, E> + Send + 'static,
     deliver: Deliver<T>,
 ) -> JsResult<JsValue> {
-    settle(ctx, tokio::task::spawn_blocking(work), deliver)
+    let running = NativeJob::start();
+    settle(
+        ctx,
+        tokio::task::spawn_blocking(move || {
+            let _running = running;
+            work()
+        }),
+        deliver,
+    )
+}
+
+/// Blocking-pool jobs started and not yet finished, in this process.
+static NATIVE_JOBS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One job counted in `NATIVE_JOBS` until it ends (or panics).
+struct NativeJob;
+
+impl NativeJob {
+    fn start() -> Self {
+        NATIVE_JOBS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        NativeJob
+    }
+}
+
+impl Drop for NativeJob {
+    fn drop(&mut self) {
+        NATIVE_JOBS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// How many jobs scripts started on the blocking pool (bcrypt, pbkdf2, SQLite) are still
+/// running: work a run left behind when it called back. Such work cannot be cancelled, so
+/// the supervisor stops the worker rather than let it outlive the run.
+pub fn native_jobs_in_flight() -> usize {
+    NATIVE_JOBS.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Runs network I/O (PostgreSQL, MySQL, HTTP) on the worker's I/O runtime and returns a
