@@ -14,7 +14,7 @@ use crate::api::throttle::Rate;
 use crate::api::{self, AppState, tokens::Keys};
 use crate::isolation::{Pool, PoolConfig};
 use crate::service::Service;
-use crate::store::{Store, seal::Sealer};
+use crate::store::{Retention, Store, seal::Sealer};
 
 /// Run the server: Auth0's Authentication and Management APIs over your connections.
 #[derive(Debug, Args)]
@@ -22,7 +22,9 @@ pub struct ServeArgs {
     /// A JSON file with any of the settings below, by their names with underscores
     /// (`listen`, `data`, `max_runs_per_tenant`, `workers`, `log_format`,
     /// `egress_allow_internal`, `public_url`, `trusted_proxies`, `header_timeout_secs`,
-    /// `max_connections`, `rate_limit_per_ip`, `rate_limit_burst`); flags win over it.
+    /// `max_connections`, `rate_limit_per_ip`, `rate_limit_burst`, `max_bcrypt_cost`,
+    /// `max_pbkdf2_iterations`, `log_retention_days`, `log_events_kept_per_tenant`,
+    /// `run_retention_days`, `runs_kept_per_tenant`, `prune_interval_secs`); flags win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free one) [default: 127.0.0.1:3000].
@@ -77,6 +79,28 @@ pub struct ServeArgs {
     /// Requests at once a quiet client may send to those endpoints [default: 200].
     #[arg(long, value_name = "N")]
     rate_limit_burst: Option<u32>,
+    /// Highest bcrypt cost a script may hash or compare at; above it bcrypt throws a
+    /// RangeError that names this setting [default: 14].
+    #[arg(long, value_name = "COST")]
+    max_bcrypt_cost: Option<u32>,
+    /// Most PBKDF2 iterations a script's crypto.pbkdf2 call may ask for [default: 2000000].
+    #[arg(long, value_name = "N")]
+    max_pbkdf2_iterations: Option<u32>,
+    /// Days log events are kept [default: 30].
+    #[arg(long, value_name = "DAYS")]
+    log_retention_days: Option<u32>,
+    /// Log events kept per tenant, newest first [default: 100000].
+    #[arg(long, value_name = "N")]
+    log_events_kept_per_tenant: Option<u32>,
+    /// Days recorded script runs (console and timings) are kept [default: 7].
+    #[arg(long, value_name = "DAYS")]
+    run_retention_days: Option<u32>,
+    /// Recorded script runs kept per tenant, newest first [default: 10000].
+    #[arg(long, value_name = "N")]
+    runs_kept_per_tenant: Option<u32>,
+    /// Seconds between two prunes of what retention no longer keeps [default: 600].
+    #[arg(long, value_name = "SECONDS")]
+    prune_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum, serde::Deserialize)]
@@ -104,6 +128,13 @@ struct ConfigFile {
     max_connections: Option<usize>,
     rate_limit_per_ip: Option<f64>,
     rate_limit_burst: Option<u32>,
+    max_bcrypt_cost: Option<u32>,
+    max_pbkdf2_iterations: Option<u32>,
+    log_retention_days: Option<u32>,
+    log_events_kept_per_tenant: Option<u32>,
+    run_retention_days: Option<u32>,
+    runs_kept_per_tenant: Option<u32>,
+    prune_interval_secs: Option<u64>,
 }
 
 /// What the server runs with: flags, then the config file, then the defaults.
@@ -118,6 +149,9 @@ struct Settings {
     trusted_proxies: Vec<ipnet::IpNet>,
     listener: Limits,
     rate_limit: Option<Rate>,
+    limits: crate::script::Limits,
+    retention: Retention,
+    prune_every: std::time::Duration,
 }
 
 impl Settings {
@@ -129,7 +163,7 @@ impl Settings {
                     .with_context(|| format!("cannot read the config file {}", path.display()))?;
                 serde_json::from_str(&text).with_context(|| {
                     format!(
-                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url, trusted_proxies, header_timeout_secs, max_connections, rate_limit_per_ip, rate_limit_burst)",
+                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url, trusted_proxies, header_timeout_secs, max_connections, rate_limit_per_ip, rate_limit_burst, max_bcrypt_cost, max_pbkdf2_iterations, log_retention_days, log_events_kept_per_tenant, run_retention_days, runs_kept_per_tenant, prune_interval_secs)",
                         path.display()
                     )
                 })?
@@ -179,6 +213,41 @@ impl Settings {
                 .or(file.rate_limit_burst)
                 .map_or(defaults.burst, |b| f64::from(b.max(1))),
         });
+        let mut limits = crate::script::Limits::default();
+        if let Some(cost) = args.max_bcrypt_cost.or(file.max_bcrypt_cost) {
+            if !(4..=31).contains(&cost) {
+                anyhow::bail!("max_bcrypt_cost must be between 4 and 31, not {cost}");
+            }
+            limits.max_bcrypt_cost = cost;
+        }
+        if let Some(n) = args.max_pbkdf2_iterations.or(file.max_pbkdf2_iterations) {
+            limits.max_pbkdf2_iterations = n.max(1);
+        }
+        let kept = Retention::default();
+        let retention = Retention {
+            log_days: args
+                .log_retention_days
+                .or(file.log_retention_days)
+                .unwrap_or(kept.log_days),
+            log_events_per_tenant: args
+                .log_events_kept_per_tenant
+                .or(file.log_events_kept_per_tenant)
+                .unwrap_or(kept.log_events_per_tenant),
+            run_days: args
+                .run_retention_days
+                .or(file.run_retention_days)
+                .unwrap_or(kept.run_days),
+            runs_per_tenant: args
+                .runs_kept_per_tenant
+                .or(file.runs_kept_per_tenant)
+                .unwrap_or(kept.runs_per_tenant),
+        };
+        let prune_every = std::time::Duration::from_secs(
+            args.prune_interval_secs
+                .or(file.prune_interval_secs)
+                .unwrap_or(600)
+                .max(1),
+        );
         let public_url = args.public_url.or(file.public_url);
         if let Some(url) = &public_url
             && (!matches!(url.scheme(), "http" | "https") || url.path() != "/")
@@ -192,6 +261,9 @@ impl Settings {
             trusted_proxies,
             listener,
             rate_limit,
+            limits,
+            retention,
+            prune_every,
             egress_allow_internal,
             listen: args
                 .listen
@@ -246,7 +318,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Arc::new(Pool::new(pool_config(program, args.workers))),
         Some(args.data.join("connections")),
     )
-    .with_internal_egress(args.egress_allow_internal.clone());
+    .with_internal_egress(args.egress_allow_internal.clone())
+    .with_limits(args.limits.clone());
     let state = Arc::new(
         AppState::new(core, keys, args.max_runs_per_tenant)
             .with_public_url(args.public_url.as_ref())
@@ -277,6 +350,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         use std::io::Write as _;
         let mut stdout = std::io::stdout();
         let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+        tokio::spawn(prune(state.clone(), args.retention, args.prune_every));
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");
@@ -285,6 +359,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Forgets, every `every` from the start, what `retention` no longer keeps; on the blocking
+/// pool in short transactions, so requests carry on meanwhile.
+async fn prune(state: Arc<AppState>, retention: Retention, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match state.core.prune(retention).await {
+            Ok(pruned) if pruned != Default::default() => {
+                tracing::info!(?pruned, "pruned what retention no longer keeps");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning failed; the next prune tries again"),
+        }
+    }
 }
 
 /// The pool for `--workers N`: N workers, half of them (at least one) for any one tenant.

@@ -67,6 +67,14 @@ impl Service {
         Ok(())
     }
 
+    /// Forgets the log events, runs, counts and tickets `retention` no longer keeps.
+    pub async fn prune(
+        &self,
+        retention: crate::store::Retention,
+    ) -> Result<crate::store::Pruned, ServiceError> {
+        Ok(self.store.prune(retention).await?)
+    }
+
     /// One log event of the tenant.
     pub async fn log_event(&self, tenant: &str, id: i64) -> Result<Option<LogEvent>, ServiceError> {
         Ok(self.store.log_event(tenant, id).await?)

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use super::{
-    Block, Client, ConnectionRecord, LogEvent, LogWindow, ProfileCopy, RootAttributes, Store,
-    StoreError, Ticket, User, UserChange,
+    Block, Client, ConnectionRecord, LogEvent, LogWindow, ProfileCopy, Pruned, Retention,
+    RootAttributes, Store, StoreError, Ticket, User, UserChange,
 };
 use crate::domain::events::LogType;
 use crate::domain::profile::Profile;
@@ -280,6 +280,11 @@ impl AsyncStore {
         let t = tenant.to_owned();
         self.hop(move |s| s.update_brute_force(&t, |current| current.patched(&patch)))
             .await
+    }
+
+    /// Forgets what `retention` no longer keeps (see `Store::prune`).
+    pub async fn prune(&self, retention: Retention) -> Result<Pruned, StoreError> {
+        self.hop(move |s| s.prune(retention)).await
     }
 
     fn now_secs(&self) -> i64 {

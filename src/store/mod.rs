@@ -9,6 +9,7 @@ mod facade;
 mod logs;
 mod memo;
 mod protection;
+mod retention;
 pub mod seal;
 mod tenants;
 mod tickets;
@@ -20,6 +21,7 @@ pub use facade::AsyncStore;
 pub use logs::{LogEvent, LogWindow};
 pub use memo::ProfileCopy;
 pub use protection::Block;
+pub use retention::{Pruned, Retention};
 pub use tickets::{Issuer, TICKETS_PER_EMAIL, Ticket};
 pub use users::{ROOT_ATTRIBUTES, RootAttributes, User, UserChange};
 
@@ -179,6 +181,10 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL,
         PRIMARY KEY (tenant, name)
     );",
+    // 9: retention — log events and script runs are pruned by age and by count per tenant.
+    "CREATE INDEX log_events_date ON log_events (date);
+    CREATE INDEX script_runs_date ON script_runs (date);
+    CREATE INDEX script_runs_tenant ON script_runs (tenant, id);",
 ];
 
 /// The store. One writer connection behind a mutex (SQLite serializes writers anyway, and

@@ -1,4 +1,4 @@
-//! Attack protection against a real `customdb serve`: brute-force blocks per identifier and
+//! Abuse resistance against a real `customdb serve` and its store: brute-force blocks per identifier and
 //! address (behind a trusted proxy and without one), every way a block ends, the settings and
 //! user-blocks endpoints in Auth0's shapes, and counting under concurrent attempts.
 
@@ -772,5 +772,121 @@ fn anonymous_password_change_requests_store_nothing_for_unknown_or_invalid_email
             .query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))
             .unwrap();
         assert_eq!(tickets, 1, "only alice's request made a ticket");
+    });
+}
+
+#[test]
+fn retention_forgets_old_and_excess_log_events_and_runs_and_keeps_the_rest() {
+    use customdb::domain::events::{Caller, LogType};
+    use customdb::store::Retention;
+    let t = crate::util::temp_store();
+    for tenant in ["a", "b"] {
+        t.store.ensure_tenant(tenant).unwrap();
+    }
+    let event = |tenant: &str| {
+        t.store
+            .log(
+                tenant,
+                LogType::SuccessLogin,
+                Some("c"),
+                None,
+                None,
+                Caller::default(),
+            )
+            .unwrap()
+    };
+    let run = |tenant: &str| {
+        let exec = customdb::outcome::Execution::failed(
+            customdb::outcome::Outcome::Error,
+            customdb::outcome::ScriptError::system("Error", "x"),
+        );
+        t.store
+            .record_run(tenant, "c", customdb::script::Action::Login, &exec)
+            .unwrap();
+    };
+    // 40 days ago: 3 events and 3 runs of a; today: 8 of each for a, 2 for b.
+    for _ in 0..3 {
+        event("a");
+        run("a");
+    }
+    t.clock.advance(40 * 86_400);
+    let mut kept = Vec::new();
+    for _ in 0..8 {
+        kept.push(event("a").id);
+        run("a");
+    }
+    for _ in 0..2 {
+        event("b");
+        run("b");
+    }
+    let retention = Retention {
+        log_days: 30,
+        log_events_per_tenant: 5,
+        run_days: 7,
+        runs_per_tenant: 6,
+    };
+    let pruned = t.store.prune(retention).unwrap();
+    assert_eq!((pruned.log_events, pruned.runs), (3 + 3, 3 + 2));
+    let count = |table: &str, tenant: &str| -> i64 {
+        let db = rusqlite::Connection::open(&t.path).unwrap();
+        db.query_row(
+            &format!("SELECT count(*) FROM {table} WHERE tenant = ?1"),
+            [tenant],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        (count("log_events", "a"), count("script_runs", "a")),
+        (5, 6)
+    );
+    assert_eq!(
+        (count("log_events", "b"), count("script_runs", "b")),
+        (2, 2),
+        "another tenant's are its own"
+    );
+    assert!(
+        t.store.log_event("a", kept[7]).unwrap().is_some(),
+        "the newest stay"
+    );
+    assert!(
+        t.store.log_event("a", kept[2]).unwrap().is_none(),
+        "the oldest beyond the count go"
+    );
+    assert_eq!(
+        t.store.prune(retention).unwrap(),
+        Default::default(),
+        "nothing more to forget"
+    );
+}
+
+#[test]
+fn serve_prunes_in_the_background() {
+    let s = start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--log-events-kept-per-tenant",
+            "3",
+            "--prune-interval-secs",
+            "1",
+        ],
+    );
+    block_on(async {
+        for _ in 0..10 {
+            login_from(&s, None, ALICE, "wrong").await;
+        }
+        let mgmt = s.management_token().await;
+        let mut total = usize::MAX;
+        for _ in 0..100 {
+            let (_, logs) = s
+                .call("GET", "/api/v2/logs?per_page=100", Some(&mgmt), None)
+                .await;
+            total = logs.as_array().unwrap().len();
+            if total <= 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(total <= 3, "{total} log events kept");
     });
 }
