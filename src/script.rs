@@ -261,6 +261,9 @@ pub struct Limits {
     pub max_bcrypt_cost: u32,
     /// Most PBKDF2 iterations one call may ask for.
     pub max_pbkdf2_iterations: u32,
+    /// Bytes a connection's data folder may hold: SQLite databases opened there stop growing
+    /// at what is left of it (`SQLITE_FULL`).
+    pub data_folder_bytes: u64,
 }
 
 impl Default for Limits {
@@ -274,6 +277,7 @@ impl Default for Limits {
             result_bytes: 1 << 20,
             max_bcrypt_cost: 14,
             max_pbkdf2_iterations: 2_000_000,
+            data_folder_bytes: 100 << 20,
         }
     }
 }

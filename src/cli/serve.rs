@@ -23,7 +23,7 @@ pub struct ServeArgs {
     /// (`listen`, `data`, `max_runs_per_tenant`, `workers`, `log_format`,
     /// `egress_allow_internal`, `public_url`, `trusted_proxies`, `header_timeout_secs`,
     /// `max_connections`, `rate_limit_per_ip`, `rate_limit_burst`, `max_bcrypt_cost`,
-    /// `max_pbkdf2_iterations`, `log_retention_days`, `log_events_kept_per_tenant`,
+    /// `max_pbkdf2_iterations`, `data_folder_quota_mb`, `log_retention_days`, `log_events_kept_per_tenant`,
     /// `run_retention_days`, `runs_kept_per_tenant`, `prune_interval_secs`); flags win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// Most PBKDF2 iterations a script's crypto.pbkdf2 call may ask for [default: 2000000].
     #[arg(long, value_name = "N")]
     max_pbkdf2_iterations: Option<u32>,
+    /// Megabytes each connection's data folder may hold (its SQLite databases stop growing
+    /// there with SQLITE_FULL) [default: 100].
+    #[arg(long, value_name = "MB")]
+    data_folder_quota_mb: Option<u64>,
     /// Days log events are kept [default: 30].
     #[arg(long, value_name = "DAYS")]
     log_retention_days: Option<u32>,
@@ -130,6 +134,7 @@ struct ConfigFile {
     rate_limit_burst: Option<u32>,
     max_bcrypt_cost: Option<u32>,
     max_pbkdf2_iterations: Option<u32>,
+    data_folder_quota_mb: Option<u64>,
     log_retention_days: Option<u32>,
     log_events_kept_per_tenant: Option<u32>,
     run_retention_days: Option<u32>,
@@ -163,7 +168,7 @@ impl Settings {
                     .with_context(|| format!("cannot read the config file {}", path.display()))?;
                 serde_json::from_str(&text).with_context(|| {
                     format!(
-                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url, trusted_proxies, header_timeout_secs, max_connections, rate_limit_per_ip, rate_limit_burst, max_bcrypt_cost, max_pbkdf2_iterations, log_retention_days, log_events_kept_per_tenant, run_retention_days, runs_kept_per_tenant, prune_interval_secs)",
+                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url, trusted_proxies, header_timeout_secs, max_connections, rate_limit_per_ip, rate_limit_burst, max_bcrypt_cost, max_pbkdf2_iterations, data_folder_quota_mb, log_retention_days, log_events_kept_per_tenant, run_retention_days, runs_kept_per_tenant, prune_interval_secs)",
                         path.display()
                     )
                 })?
@@ -222,6 +227,9 @@ impl Settings {
         }
         if let Some(n) = args.max_pbkdf2_iterations.or(file.max_pbkdf2_iterations) {
             limits.max_pbkdf2_iterations = n.max(1);
+        }
+        if let Some(mb) = args.data_folder_quota_mb.or(file.data_folder_quota_mb) {
+            limits.data_folder_bytes = mb.max(1).saturating_mul(1 << 20);
         }
         let kept = Retention::default();
         let retention = Retention {

@@ -170,3 +170,50 @@ fn paths_outside_the_data_folder_are_refused() {
         &json!({"outcome": "success", "result": {"user_id": 42}}),
     );
 }
+
+#[test]
+fn a_data_folder_holds_at_most_its_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    // Another file already takes half of the 2 MiB quota.
+    std::fs::write(dir.path().join("other.bin"), vec![0u8; 1 << 20]).unwrap();
+    let mut inv = login(
+        "const db = new sqlite3.Database('big.db'); \
+         db.exec('CREATE TABLE IF NOT EXISTS t (x BLOB)', function () { \
+           var n = 0; \
+           function next() { \
+             db.run('INSERT INTO t VALUES (randomblob(65536))', function (err) { \
+               if (err) return cb(null, { user_id: 1, rows: n, code: err.code, message: err.message }); \
+               if (++n > 200) return cb(null, { user_id: 1, rows: n }); \
+               next(); \
+             }); \
+           } \
+           next(); \
+         });",
+        dir.path(),
+    );
+    inv.limits.data_folder_bytes = 2 << 20;
+    let exec = run(&inv);
+    expect(
+        "quota",
+        &exec,
+        &json!({"outcome": "success", "result": {"code": "SQLITE_FULL"}}),
+    );
+    let result = exec.result.unwrap();
+    let rows = result["rows"].as_u64().unwrap();
+    assert!(
+        (5..20).contains(&rows),
+        "about 1 MiB of 64 KiB rows fit: {rows}"
+    );
+    assert!(
+        result["message"]
+            .as_str()
+            .unwrap()
+            .contains("serve --data-folder-quota-mb"),
+        "{result}"
+    );
+    let size = std::fs::metadata(dir.path().join("big.db")).unwrap().len();
+    assert!(
+        size <= (1 << 20) + 65536,
+        "the database stopped at what was left: {size} bytes"
+    );
+}

@@ -35,7 +35,12 @@ const OPEN_CREATE: i32 = 4;
 fn open(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let path = arg_string(args, 0, ctx)?;
     let mode = args.get(1).map(|m| m.to_i32(ctx)).transpose()?.unwrap_or(6);
-    let target = resolve(&path, &run_state::state(ctx).policy);
+    let state = run_state::state(ctx);
+    let target = resolve(&path, &state.policy);
+    let (quota, folder) = (
+        state.limits.data_folder_bytes,
+        state.policy.data_dirs.first().cloned(),
+    );
     defer(
         ctx,
         move || {
@@ -50,11 +55,18 @@ fn open(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
             if mode & OPEN_CREATE != 0 && mode & OPEN_READONLY == 0 {
                 flags |= OpenFlags::SQLITE_OPEN_CREATE;
             }
-            let conn = match target? {
+            let target = target?;
+            let conn = match &target {
                 None => Connection::open_in_memory_with_flags(flags),
                 Some(file) => Connection::open_with_flags(file, flags),
             }
             .map_err(failure)?;
+            // Sorts and temporary tables stay in memory, which the worker's limit bounds.
+            conn.pragma_update(None, "temp_store", "MEMORY")
+                .map_err(failure)?;
+            if let (Some(file), Some(folder)) = (&target, &folder) {
+                within_quota(&conn, file, folder, quota).map_err(failure)?;
+            }
             // No second database can be attached, which also stops `VACUUM INTO 'file'`.
             conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)
                 .map_err(failure)?;
@@ -64,6 +76,58 @@ fn open(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
         },
         |db: Db, _| Ok(resource(db)),
     )
+}
+
+/// Lets the database grow only to what is left of the folder's quota besides it, so a script
+/// cannot fill the disk the product store and the other tenants share: beyond it, writes fail
+/// with `SQLITE_FULL`.
+fn within_quota(
+    conn: &Connection,
+    file: &Path,
+    folder: &Path,
+    quota: u64,
+) -> Result<(), rusqlite::Error> {
+    let size = |suffix: &str| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        std::fs::symlink_metadata(name).map_or(0, |m| m.len())
+    };
+    let own = size("") + size("-wal") + size("-journal");
+    let others = folder_bytes(folder).saturating_sub(own);
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    let left = quota.saturating_sub(others);
+    let pages = (left / page_size.max(512) as u64).max(1);
+    conn.pragma_update(
+        None,
+        "max_page_count",
+        i64::try_from(pages).unwrap_or(i64::MAX),
+    )
+}
+
+/// Bytes of the files under `folder` (symbolic links not followed, at most a few levels and
+/// entries deep: a folder the script fills with files counts what it holds near the top).
+fn folder_bytes(folder: &Path) -> u64 {
+    let mut total = 0;
+    let mut entries = 0;
+    let mut stack = vec![(folder.to_path_buf(), 0)];
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(read) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in read.flatten() {
+            entries += 1;
+            if entries > 10_000 {
+                return total;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() && depth < 4 {
+                stack.push((entry.path(), depth + 1));
+            } else if meta.is_file() {
+                total += meta.len();
+            }
+        }
+    }
+    total
 }
 
 /// Where `path` may be opened under `policy`: `None` for an in-memory database, the file
@@ -285,7 +349,13 @@ fn failure(e: rusqlite::Error) -> Failure {
         other => (1, other.to_string()),
     };
     let code = format!("SQLITE_{}", code_name(errno));
-    Failure::new(format!("{code}: {detail}"))
+    // SQLITE_FULL: the folder's quota (or the disk) is full; say which setting moves it.
+    let hint = if errno == 13 {
+        " (a connection's data folder holds at most its quota; the operator sets it with serve --data-folder-quota-mb)"
+    } else {
+        ""
+    };
+    Failure::new(format!("{code}: {detail}{hint}"))
         .with("code", code)
         .with("errno", errno)
 }
