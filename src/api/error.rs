@@ -84,6 +84,19 @@ impl ApiError {
     pub fn internal(error: ServiceError) -> Self {
         let id = request_id();
         tracing::error!(request_id = %id, error = %error, "request failed");
+        if error.is_disk_full() {
+            // Nothing was written (the transaction rolled back); the same request succeeds
+            // once the operator frees space.
+            let mut e = Self::management(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the server cannot store anything right now (its disk is full); nothing was changed, try again later (request id {id})"
+                ),
+                "temporarily_unavailable",
+            );
+            e.retry_after = Some(30);
+            return e;
+        }
         Self::management(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("internal error (request id {id})"),

@@ -52,6 +52,13 @@ pub enum ServiceError {
     DataFolder(String),
 }
 
+impl ServiceError {
+    /// The store is out of disk space: the request changed nothing and may be retried.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, ServiceError::Store(e) if e.is_disk_full())
+    }
+}
+
 /// Why a flow did not do what was asked, through no fault of customdb's: the client's
 /// request, the user's state, or the tenant's scripts and database. Expected, logged, and
 /// answered in Auth0's words (`api/error.rs`).

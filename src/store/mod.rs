@@ -53,6 +53,18 @@ pub enum StoreError {
     Task(String),
 }
 
+impl StoreError {
+    /// The store could not write because its disk is full (or failing): nothing was changed,
+    /// and the same write succeeds once space returns.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure)
+        )
+    }
+}
+
 /// Schema changes, in order; `PRAGMA user_version` is the number applied.
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.

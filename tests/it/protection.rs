@@ -890,3 +890,148 @@ fn serve_prunes_in_the_background() {
         assert!(total <= 3, "{total} log events kept");
     });
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(megabytes: u32) -> Tmpfs {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "this test mounts a small tmpfs to fill a disk and must run as root (CI does)"
+        );
+        let dir =
+            std::env::temp_dir().join(format!("customdb-full-{}", crate::util::unique("disk")));
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount(8) runs");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs at {}: {status}",
+            dir.display()
+        );
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Fills the file system `dir` is on; the file returned frees the space when removed.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    while file.write_all(&chunk).is_ok() {}
+    let small = [0u8; 512];
+    while file.write_all(&small).is_ok() {}
+    let _ = file.sync_all();
+    path
+}
+
+#[test]
+fn a_full_disk_is_a_503_that_loses_nothing_and_writes_resume_when_space_returns() {
+    let disk = Tmpfs::mount(32);
+    let s = start_with(tempfile::tempdir_in(&disk.0).unwrap(), &[]);
+    let user = block_on(async {
+        s.log_alice_in().await;
+        let mgmt = s.management_token().await;
+        let (_, users) = s
+            .call(
+                "GET",
+                "/api/v2/users-by-email?email=alice@example.com",
+                Some(&mgmt),
+                None,
+            )
+            .await;
+        let path = format!(
+            "/api/v2/users/{}",
+            users[0]["user_id"].as_str().unwrap().replace('|', "%7C")
+        );
+        let (status, _) = s
+            .call(
+                "PATCH",
+                &path,
+                Some(&mgmt),
+                Some(json!({"app_metadata": {"before": 1}})),
+            )
+            .await;
+        assert_eq!(status, 200);
+
+        let filler = fill(&disk.0);
+        let (status, body) = s
+            .call(
+                "PATCH",
+                &path,
+                Some(&mgmt),
+                Some(json!({"app_metadata": {"during": 1}})),
+            )
+            .await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["errorCode"], "temporarily_unavailable", "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("request id"),
+            "{body}"
+        );
+        let (status, body) = s
+            .call(
+                "POST",
+                "/dbconnections/signup",
+                None,
+                Some(json!({
+            "client_id": s.app_id, "connection": "Username-Password-Authentication",
+            "email": "full@example.com", "password": "Disk-full-1"})),
+            )
+            .await;
+        // A signup writes the tenant's legacy database (on the same disk) first: its script
+        // fails (500, Auth0's words), or the store refuses (503). Neither acknowledges it.
+        assert!(status == 503 || status == 500, "{status} {body}");
+        // Reads still answer from what is stored.
+        let (status, read) = s.call("GET", &path, Some(&mgmt), None).await;
+        assert_eq!(
+            (status, read["app_metadata"].clone()),
+            (200, json!({"before": 1})),
+            "{read}"
+        );
+
+        // Space returns: the same write succeeds, without a restart.
+        std::fs::remove_file(filler).unwrap();
+        let (status, body) = s
+            .call(
+                "PATCH",
+                &path,
+                Some(&mgmt),
+                Some(json!({"app_metadata": {"after": 1}})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        path
+    });
+    // Killed with SIGKILL and started again on the same folder: every acknowledged write is there.
+    let s = start_with(s.kill(), &[]);
+    block_on(async {
+        let mgmt = s.management_token().await;
+        let (status, read) = s.call("GET", &user, Some(&mgmt), None).await;
+        assert_eq!(
+            (status, read["app_metadata"].clone()),
+            (200, json!({"before": 1, "after": 1})),
+            "{read}"
+        );
+    });
+    let store = rusqlite::Connection::open(s.data_folder().join("store.db")).unwrap();
+    let check: String = store
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}

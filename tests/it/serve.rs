@@ -43,6 +43,14 @@ impl Server {
         self._data.path().join("data")
     }
 
+    /// Kills the server with SIGKILL, as a crash would, and hands back its data folder for
+    /// the next start.
+    pub(crate) fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self._data, tempfile::tempdir().unwrap())
+    }
+
     /// Logs the demo's alice in through the demo app (which caches her profile).
     pub(crate) async fn log_alice_in(&self) {
         let (status, tokens) = call(
