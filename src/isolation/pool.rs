@@ -201,9 +201,15 @@ impl Pool {
                 settled: false,
             };
             match next {
-                Next::Reuse(w) => {
-                    lease.worker = Some(w);
-                    return Ok((lease, 0.0));
+                Next::Reuse(mut w) => {
+                    // A worker that died while idle (the kernel or an operator killed it) is
+                    // replaced before a run is handed to it: the run must not take the blame.
+                    if matches!(w.child.try_wait(), Ok(None)) {
+                        lease.worker = Some(w);
+                        return Ok((lease, 0.0));
+                    }
+                    tracing::info!(tenant = %inv.tenant, "an idle worker had died; starting another");
+                    let _ = w.child.kill().await;
                 }
                 Next::Spawn(Some(mut old)) => {
                     let _ = old.child.kill().await;
@@ -377,9 +383,12 @@ fn death(status: Option<ExitStatus>, stderr: &str, memory_bytes: u64) -> (Outcom
         );
     }
     let how = match status {
-        // The supervisor only kills through `discard`; an unexpected SIGKILL is the kernel's
-        // out-of-memory killer.
-        Some(s) if s.signal() == Some(9) => return memory(),
+        // The worker's own limit shows on its stderr (above). A SIGKILL the supervisor did not
+        // send came from outside — the kernel's out-of-memory killer or an operator — and is
+        // not blamed on the script's memory limit, which it did not necessarily reach.
+        Some(s) if s.signal() == Some(9) => {
+            "was killed from outside the server (SIGKILL: the kernel's out-of-memory killer or an operator)".to_string()
+        }
         Some(s) => match (s.code(), s.signal()) {
             (Some(code), _) => format!("exited with status {code}"),
             (_, Some(sig)) => format!("was killed by signal {sig}"),

@@ -324,6 +324,14 @@ fn configuration_is_frozen_strings() {
 
 #[test]
 fn global_persists_within_a_connection_but_not_across() {
+    // `global` lives in a worker, as in Auth0's: a pool of one worker, private to this test,
+    // so that other tests' runs (and the workers their limits stop) never come between.
+    let pool = customdb::isolation::Pool::new(customdb::isolation::PoolConfig {
+        max_workers: 1,
+        max_busy_per_tenant: 1,
+        ..customdb::isolation::PoolConfig::new(crate::util::customdb_exe())
+    });
+    let run = |inv: &customdb::script::Invocation| crate::util::block_on(pool.run(inv)).unwrap();
     let script = "function login(a, b, cb) { global.count = (global.count || 0) + 1; cb(null, { user_id: 1, count: global.count }); }";
     let first = invocation(Action::Login, script, json!(["a", "b"]));
     let counts: Vec<Value> = (0..3)

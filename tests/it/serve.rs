@@ -43,6 +43,23 @@ impl Server {
         self._data.path().join("data")
     }
 
+    /// The server's worker processes (its children).
+    pub(crate) fn workers(&self) -> Vec<i32> {
+        let me = self.child.id().to_string();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                // pid (comm) state ppid ...: the comm may hold spaces, so read after its ')'.
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(|p| p == me))
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
     /// Kills the server with SIGKILL, as a crash would, and hands back its data folder for
     /// the next start.
     pub(crate) fn kill(mut self) -> tempfile::TempDir {
@@ -1446,4 +1463,28 @@ fn the_issuer_is_where_the_server_is_reached() {
         String::from_utf8_lossy(&out.stderr).contains("must be an http or https URL"),
         "{out:?}"
     );
+}
+
+#[test]
+fn a_worker_killed_while_idle_is_replaced_and_not_blamed_on_the_next_run() {
+    let s = start();
+    block_on(async {
+        s.log_alice_in().await;
+        let workers = s.workers();
+        assert!(!workers.is_empty(), "a warm worker waits for the next run");
+        for pid in &workers {
+            std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap();
+        }
+        // Reaped by the server only when it looks: the next login must still be served.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        s.log_alice_in().await;
+        let mgmt = s.management_token().await;
+        let (_, logs) = s
+            .call("GET", "/api/v2/logs?q=type:f", Some(&mgmt), None)
+            .await;
+        assert_eq!(logs, json!([]), "no failed login was logged");
+    });
 }
