@@ -207,11 +207,14 @@ async fn protection(s: &Server, cores: usize) {
     .unwrap();
     let token = token["access_token"].as_str().unwrap().to_string();
     let set = |enabled: bool| {
-        http.patch(format!("{}/api/v2/attack-protection/brute-force-protection", s.base))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body(json!({ "enabled": enabled }).to_string())
-            .send()
+        http.patch(format!(
+            "{}/api/v2/attack-protection/brute-force-protection",
+            s.base
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(json!({ "enabled": enabled }).to_string())
+        .send()
     };
     let (mut on, mut off) = (0.0, 0.0);
     for _ in 0..2 {
