@@ -188,24 +188,27 @@ async fn logins(s: &Server, cores: usize) {
     );
 }
 
+/// A Management API token of the demo's management client.
+async fn management_token(http: &reqwest::Client, s: &Server) -> String {
+    let answer = http
+        .post(format!("{}/oauth/token", s.base))
+        .header("content-type", "application/json")
+        .body(json!({"grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    answer["access_token"].as_str().unwrap().to_string()
+}
+
 /// Logins with brute-force protection on (Auth0's default) against the same with it off, in
 /// alternating rounds: what counting costs a successful login.
 async fn protection(s: &Server, cores: usize) {
     let http = reqwest::Client::new();
-    let token: serde_json::Value = serde_json::from_str(
-        &http
-            .post(format!("{}/oauth/token", s.base))
-            .header("content-type", "application/json")
-            .body(json!({"grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}).to_string())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
+    let token = management_token(&http, s).await;
     let set = |enabled: bool| {
         http.patch(format!(
             "{}/api/v2/attack-protection/brute-force-protection",
@@ -233,18 +236,7 @@ async fn protection(s: &Server, cores: usize) {
 
 async fn reads(s: &Server) {
     let http = reqwest::Client::new();
-    let token = http
-        .post(format!("{}/oauth/token", s.base))
-        .header("content-type", "application/json")
-        .body(json!({"grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token: Value = serde_json::from_str(&token).unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
+    let token = management_token(&http, s).await;
     // The user is in the cache once it has logged in.
     assert_eq!(post_login(&http, &s.base, &demo_login(s), None).await, 200);
     let tasks: Vec<_> = (0..64)
