@@ -13,6 +13,7 @@ from auth0.authentication.exceptions import Auth0Error
 from auth0.authentication.token_verifier import AsymmetricSignatureVerifier, TokenVerifier
 from auth0.management import ManagementClient
 from auth0.management.core.api_error import ApiError
+from auth0.management.types import SuspiciousIpThrottlingPreLoginStage, SuspiciousIpThrottlingStage
 
 DOMAIN = os.environ["DOMAIN"]
 APP = os.environ["APP_CLIENT_ID"]
@@ -178,5 +179,30 @@ check(
 )
 found = list(mgmt.logs.list(search=f'type:s AND client_id:"{APP}"', sort="date:1", per_page=2))
 check("logs.list with search and sort", found and all(l.type == "s" and l.client_id == APP for l in found), found)
+
+# Attack protection: the settings round-trip through the SDK's models; a block by identifier
+# is listed and lifted; suspicious IP throttling reads, merges and answers 404 for a free address.
+bf = mgmt.attack_protection.brute_force_protection.get()
+check("brute_force_protection.get", bf.enabled and bf.max_attempts == 10 and bf.mode == "count_per_identifier_and_ip", bf)
+check("brute_force_protection.update", mgmt.attack_protection.brute_force_protection.update(max_attempts=1).max_attempts == 1)
+mallory = f"mallory-{suffix}@example.com"
+refused("a wrong password", lambda: auth.login(mallory, "wrong", realm=DEMO), 403)
+blocks = mgmt.user_blocks.list_by_identifier(identifier=mallory)
+check("user_blocks.list_by_identifier", [b.identifier for b in blocks.blocked_for] == [mallory], blocks)
+mgmt.user_blocks.delete_by_identifier(identifier=mallory)
+check("user_blocks.delete_by_identifier", mgmt.user_blocks.list_by_identifier(identifier=mallory).blocked_for == [])
+mgmt.attack_protection.brute_force_protection.update(max_attempts=10)
+sit = mgmt.attack_protection.suspicious_ip_throttling
+got = sit.get()
+check("suspicious_ip_throttling.get", got.enabled and got.stage.pre_login.max_attempts == 100 and got.stage.pre_user_registration.rate == 1728000, got)
+updated = sit.update(stage=SuspiciousIpThrottlingStage(pre_login=SuspiciousIpThrottlingPreLoginStage(max_attempts=500)))
+check(
+    "suspicious_ip_throttling.update merges one stage's field",
+    updated.stage.pre_login.max_attempts == 500 and updated.stage.pre_login.rate == 864000 and updated.stage.pre_user_registration.max_attempts == 50,
+    updated,
+)
+refused("anomaly.blocks.check_ip of a free address is 404", lambda: mgmt.anomaly.blocks.check_ip("192.0.2.200"), 404)
+mgmt.anomaly.blocks.unblock_ip("192.0.2.200")
+check("anomaly.blocks.unblock_ip", True)
 
 print("all checks passed")

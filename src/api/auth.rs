@@ -398,6 +398,11 @@ async fn signup(
             user.insert(key.into(), v.clone());
         }
     }
+    state
+        .core
+        .throttle_signup(&tenant.id, &connection)
+        .await
+        .map_err(super::error::signup_error)?;
     let _slot = state.admit(&tenant.id)?;
     let u = state
         .core

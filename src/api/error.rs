@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::request_id;
-use crate::domain::protection::BLOCKED_DESCRIPTION;
+use crate::domain::protection::{BLOCKED_DESCRIPTION, THROTTLED_DESCRIPTION};
 use crate::service::{Failure, Refusal, ServiceError};
 
 /// An error answer in one of Auth0's two shapes.
@@ -187,6 +187,11 @@ pub(super) fn management(failure: Failure) -> ApiError {
             BLOCKED_DESCRIPTION,
             "too_many_attempts",
         ),
+        Refusal::SuspiciousIp => ApiError::management(
+            StatusCode::TOO_MANY_REQUESTS,
+            THROTTLED_DESCRIPTION,
+            "too_many_attempts",
+        ),
         Refusal::Blocked | Refusal::WrongCredentials | Refusal::Unauthorized(_) => {
             ApiError::management(
                 StatusCode::FORBIDDEN,
@@ -219,6 +224,11 @@ pub(super) fn login_error(failure: Failure) -> ApiError {
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
             BLOCKED_DESCRIPTION,
+        ),
+        Refusal::SuspiciousIp => ApiError::auth(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            THROTTLED_DESCRIPTION,
         ),
         Refusal::WeakPassword(rejection) => ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -273,6 +283,7 @@ pub(super) fn reset_error(refusal: Refusal) -> ApiError {
         Refusal::Unauthorized(message) => (StatusCode::UNAUTHORIZED, message),
         Refusal::Blocked => (StatusCode::UNAUTHORIZED, "user is blocked".into()),
         Refusal::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, BLOCKED_DESCRIPTION.into()),
+        Refusal::SuspiciousIp => (StatusCode::TOO_MANY_REQUESTS, THROTTLED_DESCRIPTION.into()),
         Refusal::WeakPassword(rejection) => (
             StatusCode::BAD_REQUEST,
             match &rejection {

@@ -142,6 +142,8 @@ scopes! {
     CreateUserTickets = "create:user_tickets";
     ReadAttackProtection = "read:attack_protection";
     UpdateAttackProtection = "update:attack_protection";
+    GetAnomalyBlock = "get:anomaly_block";
+    DeleteAnomalyBlock = "delete:anomaly_block";
 }
 
 /// A request of the tenant carrying a Management API token with scope `S`; anything else is

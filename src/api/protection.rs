@@ -1,7 +1,8 @@
 //! Attack protection over the Management API: `/api/v2/user-blocks` (read and lift the blocks
 //! brute-force protection set, by user id or by identifier) and
-//! `/api/v2/attack-protection/brute-force-protection` (the tenant's settings), in Auth0's
-//! shapes (notes §4.5).
+//! `/api/v2/attack-protection/brute-force-protection` and `suspicious-ip-throttling` (the
+//! tenant's settings), and `/api/v2/anomaly/blocks/ips/{ip}` (throttled addresses), in
+//! Auth0's shapes (notes §4.5, §4.8).
 
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -29,6 +30,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/api/v2/attack-protection/brute-force-protection",
             get(brute_force).patch(patch_brute_force),
+        )
+        .route(
+            "/api/v2/attack-protection/suspicious-ip-throttling",
+            get(suspicious_ip).patch(patch_suspicious_ip),
+        )
+        .route(
+            "/api/v2/anomaly/blocks/ips/{ip}",
+            get(ip_block).delete(unblock_ip),
         )
 }
 
@@ -130,20 +139,74 @@ async fn brute_force(
     Ok(Json(json!(settings)))
 }
 
+/// A PATCH body, which must be an object.
+async fn object(request: Request) -> Result<serde_json::Map<String, Value>, ApiError> {
+    match body(request).await? {
+        Value::Object(patch) => Ok(patch),
+        _ => Err(ApiError::bad_request(
+            "Payload validation error: the body must be an object",
+        )),
+    }
+}
+
 async fn patch_brute_force(
     State(state): State<Arc<AppState>>,
     ManagementToken { tenant, .. }: ManagementToken<UpdateAttackProtection>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let Value::Object(patch) = body(request).await? else {
-        return Err(ApiError::bad_request(
-            "Payload validation error: the body must be an object",
-        ));
-    };
+    let patch = object(request).await?;
     let settings = state
         .core
         .patch_brute_force(&tenant.id, patch)
         .await
         .map_err(management)?;
     Ok(Json(json!(settings)))
+}
+
+async fn suspicious_ip(
+    State(state): State<Arc<AppState>>,
+    ManagementToken { tenant, .. }: ManagementToken<ReadAttackProtection>,
+) -> Result<Json<Value>, ApiError> {
+    let settings = state.core.suspicious_ip(&tenant.id).await?;
+    Ok(Json(json!(settings)))
+}
+
+async fn patch_suspicious_ip(
+    State(state): State<Arc<AppState>>,
+    ManagementToken { tenant, .. }: ManagementToken<UpdateAttackProtection>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    let patch = object(request).await?;
+    let settings = state
+        .core
+        .patch_suspicious_ip(&tenant.id, patch)
+        .await
+        .map_err(management)?;
+    Ok(Json(json!(settings)))
+}
+
+/// 200 when the address is throttled now, 404 when it is not (Auth0's answers).
+async fn ip_block(
+    State(state): State<Arc<AppState>>,
+    ManagementToken { tenant, .. }: ManagementToken<GetAnomalyBlock>,
+    Path(ip): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.core.ip_blocked(&tenant.id, &ip).await? {
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::management(
+            StatusCode::NOT_FOUND,
+            "IP is not blocked",
+            "not_found",
+        ))
+    }
+}
+
+async fn unblock_ip(
+    State(state): State<Arc<AppState>>,
+    ManagementToken { tenant, .. }: ManagementToken<DeleteAnomalyBlock>,
+    Path(ip): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.core.unblock_ip(&tenant.id, &ip).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -124,6 +124,8 @@ pub const MANAGEMENT_SCOPES: &[&str] = &[
     "create:user_tickets",
     "read:attack_protection",
     "update:attack_protection",
+    "get:anomaly_block",
+    "delete:anomaly_block",
 ];
 
 /// The scopes an end user's token may carry (OpenID Connect's); nothing else is ever granted

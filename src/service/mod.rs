@@ -91,6 +91,8 @@ pub enum Refusal {
     /// Brute-force protection refuses this identifier from this address (Auth0: 429
     /// too_many_attempts).
     TooManyAttempts,
+    /// Suspicious IP throttling refuses this address (Auth0: 429 too_many_attempts).
+    SuspiciousIp,
     /// The request itself is wrong (a 400): each refused or invalid field and why.
     BadRequest(Vec<Violation>),
 }

@@ -2,11 +2,13 @@
 //! address are counted; at the tenant's threshold, further logins of it from there are refused
 //! (`too_many_attempts`, 429) even with the right password, and a `limit_wc` event is written.
 //! A success from the address resets the count; a password change, an administrator
-//! (`/api/v2/user-blocks`) or 30 days without failures end a block.
+//! (`/api/v2/user-blocks`) or 30 days without failures end a block. Suspicious IP throttling
+//! (§4.8) gives each address budgets of failed logins and of signups that refill over time;
+//! a spent budget refuses that address (429) and writes a `limit_mu` event.
 
 use super::{Answer, Failure, Refusal, Service, ServiceError, bus, refuse};
 use crate::domain::events::LogType;
-use crate::domain::protection::{BruteForce, identifier_key};
+use crate::domain::protection::{BruteForce, Stage, SuspiciousIp, canonical, identifier_key};
 use crate::store::{Block, ConnectionRecord, User};
 
 /// Whose blocks an administrator reads or lifts.
@@ -28,9 +30,9 @@ impl Service {
     ) -> Answer<User> {
         let (tenant, connection) = (record.tenant.as_str(), record.name.as_str());
         let ip = bus::caller().ip;
-        let (settings, counted) = self
+        let guard = self
             .store
-            .brute_force_check(
+            .login_guard(
                 tenant,
                 connection,
                 record.options.brute_force_protection(),
@@ -38,13 +40,25 @@ impl Service {
                 ip.as_deref(),
             )
             .await?;
-        let Some((attempt, failures)) = counted else {
-            return login.await;
-        };
-        if settings.blocks(failures) {
+        if let Some((_, left)) = &guard.address
+            && guard.suspicious.blocks(*left)
+        {
+            return refuse(Refusal::SuspiciousIp);
+        }
+        if let Some((_, failures)) = &guard.counted
+            && guard.brute_force.blocks(*failures)
+        {
             return refuse(Refusal::TooManyAttempts);
         }
         let answer = login.await;
+        let failed = matches!(answer, Err(Failure::Refused(Refusal::WrongCredentials)));
+        if failed && let Some((address, _)) = &guard.address {
+            self.spend(tenant, connection, &guard.suspicious, address, Stage::Login)
+                .await?;
+        }
+        let (settings, Some((attempt, failures))) = (guard.brute_force, guard.counted) else {
+            return answer;
+        };
         match &answer {
             Err(Failure::Refused(Refusal::WrongCredentials)) => {
                 let count = self
@@ -80,6 +94,103 @@ impl Service {
             _ => {}
         }
         answer
+    }
+
+    /// Suspicious IP throttling of a signup (`/dbconnections/signup`, not the Management
+    /// API's) on `connection`: refused while the caller's signup budget is spent; every signup
+    /// it lets through spends one attempt.
+    pub async fn throttle_signup(&self, tenant: &str, connection: &str) -> Answer<()> {
+        let settings = self.store.suspicious_ip(tenant).await?;
+        let Some(address) = settings.counted(bus::caller().ip.as_deref()) else {
+            return Ok(());
+        };
+        let budget = settings.budget(Stage::Signup);
+        let left = self
+            .store
+            .ip_tokens(tenant, &address, Stage::Signup, budget)
+            .await?;
+        if settings.blocks(left) {
+            return refuse(Refusal::SuspiciousIp);
+        }
+        self.spend(tenant, connection, &settings, &address, Stage::Signup)
+            .await?;
+        Ok(())
+    }
+
+    /// Spends one attempt of `address`'s budget in `stage`; the one that empties it writes a
+    /// `limit_mu` event.
+    async fn spend(
+        &self,
+        tenant: &str,
+        connection: &str,
+        settings: &SuspiciousIp,
+        address: &str,
+        stage: Stage,
+    ) -> Result<(), ServiceError> {
+        let budget = settings.budget(stage);
+        let (before, after) = self
+            .store
+            .take_ip_token(tenant, address, stage, budget)
+            .await?;
+        if before >= 1.0 && after < 1.0 {
+            let what = match stage {
+                Stage::Login => "failed logins",
+                Stage::Signup => "signups",
+            };
+            let description = format!(
+                "{address} reached its limit of {} {what} (suspicious IP throttling)",
+                budget.max_attempts
+            );
+            self.log(
+                tenant,
+                LogType::BlockedIp,
+                connection,
+                None,
+                Some(&description),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether an address is throttled now, in either stage
+    /// (`GET /api/v2/anomaly/blocks/ips/{ip}`).
+    pub async fn ip_blocked(&self, tenant: &str, ip: &str) -> Result<bool, ServiceError> {
+        let settings = self.store.suspicious_ip(tenant).await?;
+        let ip = canonical_text(ip);
+        for stage in [Stage::Login, Stage::Signup] {
+            let left = self
+                .store
+                .ip_tokens(tenant, &ip, stage, settings.budget(stage))
+                .await?;
+            if left < 1.0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Lifts an address's throttling (`DELETE /api/v2/anomaly/blocks/ips/{ip}`).
+    pub async fn unblock_ip(&self, tenant: &str, ip: &str) -> Result<(), ServiceError> {
+        self.store.clear_ip(tenant, &canonical_text(ip)).await?;
+        Ok(())
+    }
+
+    /// The tenant's suspicious IP throttling settings.
+    pub async fn suspicious_ip(&self, tenant: &str) -> Result<SuspiciousIp, ServiceError> {
+        Ok(self.store.suspicious_ip(tenant).await?)
+    }
+
+    /// Changes the tenant's suspicious IP throttling; a wrong field is a 400 naming it.
+    pub async fn patch_suspicious_ip(
+        &self,
+        tenant: &str,
+        patch: serde_json::Map<String, serde_json::Value>,
+    ) -> Answer<SuspiciousIp> {
+        match self.store.patch_suspicious_ip(tenant, patch).await? {
+            Ok(settings) => Ok(settings),
+            Err(why) => refuse(Refusal::BadRequest(vec![why])),
+        }
     }
 
     /// Ends the blocks of the user with `email` in `connection` (its password changed).
@@ -167,6 +278,12 @@ impl Service {
             },
         }
     }
+}
+
+/// An address as the store keys it (IPv4-mapped IPv6 as IPv4); anything else as given.
+fn canonical_text(ip: &str) -> String {
+    ip.parse()
+        .map_or_else(|_| ip.to_string(), |ip| canonical(ip).to_string())
 }
 
 /// The identifiers a user logs in with: its email and username.

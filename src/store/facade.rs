@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use super::{
-    Block, Client, ConnectionRecord, LogEvent, LogWindow, ProfileCopy, Pruned, Retention,
-    RootAttributes, Store, StoreError, Ticket, User, UserChange,
+    BRUTE_FORCE, Block, Client, ConnectionRecord, LogEvent, LogWindow, LoginGuard, ProfileCopy,
+    Pruned, Retention, RootAttributes, SUSPICIOUS_IP, Store, StoreError, Ticket, User, UserChange,
 };
 use crate::domain::events::LogType;
 use crate::domain::profile::Profile;
-use crate::domain::protection::{Attempt, BruteForce};
+use crate::domain::protection::{Attempt, BruteForce, Budget, Stage, SuspiciousIp};
 use crate::outcome::Execution;
 use crate::script::Action;
 
@@ -195,33 +195,49 @@ impl AsyncStore {
 
     // Attack protection.
 
-    /// The tenant's brute-force settings and, when `identifier` from `ip` is counted, its
-    /// keys and the failures counted so far: one hop for what every login checks first.
-    pub async fn brute_force_check(
+    /// What every login checks first, in one hop: the tenant's brute-force settings and,
+    /// when `identifier` from `ip` is counted, its keys and the failures counted so far; the
+    /// suspicious-IP settings and, when the address is counted, what is left of its login
+    /// budget.
+    pub async fn login_guard(
         &self,
         tenant: &str,
         connection: &str,
         connection_on: bool,
         identifier: &str,
         ip: Option<&str>,
-    ) -> Result<(BruteForce, Option<(Attempt, u32)>), StoreError> {
+    ) -> Result<LoginGuard, StoreError> {
         let (t, c, i, ip) = (
             tenant.to_owned(),
             connection.to_owned(),
             identifier.to_owned(),
             ip.map(str::to_owned),
         );
-        let now = self.now_secs();
+        let now = self.store.clock().now();
         self.hop(move |s| {
-            let settings = s.brute_force(&t)?;
-            let counted = match settings.attempt(connection_on, &i, ip.as_deref()) {
+            let brute_force: BruteForce = s.setting(&t, BRUTE_FORCE)?;
+            let counted = match brute_force.attempt(connection_on, &i, ip.as_deref()) {
                 None => None,
                 Some(attempt) => {
-                    let failures = s.failures(&t, &c, &attempt, now)?;
+                    let failures = s.failures(&t, &c, &attempt, now.as_second())?;
                     Some((attempt, failures))
                 }
             };
-            Ok((settings, counted))
+            let suspicious: SuspiciousIp = s.setting(&t, SUSPICIOUS_IP)?;
+            let address = match suspicious.counted(ip.as_deref()) {
+                None => None,
+                Some(ip) => {
+                    let budget = suspicious.budget(Stage::Login);
+                    let left = s.ip_tokens(&t, &ip, Stage::Login, budget, now.as_millisecond())?;
+                    Some((ip, left))
+                }
+            };
+            Ok(LoginGuard {
+                brute_force,
+                counted,
+                suspicious,
+                address,
+            })
         })
         .await
     }
@@ -268,7 +284,60 @@ impl AsyncStore {
 
     pub async fn brute_force(&self, tenant: &str) -> Result<BruteForce, StoreError> {
         let t = tenant.to_owned();
-        self.hop(move |s| s.brute_force(&t)).await
+        self.hop(move |s| s.setting(&t, BRUTE_FORCE)).await
+    }
+
+    pub async fn suspicious_ip(&self, tenant: &str) -> Result<SuspiciousIp, StoreError> {
+        let t = tenant.to_owned();
+        self.hop(move |s| s.setting(&t, SUSPICIOUS_IP)).await
+    }
+
+    /// Applies a PATCH body to the tenant's suspicious-IP settings in one transaction.
+    pub async fn patch_suspicious_ip(
+        &self,
+        tenant: &str,
+        patch: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Result<SuspiciousIp, crate::domain::profile::Violation>, StoreError> {
+        let t = tenant.to_owned();
+        self.hop(move |s| {
+            s.update_setting(&t, SUSPICIOUS_IP, |current: SuspiciousIp| {
+                current.patched(&patch)
+            })
+        })
+        .await
+    }
+
+    /// Takes one attempt from an address's budget: what was left before and after.
+    pub async fn take_ip_token(
+        &self,
+        tenant: &str,
+        ip: &str,
+        stage: Stage,
+        budget: Budget,
+    ) -> Result<(f64, f64), StoreError> {
+        let (t, ip) = (tenant.to_owned(), ip.to_owned());
+        let now = self.store.clock().now().as_millisecond();
+        self.hop(move |s| s.take_ip_token(&t, &ip, stage, budget, now))
+            .await
+    }
+
+    /// What is left of an address's budget in `stage`.
+    pub async fn ip_tokens(
+        &self,
+        tenant: &str,
+        ip: &str,
+        stage: Stage,
+        budget: Budget,
+    ) -> Result<f64, StoreError> {
+        let (t, ip) = (tenant.to_owned(), ip.to_owned());
+        let now = self.store.clock().now().as_millisecond();
+        self.hop(move |s| s.ip_tokens(&t, &ip, stage, budget, now))
+            .await
+    }
+
+    pub async fn clear_ip(&self, tenant: &str, ip: &str) -> Result<usize, StoreError> {
+        let (t, ip) = (tenant.to_owned(), ip.to_owned());
+        self.hop(move |s| s.clear_ip(&t, &ip)).await
     }
 
     /// Applies a PATCH body to the tenant's brute-force settings in one transaction.
@@ -278,8 +347,12 @@ impl AsyncStore {
         patch: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Result<BruteForce, crate::domain::profile::Violation>, StoreError> {
         let t = tenant.to_owned();
-        self.hop(move |s| s.update_brute_force(&t, |current| current.patched(&patch)))
-            .await
+        self.hop(move |s| {
+            s.update_setting(&t, BRUTE_FORCE, |current: BruteForce| {
+                current.patched(&patch)
+            })
+        })
+        .await
     }
 
     /// Forgets what `retention` no longer keeps (see `Store::prune`).

@@ -20,7 +20,7 @@ pub use connections::ConnectionRecord;
 pub use facade::AsyncStore;
 pub use logs::{LogEvent, LogWindow};
 pub use memo::ProfileCopy;
-pub use protection::Block;
+pub use protection::{BRUTE_FORCE, Block, LoginGuard, SUSPICIOUS_IP};
 pub use retention::{Pruned, Retention};
 pub use tickets::{Issuer, TICKETS_PER_EMAIL, Ticket};
 pub use users::{ROOT_ATTRIBUTES, RootAttributes, User, UserChange};
@@ -197,6 +197,18 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX log_events_date ON log_events (date);
     CREATE INDEX script_runs_date ON script_runs (date);
     CREATE INDEX script_runs_tenant ON script_runs (tenant, id);",
+    // 10: suspicious IP throttling — what is left of each address's budgets, when it was
+    // counted and when it is whole again (milliseconds).
+    "CREATE TABLE ip_buckets (
+        tenant TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        ip TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        tokens REAL NOT NULL,
+        at INTEGER NOT NULL,
+        full_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, ip, stage)
+    );
+    CREATE INDEX ip_buckets_full_at ON ip_buckets (full_at);",
 ];
 
 /// The store. One writer connection behind a mutex (SQLite serializes writers anyway, and

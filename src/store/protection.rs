@@ -4,9 +4,25 @@
 
 use rusqlite::params;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::{Store, StoreError, query_one};
-use crate::domain::protection::{Attempt, BLOCK_SECS, BruteForce};
+use crate::domain::protection::{Attempt, BLOCK_SECS, Budget, Stage};
+
+/// The names of the tenant settings attack protection keeps.
+pub const BRUTE_FORCE: &str = "brute_force_protection";
+pub const SUSPICIOUS_IP: &str = "suspicious_ip_throttling";
+
+/// What a login is checked against before it runs (`AsyncStore::login_guard`).
+#[derive(Debug, Clone)]
+pub struct LoginGuard {
+    pub brute_force: crate::domain::protection::BruteForce,
+    /// The attempt's brute-force keys and the failures counted under them.
+    pub counted: Option<(Attempt, u32)>,
+    pub suspicious: crate::domain::protection::SuspiciousIp,
+    /// The counted address and what is left of its login budget.
+    pub address: Option<(String, f64)>,
+}
 
 /// A counted identifier, as `/api/v2/user-blocks` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,57 +141,131 @@ impl Store {
         Ok(out)
     }
 
-    /// Forgets counts whose last failure is older than a block lasts.
+    /// Forgets counts whose last failure is older than a block lasts, and address budgets
+    /// that have refilled.
     pub fn prune_failures(&self, now: i64) -> Result<usize, StoreError> {
         self.write(|tx| {
-            Ok(tx.execute(
+            let failures = tx.execute(
                 "DELETE FROM login_failures WHERE last_failed_at <= ?1 - ?2",
                 params![now, BLOCK_SECS],
-            )?)
+            )?;
+            let budgets = tx.execute("DELETE FROM ip_buckets WHERE full_at <= ?1 * 1000", [now])?;
+            Ok(failures + budgets)
         })
     }
 
-    /// The tenant's brute-force protection settings (Auth0's defaults until changed).
-    pub fn brute_force(&self, tenant: &str) -> Result<BruteForce, StoreError> {
-        read_brute_force(&self.read(), tenant)
-    }
-
-    /// Changes the tenant's brute-force protection with `change` (given the current
-    /// settings) in one transaction: concurrent changes of different fields all survive.
-    /// `change`'s refusal is returned as it is, and nothing is written.
-    pub fn update_brute_force<E>(
+    /// A tenant's attack-protection setting `name` (Auth0's defaults until changed).
+    pub fn setting<T: DeserializeOwned + Default>(
         &self,
         tenant: &str,
-        change: impl FnOnce(BruteForce) -> Result<BruteForce, E>,
-    ) -> Result<Result<BruteForce, E>, StoreError> {
+        name: &str,
+    ) -> Result<T, StoreError> {
+        read_setting(&self.read(), tenant, name)
+    }
+
+    /// Changes a tenant's setting `name` with `change` (given the current value) in one
+    /// transaction: concurrent changes of different fields all survive. `change`'s refusal is
+    /// returned as it is, and nothing is written.
+    pub fn update_setting<T: Serialize + DeserializeOwned + Default, E>(
+        &self,
+        tenant: &str,
+        name: &str,
+        change: impl FnOnce(T) -> Result<T, E>,
+    ) -> Result<Result<T, E>, StoreError> {
         self.write(|tx| {
-            let current = read_brute_force(tx, tenant)?;
+            let current = read_setting(tx, tenant, name)?;
             let next = match change(current) {
                 Ok(next) => next,
                 Err(why) => return Ok(Err(why)),
             };
             let text = serde_json::to_string(&next)
-                .map_err(|e| StoreError::Corrupt(format!("brute_force_protection: {e}")))?;
+                .map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))?;
             tx.execute(
-                "INSERT INTO tenant_settings (tenant, name, value) VALUES (?1, 'brute_force_protection', ?2)
+                "INSERT INTO tenant_settings (tenant, name, value) VALUES (?1, ?2, ?3)
                  ON CONFLICT (tenant, name) DO UPDATE SET value = excluded.value",
-                params![tenant, text],
+                params![tenant, name, text],
             )?;
             Ok(Ok(next))
         })
     }
+
+    /// What is left of an address's budget in `stage` at `now_ms` (all of it when unused).
+    pub fn ip_tokens(
+        &self,
+        tenant: &str,
+        ip: &str,
+        stage: Stage,
+        budget: Budget,
+        now_ms: i64,
+    ) -> Result<f64, StoreError> {
+        let row: Option<(f64, i64)> = query_one(
+            &self.read(),
+            "SELECT tokens, at FROM ip_buckets WHERE tenant = ?1 AND ip = ?2 AND stage = ?3",
+            params![tenant, ip, stage.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(row.map_or(f64::from(budget.max_attempts), |(t, at)| {
+            budget.refilled(t, at, now_ms)
+        }))
+    }
+
+    /// Takes one attempt from an address's budget in `stage`; returns what was left before
+    /// and after, in one transaction.
+    pub fn take_ip_token(
+        &self,
+        tenant: &str,
+        ip: &str,
+        stage: Stage,
+        budget: Budget,
+        now_ms: i64,
+    ) -> Result<(f64, f64), StoreError> {
+        self.write(|tx| {
+            let row: Option<(f64, i64)> = query_one(
+                tx,
+                "SELECT tokens, at FROM ip_buckets WHERE tenant = ?1 AND ip = ?2 AND stage = ?3",
+                params![tenant, ip, stage.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let before = row.map_or(f64::from(budget.max_attempts), |(t, at)| {
+                budget.refilled(t, at, now_ms)
+            });
+            let after = (before - 1.0).max(0.0);
+            tx.execute(
+                "INSERT INTO ip_buckets (tenant, ip, stage, tokens, at, full_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (tenant, ip, stage) DO UPDATE
+                 SET tokens = excluded.tokens, at = excluded.at, full_at = excluded.full_at",
+                params![tenant, ip, stage.as_str(), after, now_ms, budget.full_at(after, now_ms)],
+            )?;
+            Ok((before, after))
+        })
+    }
+
+    /// Forgets an address's budgets (`DELETE /api/v2/anomaly/blocks/ips/{ip}`).
+    pub fn clear_ip(&self, tenant: &str, ip: &str) -> Result<usize, StoreError> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "DELETE FROM ip_buckets WHERE tenant = ?1 AND ip = ?2",
+                params![tenant, ip],
+            )?)
+        })
+    }
 }
 
-fn read_brute_force(conn: &rusqlite::Connection, tenant: &str) -> Result<BruteForce, StoreError> {
+fn read_setting<T: DeserializeOwned + Default>(
+    conn: &rusqlite::Connection,
+    tenant: &str,
+    name: &str,
+) -> Result<T, StoreError> {
     let text: Option<String> = query_one(
         conn,
-        "SELECT value FROM tenant_settings WHERE tenant = ?1 AND name = 'brute_force_protection'",
-        [tenant],
+        "SELECT value FROM tenant_settings WHERE tenant = ?1 AND name = ?2",
+        params![tenant, name],
         |r| r.get(0),
     )?;
     match text {
-        None => Ok(BruteForce::default()),
-        Some(text) => serde_json::from_str(&text)
-            .map_err(|e| StoreError::Corrupt(format!("brute_force_protection: {e}"))),
+        None => Ok(T::default()),
+        Some(text) => {
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
+        }
     }
 }

@@ -1035,3 +1035,226 @@ fn a_full_disk_is_a_503_that_loses_nothing_and_writes_resume_when_space_returns(
         .unwrap();
     assert_eq!(check, "ok");
 }
+
+const THROTTLED: &str = "We have detected suspicious login behavior and further attempts will be blocked. Please contact the administrator.";
+
+#[test]
+fn suspicious_ip_throttling_refuses_an_address_that_spent_its_budget_until_it_is_lifted() {
+    let s = start_with(
+        tempfile::tempdir().unwrap(),
+        &["--trusted-proxy", "127.0.0.0/8"],
+    );
+    block_on(async {
+        let mgmt = s.management_token().await;
+        let token = Some(mgmt.as_str());
+        let settings = "/api/v2/attack-protection/suspicious-ip-throttling";
+        let (status, body) = s.call("GET", settings, token, None).await;
+        assert_eq!(
+            (status, body),
+            (
+                200,
+                json!({"enabled": true, "shields": ["admin_notification", "block"], "allowlist": [],
+                       "stage": {"pre-login": {"max_attempts": 100, "rate": 864000},
+                                 "pre-user-registration": {"max_attempts": 50, "rate": 1728000}}})
+            )
+        );
+        for (patch, message) in [
+            (
+                json!({"stage": {"pre-login": {"max_attempts": 0}}}),
+                "Payload validation error: stage.pre-login.max_attempts must be between 1 and 2500, not 0",
+            ),
+            (
+                json!({"stage": {"pre-user-registration": {"rate": 5}}}),
+                "Payload validation error: stage.pre-user-registration.rate must be between 1200 and 86400000 milliseconds, not 5",
+            ),
+            (
+                json!({"shields": ["shout"]}),
+                "Payload validation error: shields[0] unknown variant `shout`",
+            ),
+            (
+                json!({"enabled": "yes"}),
+                "Payload validation error: enabled",
+            ),
+            (
+                json!({"bogus": 1}),
+                "Payload validation error: bogus unknown field",
+            ),
+        ] {
+            let (status, body) = s.call("PATCH", settings, token, Some(patch.clone())).await;
+            assert_eq!(status, 400, "{patch} {body}");
+            let text = body["message"].as_str().unwrap_or_default();
+            assert!(text.starts_with(message), "{patch}: {text}");
+        }
+        // A partial PATCH of one stage keeps the rest of it and of the settings.
+        let (status, body) = s
+            .call(
+                "PATCH",
+                settings,
+                token,
+                Some(json!({"stage": {"pre-login": {"max_attempts": 3}}})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["stage"],
+            json!({"pre-login": {"max_attempts": 3, "rate": 864000},
+                   "pre-user-registration": {"max_attempts": 50, "rate": 1728000}})
+        );
+        assert_eq!(body["enabled"], true);
+        assert_eq!(s.call("GET", settings, token, None).await.1, body);
+
+        // Three failed logins from one address, each of another user (brute force, per
+        // identifier, never fires): the address's budget is spent.
+        let attacker = "198.51.100.7";
+        for n in 0..3 {
+            let answer = login_from(&s, Some(attacker), &format!("u{n}@example.com"), "x").await;
+            assert_eq!(answer.0, 403, "{answer:?}");
+        }
+        let answer = login_from(&s, Some(attacker), ALICE, RIGHT).await;
+        assert_eq!(
+            answer,
+            (
+                429,
+                json!({"error": "too_many_attempts", "error_description": THROTTLED})
+            )
+        );
+        // Another address is not touched.
+        assert_eq!(
+            login_from(&s, Some("198.51.100.8"), ALICE, RIGHT).await.0,
+            200
+        );
+        let (_, logs) = s
+            .call("GET", "/api/v2/logs?q=type:limit_mu", token, None)
+            .await;
+        let logs = logs.as_array().unwrap();
+        assert_eq!(logs.len(), 1, "the address hit its limit once: {logs:?}");
+        assert_eq!(logs[0]["ip"], attacker);
+
+        let block = format!("/api/v2/anomaly/blocks/ips/{attacker}");
+        assert_eq!(s.call("GET", &block, token, None).await.0, 200);
+        let (status, body) = s
+            .call(
+                "GET",
+                "/api/v2/anomaly/blocks/ips/198.51.100.8",
+                token,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, body["errorCode"].as_str()),
+            (404, Some("not_found"))
+        );
+        // An end user's token, or none, reads nothing.
+        assert_eq!(s.call("GET", &block, None, None).await.0, 401);
+        assert_eq!(s.call("DELETE", &block, token, None).await.0, 204);
+        assert_eq!(s.call("GET", &block, token, None).await.0, 404);
+        assert_eq!(login_from(&s, Some(attacker), ALICE, RIGHT).await.0, 200);
+
+        // Allow-listed addresses and a disabled shield count nothing.
+        let (status, body) = s
+            .call(
+                "PATCH",
+                settings,
+                token,
+                Some(json!({"allowlist": ["198.51.100.0/24"]})),
+            )
+            .await;
+        assert_eq!(
+            (status, &body["allowlist"]),
+            (200, &json!(["198.51.100.0/24"]))
+        );
+        for n in 0..4 {
+            login_from(&s, Some(attacker), &format!("v{n}@example.com"), "x").await;
+        }
+        assert_eq!(login_from(&s, Some(attacker), ALICE, RIGHT).await.0, 200);
+        let (status, _) = s
+            .call(
+                "PATCH",
+                settings,
+                token,
+                Some(json!({"allowlist": [], "shields": ["admin_notification"]})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        // Without the block shield an address past its budget is logged, not refused.
+        let other = "203.0.113.50";
+        for n in 0..4 {
+            login_from(&s, Some(other), &format!("w{n}@example.com"), "x").await;
+        }
+        assert_eq!(login_from(&s, Some(other), ALICE, RIGHT).await.0, 200);
+        let (_, logs) = s
+            .call("GET", "/api/v2/logs?q=type:limit_mu", token, None)
+            .await;
+        assert_eq!(logs[0]["ip"], other, "{logs}");
+    });
+}
+
+#[test]
+fn suspicious_ip_throttling_counts_signups_per_address_and_trusts_only_named_proxies() {
+    // No trusted proxy: every signup comes from the peer, whatever it forwards.
+    let s = start_with(tempfile::tempdir().unwrap(), &[]);
+    block_on(async {
+        let mgmt = s.management_token().await;
+        let (status, body) = s
+            .call(
+                "PATCH",
+                "/api/v2/attack-protection/suspicious-ip-throttling",
+                Some(&mgmt),
+                Some(json!({"stage": {"pre-user-registration": {"max_attempts": 2}}})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let strong = "Tr0ub4dor&3-horse";
+        assert_eq!(signup(&s, "one@example.com", strong).await.0, 200);
+        // A failed signup (the user exists) spends the budget too.
+        assert_eq!(signup(&s, "one@example.com", strong).await.0, 400);
+        let (status, body) = signup(&s, "two@example.com", strong).await;
+        assert_eq!(
+            (
+                status,
+                body["error"].as_str(),
+                body["error_description"].as_str()
+            ),
+            (429, Some("too_many_attempts"), Some(THROTTLED)),
+            "{body}"
+        );
+        // What the client says it forwards is not believed: still the peer's budget.
+        let response = reqwest::Client::new()
+            .post(format!("{}/dbconnections/signup", s.base))
+            .header("auth0-forwarded-for", "192.0.2.10")
+            .header("content-type", "application/json")
+            .body(
+                json!({"client_id": s.app_id, "connection": "Username-Password-Authentication",
+                       "email": "four@example.com", "password": strong})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 429);
+        // The Management API's user creation is not a signup: not throttled.
+        let (status, body) = s
+            .call(
+                "POST",
+                "/api/v2/users",
+                Some(&mgmt),
+                Some(json!({"connection": "Username-Password-Authentication",
+                            "email": "three@example.com", "password": strong})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(
+            s.call(
+                "GET",
+                "/api/v2/anomaly/blocks/ips/127.0.0.1",
+                Some(&mgmt),
+                None
+            )
+            .await
+            .0,
+            200
+        );
+        // Logins are a separate budget: the address still logs in.
+        assert_eq!(login_from(&s, Some("192.0.2.9"), ALICE, RIGHT).await.0, 200);
+    });
+}
