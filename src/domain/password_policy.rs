@@ -36,6 +36,21 @@ struct Toggle {
     enable: bool,
 }
 
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct History {
+    enable: bool,
+    /// Auth0's default when the option is turned on without a size.
+    #[serde(default = "five")]
+    size: u32,
+}
+
+fn five() -> u32 {
+    5
+}
+
+/// The most previous passwords a connection may keep (Auth0's range).
+pub const MAX_HISTORY: u32 = 24;
+
 /// The policy a connection's options set.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PasswordPolicy {
@@ -46,6 +61,8 @@ pub struct PasswordPolicy {
     pub dictionary: Option<Vec<String>>,
     /// Refuse passwords that contain the user's names or the email's local part.
     pub no_personal_info: bool,
+    /// How many of the user's previous passwords may not be set again (0: any may).
+    pub history: usize,
 }
 
 /// Why a new password is refused.
@@ -58,6 +75,8 @@ pub enum Rejection {
     TooCommon,
     /// Contains the user's own information.
     PersonalInfo,
+    /// One of the user's last `password_history.size` passwords.
+    Reused,
 }
 
 impl Rejection {
@@ -70,6 +89,7 @@ impl Rejection {
                 "PasswordNoUserInfoError",
                 "Password is based on user information",
             ),
+            Rejection::Reused => ("PasswordHistoryError", "Password has previously been used"),
         }
     }
 
@@ -89,6 +109,10 @@ impl Rejection {
             Rejection::PersonalInfo => json!({
                 "name": name, "message": message, "code": "password_no_user_info_error",
                 "description": "Password is based on user information.", "statusCode": 400,
+            }),
+            Rejection::Reused => json!({
+                "name": name, "message": message, "code": "PasswordHistoryError",
+                "description": "Password has previously been used.", "statusCode": 400,
             }),
         }
     }
@@ -291,6 +315,12 @@ impl PasswordPolicy {
         }
         let dictionary: Option<Dictionary> = read(options, "password_dictionary")?;
         let personal: Option<Toggle> = read(options, "password_no_personal_info")?;
+        let history: Option<History> = read(options, "password_history")?;
+        if history.as_ref().is_some_and(|h| h.size > MAX_HISTORY) {
+            return Err(format!(
+                "options.password_history.size must be 0 to {MAX_HISTORY}"
+            ));
+        }
         Ok(PasswordPolicy {
             strength: read(options, "passwordPolicy")?.unwrap_or_default(),
             min_length,
@@ -298,6 +328,7 @@ impl PasswordPolicy {
                 .filter(|d| d.enable)
                 .map(|d| d.dictionary.iter().map(|w| w.to_lowercase()).collect()),
             no_personal_info: personal.is_some_and(|t| t.enable),
+            history: history.filter(|h| h.enable).map_or(0, |h| h.size as usize),
         })
     }
 
@@ -518,6 +549,22 @@ mod tests {
         assert_eq!(p.check("unrelated words", &person), Ok(()));
         let off = policy(json!({"password_dictionary": {"enable": false}}));
         assert_eq!(off.check("password", &nobody), Ok(()));
+        assert_eq!(
+            policy(json!({"password_history": {"enable": true}})).history,
+            5
+        );
+        assert_eq!(
+            policy(json!({"password_history": {"enable": false, "size": 3}})).history,
+            0
+        );
+        assert!(
+            PasswordPolicy::from_options(
+                json!({"password_history": {"enable": true, "size": 25}})
+                    .as_object()
+                    .unwrap()
+            )
+            .is_err()
+        );
         let error =
             PasswordPolicy::from_options(json!({"passwordPolicy": "strong"}).as_object().unwrap());
         assert!(

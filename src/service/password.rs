@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{Answer, Failure, Refusal, Service, ServiceError, Settings, hash_password, refuse};
 use crate::domain::events::LogType;
-use crate::domain::password_policy::Person;
+use crate::domain::password_policy::{Person, Rejection};
 use crate::script::Action;
 use crate::store::{ConnectionRecord, Issuer, Ticket};
 
@@ -52,8 +52,9 @@ impl Service {
         email: &str,
         new_password: &str,
     ) -> Answer<()> {
-        self.set_password(tenant, connection, email, new_password)
-            .await?;
+        let record = self.connection(tenant, connection).await?;
+        self.set_password(&record, email, new_password).await?;
+        self.remember_password(&record, email, new_password).await?;
         // A changed password ends the user's brute-force blocks (Auth0 §4.4).
         self.password_changed(tenant, connection, email).await?;
         Ok(())
@@ -61,12 +62,11 @@ impl Service {
 
     async fn set_password(
         &self,
-        tenant: &str,
-        connection: &str,
+        record: &ConnectionRecord,
         email: &str,
         new_password: &str,
     ) -> Answer<()> {
-        let record = self.connection(tenant, connection).await?;
+        let (tenant, connection) = (record.tenant.as_str(), record.name.as_str());
         let cached = self.store.find_user(tenant, connection, email).await?;
         let (profile, metadata) = match &cached {
             Some(user) => (user.profile.clone(), Some(&user.user_metadata)),
@@ -76,13 +76,13 @@ impl Service {
             ),
         };
         self.allow_password(
-            &record,
+            record,
             new_password,
             Person::of(&profile, metadata),
             LogType::FailedChangePassword,
         )
         .await?;
-        let settings = Settings::of(&record);
+        let settings = Settings::of(record);
         if settings.import_mode {
             let pw = new_password.to_string();
             let hash = hash_password(pw).await?;
@@ -145,13 +145,63 @@ impl Service {
         person: Person<'_>,
         failure: LogType,
     ) -> Answer<()> {
-        let Err(rejection) = record.options.password_policy.check(password, &person) else {
-            return Ok(());
+        let rejection = match record.options.password_policy.check(password, &person) {
+            Err(rejection) => rejection,
+            Ok(()) if self.used_before(record, password, person.email).await? => Rejection::Reused,
+            Ok(()) => return Ok(()),
         };
         let (_, message) = rejection.name_and_message();
         self.log(&record.tenant, failure, &record.name, None, Some(message))
             .await?;
         refuse(Refusal::WeakPassword(rejection))
+    }
+
+    /// Whether `password` is one of the last passwords the connection's `password_history`
+    /// keeps for `email` (bcrypt comparisons, on the blocking pool).
+    async fn used_before(
+        &self,
+        record: &ConnectionRecord,
+        password: &str,
+        email: Option<&str>,
+    ) -> Result<bool, ServiceError> {
+        let keep = record.options.password_policy.history;
+        let Some(email) = email.filter(|_| keep > 0) else {
+            return Ok(false);
+        };
+        let previous = self
+            .store
+            .previous_passwords(&record.tenant, &record.name, email, keep)
+            .await?;
+        if previous.is_empty() {
+            return Ok(false);
+        }
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || {
+            previous
+                .iter()
+                .any(|hash| bcrypt::verify(&password, hash).unwrap_or(false))
+        })
+        .await
+        .map_err(|e| ServiceError::Task(e.to_string()))
+    }
+
+    /// Keeps a password just set for `email` when the connection has a `password_history`
+    /// (a bcrypt hash of it, never the password).
+    pub(super) async fn remember_password(
+        &self,
+        record: &ConnectionRecord,
+        email: &str,
+        password: &str,
+    ) -> Result<(), ServiceError> {
+        let keep = record.options.password_policy.history;
+        if keep == 0 || email.is_empty() {
+            return Ok(());
+        }
+        let hash = hash_password(password.to_string()).await?;
+        self.store
+            .remember_password(&record.tenant, &record.name, email, hash, keep)
+            .await?;
+        Ok(())
     }
 
     /// Auth0's "forgot password" (`/dbconnections/change_password`): a ticket for the user

@@ -66,11 +66,13 @@ impl Service {
             });
         }
         let created = if settings.import_mode {
-            self.create_locally(&settings, &user, password).await?
+            self.create_locally(&settings, &user, password.clone())
+                .await?
         } else {
             self.create_in_database(&settings, &user, &email, &password)
                 .await?
         };
+        self.remember_password(&record, &email, &password).await?;
         self.log(
             tenant,
             LogType::SuccessSignup,

@@ -166,10 +166,12 @@ impl Service {
         let Some(u) = updated else {
             return refuse(Refusal::NotFound);
         };
-        if import && patch.contains_key("password") {
+        if import && let Some(password) = patch.get("password").and_then(Value::as_str) {
+            let email = u.email().unwrap_or_default();
+            let record = self.connection(tenant, &u.connection).await?;
+            self.remember_password(&record, email, password).await?;
             // A password set here ends brute-force blocks, as a change through the script does.
-            self.password_changed(tenant, &u.connection, u.email().unwrap_or_default())
-                .await?;
+            self.password_changed(tenant, &u.connection, email).await?;
         }
         if new_email.is_some() {
             self.email_changed(&u).await?;

@@ -355,6 +355,33 @@ impl AsyncStore {
         .await
     }
 
+    // Password history.
+
+    pub async fn previous_passwords(
+        &self,
+        tenant: &str,
+        connection: &str,
+        email: &str,
+        keep: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let (t, c, e) = (tenant.to_owned(), connection.to_owned(), email.to_owned());
+        self.hop(move |s| s.previous_passwords(&t, &c, &e, keep))
+            .await
+    }
+
+    pub async fn remember_password(
+        &self,
+        tenant: &str,
+        connection: &str,
+        email: &str,
+        hash: String,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let (t, c, e) = (tenant.to_owned(), connection.to_owned(), email.to_owned());
+        self.hop(move |s| s.remember_password(&t, &c, &e, &hash, keep))
+            .await
+    }
+
     /// Forgets what `retention` no longer keeps (see `Store::prune`).
     pub async fn prune(&self, retention: Retention) -> Result<Pruned, StoreError> {
         self.hop(move |s| s.prune(retention)).await

@@ -6,6 +6,7 @@
 
 mod connections;
 mod facade;
+mod history;
 mod logs;
 mod memo;
 mod protection;
@@ -209,6 +210,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, ip, stage)
     );
     CREATE INDEX ip_buckets_full_at ON ip_buckets (full_at);",
+    // 11: password history — bcrypt hashes of users' previous passwords, by lower-cased email.
+    "CREATE TABLE password_history (
+        id INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        connection TEXT NOT NULL,
+        email TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX password_history_user ON password_history (tenant, connection, email, id);",
 ];
 
 /// The store. One writer connection behind a mutex (SQLite serializes writers anyway, and

@@ -1258,3 +1258,100 @@ fn suspicious_ip_throttling_counts_signups_per_address_and_trusts_only_named_pro
         assert_eq!(login_from(&s, Some("192.0.2.9"), ALICE, RIGHT).await.0, 200);
     });
 }
+
+#[test]
+fn password_history_refuses_the_last_passwords_and_only_those() {
+    let s = start_with(tempfile::tempdir().unwrap(), &[]);
+    block_on(async {
+        let mgmt = s.management_token().await;
+        let (status, body) = s
+            .call(
+                "PATCH",
+                "/api/v2/connections/con_demo",
+                Some(&mgmt),
+                Some(json!({"options": {"password_history": {"enable": true, "size": 25}}})),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("password_history.size must be 0 to 24"),
+            "{body}"
+        );
+        for import in [false, true] {
+            set_options(
+                &s,
+                &mgmt,
+                json!({"import_mode": import, "password_history": {"enable": true, "size": 2}}),
+            )
+            .await;
+            let email = format!("history-{import}@example.com");
+            let (status, body) = signup(&s, &email, "first passphrase").await;
+            assert_eq!(status, 200, "{body}");
+            let (_, users) = s
+                .call(
+                    "GET",
+                    &format!("/api/v2/users-by-email?email={email}"),
+                    Some(&mgmt),
+                    None,
+                )
+                .await;
+            let user = format!(
+                "/api/v2/users/{}",
+                users[0]["user_id"].as_str().unwrap().replace('|', "%7C")
+            );
+            let set = |password: &'static str| {
+                s.call(
+                    "PATCH",
+                    &user,
+                    Some(&mgmt),
+                    Some(json!({"password": password})),
+                )
+            };
+            let reused = |answer: (u16, Value)| {
+                assert_eq!(
+                    (answer.0, answer.1["message"].as_str()),
+                    (
+                        400,
+                        Some("PasswordHistoryError: Password has previously been used")
+                    ),
+                    "import {import}: {}",
+                    answer.1
+                );
+            };
+            reused(set("first passphrase").await);
+            assert_eq!(set("second passphrase").await.0, 200);
+            reused(set("first passphrase").await);
+            assert_eq!(set("third passphrase").await.0, 200);
+            // Two are kept: the first has dropped out of the history.
+            assert_eq!(set("first passphrase").await.0, 200, "import {import}");
+            reused(set("third passphrase").await);
+            assert_eq!(
+                login_from(&s, None, &email, "first passphrase").await.0,
+                200,
+                "import {import}: the refused changes changed nothing"
+            );
+            let (_, logs) = s
+                .call("GET", "/api/v2/logs?q=type:fcp", Some(&mgmt), None)
+                .await;
+            assert_eq!(
+                logs[0]["description"], "Password has previously been used",
+                "{logs}"
+            );
+        }
+        // The history holds bcrypt hashes only: no password is in the store's file in clear.
+        let store = std::fs::read_dir(s.data_folder())
+            .unwrap()
+            .flatten()
+            .map(|e| std::fs::read(e.path()).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .concat();
+        assert!(
+            !store
+                .windows(b"second passphrase".len())
+                .any(|w| w == b"second passphrase")
+        );
+    });
+}
