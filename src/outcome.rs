@@ -171,6 +171,10 @@ pub struct Timings {
     pub compile_ms: f64,
     /// From calling the script's function to the run's end.
     pub run_ms: f64,
+    /// CPU time the run's native work (bcrypt, pbkdf2, SQLite, on the blocking pool) spent,
+    /// beside the JavaScript thread's: work `run_ms` waited for, or ran alongside.
+    #[serde(default)]
+    pub native_cpu_ms: f64,
     /// Whether the script's compiled function and `global` were reused from an earlier run.
     pub warm: bool,
 }

@@ -343,8 +343,8 @@ fn human_report(e: &Execution) -> String {
     }
     let t = &e.timings;
     out.push_str(&format!(
-        "time:    {:.1} ms (worker start {:.1} ms, compile {:.1} ms, run {:.1} ms)\n",
-        t.total_ms, t.spawn_ms, t.compile_ms, t.run_ms
+        "time:    {:.1} ms (worker start {:.1} ms, compile {:.1} ms, run {:.1} ms, native CPU {:.1} ms)\n",
+        t.total_ms, t.spawn_ms, t.compile_ms, t.run_ms, t.native_cpu_ms
     ));
     out
 }

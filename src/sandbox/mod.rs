@@ -183,10 +183,14 @@ impl Runtime {
             .ctx
             .remove_data::<RunState>()
             .expect("inserted at the start of the run");
+        let native_ns = run_state
+            .native_cpu_ns
+            .load(std::sync::atomic::Ordering::Relaxed);
         let mut exec = finish(inv.action, end, *run_state, used, budget, &mut warm.ctx);
         exec.timings = Timings {
             compile_ms,
             run_ms: ms(run_started.elapsed()),
+            native_cpu_ms: native_ns as f64 / 1e6,
             warm: was_warm,
             ..Timings::default()
         };

@@ -4,6 +4,8 @@
 
 use boa_engine::Context;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use crate::outcome::{ConsoleLine, Outcome, ScriptError};
@@ -39,6 +41,9 @@ pub struct RunState {
     pub fatal: Option<(Outcome, ScriptError)>,
     pub(super) next_timer: u32,
     pub(super) timers: HashMap<u32, tokio::sync::oneshot::Sender<()>>,
+    /// CPU time the run's jobs on the blocking pool (bcrypt, pbkdf2, SQLite) spent, in
+    /// nanoseconds: each job adds its own thread's time when it ends.
+    pub native_cpu_ns: Arc<AtomicU64>,
 }
 
 impl RunState {
@@ -56,6 +61,7 @@ impl RunState {
             fatal: None,
             next_timer: 0,
             timers: HashMap::new(),
+            native_cpu_ns: Arc::default(),
         }
     }
 

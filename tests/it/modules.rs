@@ -303,3 +303,18 @@ fn an_exception_in_a_module_callback_is_an_error() {
         &json!({"outcome": "error", "error": {"message": "bug in callback"}}),
     );
 }
+
+/// The CPU a run's native work spends is the run's: bcrypt on the blocking pool shows in its
+/// timings, and a run without native work is charged nothing.
+#[test]
+fn native_work_is_charged_to_its_run() {
+    let hashing = format!(
+        "function login(a, b, cb) {{ {PRELUDE} bcrypt.hash('pw', 10, (e, h) => bcrypt.compare('pw', h, (e2, ok) => cb(e2, {{ user_id: 1, ok: ok }}))); }}"
+    );
+    let exec = run_script(Action::Login, &hashing, json!(["a", "b"]));
+    assert_eq!(exec.result.as_ref().unwrap()["ok"], true, "{exec:?}");
+    assert!(exec.timings.native_cpu_ms > 0.0, "{:?}", exec.timings);
+    let plain = "function login(a, b, cb) { cb(null, { user_id: 1 }); }";
+    let exec = run_script(Action::Login, plain, json!(["a", "b"]));
+    assert_eq!(exec.timings.native_cpu_ms, 0.0, "{:?}", exec.timings);
+}

@@ -201,14 +201,29 @@ pub fn defer<T: Send + 'static, E: Into<Failure> + Send + 'static>(
     deliver: Deliver<T>,
 ) -> JsResult<JsValue> {
     let running = NativeJob::start();
+    let charged = ctx
+        .get_data::<crate::sandbox::run_state::RunState>()
+        .map(|run| run.native_cpu_ns.clone());
     settle(
         ctx,
         tokio::task::spawn_blocking(move || {
             let _running = running;
-            work()
+            let before = thread_cpu_ns();
+            let answer = work();
+            if let Some(charged) = charged {
+                let spent = thread_cpu_ns().saturating_sub(before);
+                charged.fetch_add(spent, std::sync::atomic::Ordering::Relaxed);
+            }
+            answer
         }),
         deliver,
     )
+}
+
+/// The CPU time the calling thread has used, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64
 }
 
 /// Blocking-pool jobs started and not yet finished, in this process.
