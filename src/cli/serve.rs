@@ -24,7 +24,8 @@ pub struct ServeArgs {
     /// `egress_allow_internal`, `public_url`, `trusted_proxies`, `header_timeout_secs`,
     /// `max_connections`, `rate_limit_per_ip`, `rate_limit_burst`, `max_bcrypt_cost`,
     /// `max_pbkdf2_iterations`, `data_folder_quota_mb`, `log_retention_days`, `log_events_kept_per_tenant`,
-    /// `run_retention_days`, `runs_kept_per_tenant`, `prune_interval_secs`); flags win over it.
+    /// `run_retention_days`, `runs_kept_per_tenant`, `prune_interval_secs`, `spare_workers`,
+    /// `idle_worker_memory_mb`); flags win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free one) [default: 127.0.0.1:3000].
@@ -105,6 +106,14 @@ pub struct ServeArgs {
     /// Seconds between two prunes of what retention no longer keeps [default: 600].
     #[arg(long, value_name = "SECONDS")]
     prune_interval_secs: Option<u64>,
+    /// Worker processes started ahead of need, so that a tenant's first run does not wait for
+    /// one to start [default: 1 per core].
+    #[arg(long, value_name = "N")]
+    spare_workers: Option<usize>,
+    /// Resident memory the idle workers kept warm for their tenants may use together; beyond
+    /// it the least recently used is stopped [default: 1024].
+    #[arg(long, value_name = "MB")]
+    idle_worker_memory_mb: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum, serde::Deserialize)]
@@ -140,6 +149,8 @@ struct ConfigFile {
     run_retention_days: Option<u32>,
     runs_kept_per_tenant: Option<u32>,
     prune_interval_secs: Option<u64>,
+    spare_workers: Option<usize>,
+    idle_worker_memory_mb: Option<u64>,
 }
 
 /// What the server runs with: flags, then the config file, then the defaults.
@@ -148,6 +159,8 @@ struct Settings {
     data: PathBuf,
     max_runs_per_tenant: usize,
     workers: Option<usize>,
+    spare_workers: Option<usize>,
+    idle_worker_memory_mb: Option<u64>,
     log_format: LogFormat,
     egress_allow_internal: Vec<String>,
     public_url: Option<url::Url>,
@@ -168,7 +181,7 @@ impl Settings {
                     .with_context(|| format!("cannot read the config file {}", path.display()))?;
                 serde_json::from_str(&text).with_context(|| {
                     format!(
-                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url, trusted_proxies, header_timeout_secs, max_connections, rate_limit_per_ip, rate_limit_burst, max_bcrypt_cost, max_pbkdf2_iterations, data_folder_quota_mb, log_retention_days, log_events_kept_per_tenant, run_retention_days, runs_kept_per_tenant, prune_interval_secs)",
+                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url, trusted_proxies, header_timeout_secs, max_connections, rate_limit_per_ip, rate_limit_burst, max_bcrypt_cost, max_pbkdf2_iterations, data_folder_quota_mb, log_retention_days, log_events_kept_per_tenant, run_retention_days, runs_kept_per_tenant, prune_interval_secs, spare_workers, idle_worker_memory_mb)",
                         path.display()
                     )
                 })?
@@ -287,6 +300,8 @@ impl Settings {
                 .unwrap_or(64)
                 .max(1),
             workers: args.workers.or(file.workers),
+            spare_workers: args.spare_workers.or(file.spare_workers),
+            idle_worker_memory_mb: args.idle_worker_memory_mb.or(file.idle_worker_memory_mb),
             log_format: args
                 .log_format
                 .or(file.log_format)
@@ -323,7 +338,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("cannot locate the customdb executable to start workers")?;
     let core = Service::new(
         Arc::new(store),
-        Arc::new(Pool::new(pool_config(program, args.workers))),
+        Arc::new(Pool::new(pool_config(program, &args))),
         Some(args.data.join("connections")),
     )
     .with_internal_egress(args.egress_allow_internal.clone())
@@ -385,15 +400,20 @@ async fn prune(state: Arc<AppState>, retention: Retention, every: std::time::Dur
     }
 }
 
-/// The pool for `--workers N`: N workers, half of them (at least one) for any one tenant.
-fn pool_config(program: PathBuf, workers: Option<usize>) -> PoolConfig {
+/// The pool: `--workers N` busy at once (half of them, at least one, for any one tenant),
+/// spares started ahead, and idle workers kept under the memory budget.
+fn pool_config(program: PathBuf, args: &Settings) -> PoolConfig {
     let default = PoolConfig::new(program);
-    match workers {
-        Some(n) => PoolConfig {
-            max_workers: n.max(1),
-            max_busy_per_tenant: (n / 2).max(1),
-            ..default
-        },
-        None => default,
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (max_workers, max_busy_per_tenant) = match args.workers {
+        Some(n) => (n.max(1), (n / 2).max(1)),
+        None => (default.max_workers, default.max_busy_per_tenant),
+    };
+    PoolConfig {
+        max_workers,
+        max_busy_per_tenant,
+        spares: args.spare_workers.unwrap_or(cores),
+        idle_memory_bytes: args.idle_worker_memory_mb.unwrap_or(1024) << 20,
+        ..default
     }
 }

@@ -1,11 +1,16 @@
 //! The supervisor side: a pool of worker processes with tenant affinity. It sends each run to a
 //! worker of the run's tenant, kills a worker that passes its deadline plus grace, maps a dead
-//! worker to an outcome, and starts replacements on demand. It never runs JavaScript itself.
-//! One tenant holds at most `max_busy_per_tenant` workers at once, so a tenant whose scripts
-//! hang waits for its own runs and leaves the rest of the pool to the others.
-
+//! worker to an outcome, and starts replacements. It never runs JavaScript itself.
+//!
+//! Busy workers are bounded (`max_workers`); idle ones are kept warm for their tenants under a
+//! memory budget (their resident memory, least recently used stopped first), and a few spare
+//! workers, started ahead and given to no tenant yet, take a tenant's first run so that it does
+//! not wait for a process to start. Capacity is shared among the tenants with runs in flight:
+//! each may keep `max_workers / active tenants` busy (at most `max_busy_per_tenant`), and a
+//! tenant with nothing in flight may go past `max_workers` by a reserve, so that tenants whose
+//! scripts hang wait for their own runs and a newcomer is served at once.
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,18 +20,25 @@ use tokio::sync::Notify;
 
 use super::protocol::{self, Request, Response};
 use crate::outcome::{Execution, Outcome, ScriptError};
-use crate::script::Invocation;
+use crate::script::{Invocation, Limits};
 
 /// How the pool starts workers and how many it keeps.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     /// The `customdb` executable; workers are `program worker --memory N`.
     pub program: PathBuf,
+    /// Workers running a run at once, across tenants (beyond the newcomers' reserve).
     pub max_workers: usize,
     /// Workers one tenant may keep busy at once (at least 1).
     pub max_busy_per_tenant: usize,
     /// Time a worker gets past a run's own timeout before it is killed.
     pub grace: Duration,
+    /// Resident memory the idle workers kept warm may use together.
+    pub idle_memory_bytes: u64,
+    /// Idle workers kept at most, whatever their memory (each holds three pipes).
+    pub max_idle: usize,
+    /// Workers started ahead of need, for no tenant yet, with the default memory ceiling.
+    pub spares: usize,
 }
 
 impl PoolConfig {
@@ -37,7 +49,15 @@ impl PoolConfig {
             max_workers: cores * 4,
             max_busy_per_tenant: cores * 2,
             grace: Duration::from_millis(500),
+            idle_memory_bytes: 1 << 30,
+            max_idle: 512,
+            spares: 0,
         }
+    }
+
+    /// Busy workers a tenant with nothing in flight may add past `max_workers`.
+    fn reserve(&self) -> usize {
+        (self.max_workers / 4).max(1)
     }
 }
 
@@ -55,25 +75,42 @@ struct Worker {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    /// The tenant it serves; empty for a spare.
     tenant: String,
     memory_bytes: u64,
+    /// Resident memory when it last went idle.
+    resident_bytes: u64,
     stderr_tail: Arc<Mutex<VecDeque<u8>>>,
     next_id: u64,
 }
 
 #[derive(Default)]
 struct Slots {
-    idle: Vec<Worker>,
-    /// Workers alive, idle or busy.
-    total: usize,
-    /// Busy workers per tenant.
+    /// Least recently used first.
+    idle: VecDeque<Worker>,
+    idle_bytes: u64,
+    spares: Vec<Worker>,
+    /// Spares being started.
+    starting: usize,
+    /// Workers running a run (or being started for one), all tenants.
+    busy_total: usize,
+    /// Busy workers per tenant; a tenant is active while it is here.
     busy: HashMap<String, usize>,
 }
 
 pub struct Pool {
     config: PoolConfig,
-    slots: Mutex<Slots>,
-    freed: Notify,
+    slots: Arc<Mutex<Slots>>,
+    freed: Arc<Notify>,
+}
+
+/// What a worker costs in memory now: its resident set, from `/proc` (0 if unreadable).
+fn resident_bytes(child: &Child) -> u64 {
+    let Some(pid) = child.id() else { return 0 };
+    std::fs::read_to_string(format!("/proc/{pid}/statm"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
 }
 
 /// Bytes of a worker's stderr kept to explain its death.
@@ -83,8 +120,36 @@ impl Pool {
     pub fn new(config: PoolConfig) -> Self {
         Pool {
             config,
-            slots: Mutex::new(Slots::default()),
-            freed: Notify::new(),
+            slots: Arc::default(),
+            freed: Arc::default(),
+        }
+    }
+
+    /// Starts spares, in the background, until `config.spares` are ready or starting.
+    fn refill(&self) {
+        let wanted = {
+            let mut slots = self.slots.lock().expect("pool lock");
+            let wanted = self
+                .config
+                .spares
+                .saturating_sub(slots.spares.len() + slots.starting);
+            slots.starting += wanted;
+            wanted
+        };
+        for _ in 0..wanted {
+            let (slots, freed) = (self.slots.clone(), self.freed.clone());
+            let program = self.config.program.clone();
+            tokio::spawn(async move {
+                let spare = start_worker(&program, Limits::default().memory_bytes, String::new());
+                let mut s = slots.lock().expect("pool lock");
+                s.starting -= 1;
+                match spare {
+                    Ok(w) => s.spares.push(w),
+                    Err(e) => tracing::warn!("could not start a spare worker: {e}"),
+                }
+                drop(s);
+                freed.notify_waiters();
+            });
         }
     }
 
@@ -149,15 +214,17 @@ impl Pool {
         Ok(execution)
     }
 
-    /// Takes an idle worker of the invocation's tenant (and memory ceiling), or starts one,
-    /// once the tenant is below its share of busy workers. A worker never serves two tenants:
-    /// an idle worker of another tenant is stopped to make room.
+    /// Takes an idle worker of the invocation's tenant (and memory ceiling), else a spare,
+    /// else starts one, once the tenant is below its share and the pool has room. A worker
+    /// never serves two tenants.
     async fn acquire(&self, inv: &Invocation) -> Result<(Lease<'_>, f64), PoolError> {
         enum Next {
             Reuse(Worker),
-            Spawn(Option<Worker>),
+            Spare(Worker),
+            Spawn,
             Wait,
         }
+        self.refill();
         loop {
             // Registered before the check, so a release between the check and the wait wakes it.
             let freed = self.freed.notified();
@@ -167,23 +234,31 @@ impl Pool {
                 let mut slots = self.slots.lock().expect("pool lock");
                 let memory = inv.limits.memory_bytes;
                 let busy = slots.busy.get(&inv.tenant).copied().unwrap_or(0);
-                let next = if busy >= self.config.max_busy_per_tenant.max(1) {
+                let active = slots.busy.len() + usize::from(busy == 0);
+                let share = (self.config.max_workers / active)
+                    .clamp(1, self.config.max_busy_per_tenant.max(1));
+                let room = if busy == 0 {
+                    self.config.max_workers + self.config.reserve()
+                } else {
+                    self.config.max_workers
+                };
+                let next = if busy >= share || slots.busy_total >= room {
                     Next::Wait
                 } else if let Some(i) = slots
                     .idle
                     .iter()
                     .rposition(|w| w.tenant == inv.tenant && w.memory_bytes == memory)
                 {
-                    Next::Reuse(slots.idle.swap_remove(i))
-                } else if slots.total < self.config.max_workers {
-                    slots.total += 1;
-                    Next::Spawn(None)
-                } else if !slots.idle.is_empty() {
-                    Next::Spawn(Some(slots.idle.remove(0)))
+                    let w = slots.idle.remove(i).expect("found above");
+                    slots.idle_bytes -= w.resident_bytes;
+                    Next::Reuse(w)
+                } else if let Some(i) = slots.spares.iter().position(|w| w.memory_bytes == memory) {
+                    Next::Spare(slots.spares.swap_remove(i))
                 } else {
-                    Next::Wait
+                    Next::Spawn
                 };
                 if !matches!(next, Next::Wait) {
+                    slots.busy_total += 1;
                     *slots.busy.entry(inv.tenant.clone()).or_default() += 1;
                 }
                 next
@@ -201,79 +276,43 @@ impl Pool {
                 settled: false,
             };
             match next {
-                Next::Reuse(mut w) => {
+                Next::Reuse(mut w) | Next::Spare(mut w) => {
                     // A worker that died while idle (the kernel or an operator killed it) is
                     // replaced before a run is handed to it: the run must not take the blame.
                     if matches!(w.child.try_wait(), Ok(None)) {
+                        w.tenant = inv.tenant.clone();
                         lease.worker = Some(w);
+                        self.refill();
                         return Ok((lease, 0.0));
                     }
                     tracing::info!(tenant = %inv.tenant, "an idle worker had died; starting another");
                     let _ = w.child.kill().await;
                 }
-                Next::Spawn(Some(mut old)) => {
-                    let _ = old.child.kill().await;
-                }
-                Next::Spawn(None) | Next::Wait => {}
+                Next::Spawn | Next::Wait => {}
             }
             let spawn_started = Instant::now();
-            lease.worker = Some(self.spawn(inv).await?);
+            lease.worker = Some(self.spawn(inv)?);
             return Ok((lease, spawn_started.elapsed().as_secs_f64() * 1e3));
         }
     }
 
-    async fn spawn(&self, inv: &Invocation) -> Result<Worker, PoolError> {
-        let program = &self.config.program;
-        // The worker's environment is empty: nothing of the supervisor's (database passwords,
-        // keys) is there for a sandbox escape to find. One allocator arena per thread would
-        // reserve 64 MB of address space each and eat into the memory ceiling.
-        let mut child = Command::new(program)
-            .arg("worker")
-            .arg("--memory-bytes")
-            .arg(inv.limits.memory_bytes.to_string())
-            .env_clear()
-            .env("MALLOC_ARENA_MAX", "2")
-            .current_dir("/")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| PoolError::Spawn {
-                program: program.display().to_string(),
-                source,
-            })?;
-        let stdin = child.stdin.take().expect("stdin is piped");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
-        let tail = stderr_tail.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                let mut t = tail.lock().expect("stderr tail lock");
-                t.extend(&buf[..n]);
-                let excess = t.len().saturating_sub(STDERR_TAIL);
-                t.drain(..excess);
-            }
-        });
-        Ok(Worker {
-            child,
-            stdin,
-            stdout,
-            tenant: inv.tenant.clone(),
-            memory_bytes: inv.limits.memory_bytes,
-            stderr_tail,
-            next_id: 1,
-        })
+    fn spawn(&self, inv: &Invocation) -> Result<Worker, PoolError> {
+        start_worker(
+            &self.config.program,
+            inv.limits.memory_bytes,
+            inv.tenant.clone(),
+        )
     }
 
-    /// Ends a run's hold on a worker: back to the idle list, or gone (`dead`).
-    fn settle(&self, tenant: &str, idle: Option<Worker>, dead: bool) {
-        {
+    /// Ends a run's hold on a worker: back to the idle list (`idle`), or gone. Idle workers
+    /// beyond the memory budget or the count are stopped, least recently used first
+    /// (dropping one kills it; the runtime reaps it).
+    fn settle(&self, tenant: &str, idle: Option<Worker>) {
+        let idle = idle.map(|mut w| {
+            w.resident_bytes = resident_bytes(&w.child);
+            w
+        });
+        let evicted = {
             let mut slots = self.slots.lock().expect("pool lock");
             if let Some(n) = slots.busy.get_mut(tenant) {
                 *n -= 1;
@@ -281,13 +320,24 @@ impl Pool {
                     slots.busy.remove(tenant);
                 }
             }
-            if dead {
-                slots.total -= 1;
-            }
+            slots.busy_total -= 1;
+            let mut evicted = Vec::new();
             if let Some(w) = idle {
-                slots.idle.push(w);
+                slots.idle_bytes += w.resident_bytes;
+                slots.idle.push_back(w);
+                while slots.idle.len() > self.config.max_idle
+                    || (slots.idle_bytes > self.config.idle_memory_bytes && slots.idle.len() > 1)
+                {
+                    let Some(old) = slots.idle.pop_front() else {
+                        break;
+                    };
+                    slots.idle_bytes -= old.resident_bytes;
+                    evicted.push(old);
+                }
             }
-        }
+            evicted
+        };
+        drop(evicted);
         // Every waiter looks again: the one woken may be a tenant still at its share.
         self.freed.notify_waiters();
     }
@@ -307,7 +357,7 @@ impl Lease<'_> {
     fn release(mut self) {
         self.settled = true;
         let worker = self.worker.take();
-        self.pool.settle(&self.tenant, worker, false);
+        self.pool.settle(&self.tenant, worker);
     }
 
     /// Stops a worker that hit a limit or passed its deadline.
@@ -316,7 +366,7 @@ impl Lease<'_> {
         if let Some(mut worker) = self.worker.take() {
             let _ = worker.child.kill().await;
         }
-        self.pool.settle(&self.tenant, None, true);
+        self.pool.settle(&self.tenant, None);
     }
 
     /// Collects a worker that died by itself and says why.
@@ -339,7 +389,7 @@ impl Lease<'_> {
             let t = worker.stderr_tail.lock().expect("stderr tail lock");
             String::from_utf8_lossy(&t.iter().copied().collect::<Vec<_>>()).into_owned()
         };
-        self.pool.settle(&self.tenant, None, true);
+        self.pool.settle(&self.tenant, None);
         death(status, &stderr, worker.memory_bytes)
     }
 }
@@ -350,9 +400,59 @@ impl Drop for Lease<'_> {
         // ends the process, if any; the slot and the tenant's share are returned here.
         if !self.settled {
             self.worker.take();
-            self.pool.settle(&self.tenant, None, true);
+            self.pool.settle(&self.tenant, None);
         }
     }
+}
+
+/// Starts a worker process for `tenant` (empty: a spare) with memory ceiling `memory_bytes`.
+fn start_worker(program: &Path, memory_bytes: u64, tenant: String) -> Result<Worker, PoolError> {
+    // The worker's environment is empty: nothing of the supervisor's (database passwords,
+    // keys) is there for a sandbox escape to find. One allocator arena per thread would
+    // reserve 64 MB of address space each and eat into the memory ceiling.
+    let mut child = Command::new(program)
+        .arg("worker")
+        .arg("--memory-bytes")
+        .arg(memory_bytes.to_string())
+        .env_clear()
+        .env("MALLOC_ARENA_MAX", "2")
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| PoolError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+    let tail = stderr_tail.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let mut t = tail.lock().expect("stderr tail lock");
+            t.extend(&buf[..n]);
+            let excess = t.len().saturating_sub(STDERR_TAIL);
+            t.drain(..excess);
+        }
+    });
+    Ok(Worker {
+        child,
+        stdin,
+        stdout,
+        tenant,
+        memory_bytes,
+        resident_bytes: 0,
+        stderr_tail,
+        next_id: 1,
+    })
 }
 
 /// Names the outcome of a worker's death from its exit status and last words.

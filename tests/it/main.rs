@@ -14,6 +14,7 @@ mod http;
 mod modules;
 mod mysql;
 mod pg;
+mod pool;
 mod protection;
 mod quickstart;
 mod sdk;
