@@ -161,6 +161,8 @@ struct Settings {
     workers: Option<usize>,
     spare_workers: Option<usize>,
     idle_worker_memory_mb: Option<u64>,
+    /// The open-file limit, once raised: connections and workers' pipes share it.
+    open_files: u64,
     log_format: LogFormat,
     egress_allow_internal: Vec<String>,
     public_url: Option<url::Url>,
@@ -209,7 +211,8 @@ impl Settings {
                     .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut listener = Limits::default_for(listener::raise_open_files());
+        let open_files = listener::raise_open_files();
+        let mut listener = Limits::default_for(open_files);
         if let Some(secs) = args.header_timeout_secs.or(file.header_timeout_secs) {
             listener.header_timeout = std::time::Duration::from_secs(secs.max(1));
         }
@@ -278,6 +281,7 @@ impl Settings {
             );
         }
         Ok(Settings {
+            open_files,
             public_url,
             trusted_proxies,
             listener,
@@ -401,7 +405,8 @@ async fn prune(state: Arc<AppState>, retention: Retention, every: std::time::Dur
 }
 
 /// The pool: `--workers N` busy at once (half of them, at least one, for any one tenant),
-/// spares started ahead, and idle workers kept under the memory budget.
+/// spares started ahead, and idle workers kept under the memory budget and in a sixteenth of
+/// the open-file limit (three pipes each), which leaves the rest to connections.
 fn pool_config(program: PathBuf, args: &Settings) -> PoolConfig {
     let default = PoolConfig::new(program);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -414,6 +419,7 @@ fn pool_config(program: PathBuf, args: &Settings) -> PoolConfig {
         max_busy_per_tenant,
         spares: args.spare_workers.unwrap_or(cores),
         idle_memory_bytes: args.idle_worker_memory_mb.unwrap_or(1024) << 20,
+        max_idle: default.max_idle.min((args.open_files / 16) as usize).max(1),
         ..default
     }
 }

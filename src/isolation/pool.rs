@@ -78,7 +78,7 @@ struct Worker {
     /// The tenant it serves; empty for a spare.
     tenant: String,
     memory_bytes: u64,
-    /// Resident memory when it last went idle.
+    /// Its own resident memory when it last went idle.
     resident_bytes: u64,
     stderr_tail: Arc<Mutex<VecDeque<u8>>>,
     next_id: u64,
@@ -104,13 +104,16 @@ pub struct Pool {
     freed: Arc<Notify>,
 }
 
-/// What a worker costs in memory now: its resident set, from `/proc` (0 if unreadable).
+/// What a worker costs in memory now: its resident pages that are its own (resident minus
+/// file-backed, which all workers share with the executable), from `/proc`; 0 if unreadable.
 fn resident_bytes(child: &Child) -> u64 {
     let Some(pid) = child.id() else { return 0 };
-    std::fs::read_to_string(format!("/proc/{pid}/statm"))
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
+    let mut fields = statm.split_whitespace().skip(1).map(str::parse::<u64>);
+    match (fields.next(), fields.next()) {
+        (Some(Ok(resident)), Some(Ok(shared))) => resident.saturating_sub(shared) * 4096,
+        _ => 0,
+    }
 }
 
 /// Bytes of a worker's stderr kept to explain its death.

@@ -1,0 +1,236 @@
+//! Many tenants on one server (release binary): no-I/O password-realm logins from 16 clients
+//! to one tenant, then spread round-robin over 64 and over 256 tenants, as ratios to the one
+//! tenant measured in the same run; the resident memory of all workers after the 256-tenant
+//! round (and per tenant); and the latency of a tenant's first run (cold), one at a time.
+//!
+//! `cargo bench --bench tenants`
+
+mod common;
+use common::{exe, percentile};
+
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const SECONDS: u64 = 8;
+const CLIENTS: usize = 16;
+/// Tenants made: the 256 of the widest round and the cold ones, each used once.
+const TENANTS: usize = 256;
+const COLD: usize = 40;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tenant's domain and the client id of its public application.
+#[derive(Clone)]
+struct Tenant {
+    host: String,
+    client: String,
+}
+
+fn admin(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(exe())
+        .args(["tenant", "--data"])
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Makes `n` tenants, each with one connection whose login answers at once (no I/O).
+fn tenants(data: &Path, n: usize) -> Vec<Tenant> {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("database.json"),
+        json!({"name": "Quick", "options": {"customScripts": {"login": "./login.js"}}}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        folder.path().join("login.js"),
+        "function login(email, password, callback) { callback(null, { user_id: 'u-' + email, email: email }); }",
+    )
+    .unwrap();
+    (0..n)
+        .map(|i| {
+            let (name, host) = (format!("t{i}"), format!("t{i}.test"));
+            admin(data, &["create", &name, "--domain", &host]);
+            let printed = admin(data, &["client", &name, "--public"]);
+            let client = printed
+                .lines()
+                .find_map(|l| l.strip_prefix("client_id "))
+                .unwrap()
+                .to_string();
+            admin(
+                data,
+                &["connection", &name, folder.path().to_str().unwrap()],
+            );
+            Tenant { host, client }
+        })
+        .collect()
+}
+
+fn start(data: &Path) -> Server {
+    let mut child = Command::new(exe())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(["--rate-limit-per-ip", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    Server {
+        child,
+        base: first
+            .trim_start_matches("customdb listening on ")
+            .to_string(),
+    }
+}
+
+async fn login(http: &reqwest::Client, base: &str, t: &Tenant) -> f64 {
+    let body = json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Quick",
+                      "client_id": t.client, "username": "bench@example.com", "password": "whatever"});
+    let started = Instant::now();
+    let response = http
+        .post(format!("{base}/oauth/token"))
+        .header("host", &t.host)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", t.host);
+    response.bytes().await.unwrap();
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+/// Logins per second from CLIENTS clients for SECONDS, the n-th login going to tenant n mod
+/// the list's length.
+async fn round_robin(s: &Server, over: &[Tenant]) -> f64 {
+    let over = Arc::new(over.to_vec());
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(SECONDS);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (over, next, base) = (over.clone(), next.clone(), s.base.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut done = 0usize;
+                while Instant::now() < deadline {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    login(&http, &base, &over[n % over.len()]).await;
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for w in workers {
+        total += w.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Resident memory of the server's worker processes (its children), in bytes, and how many.
+fn workers_memory(server: u32) -> (u64, usize) {
+    let mut total = (0, 0);
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if parent != Some(server) {
+            continue;
+        }
+        // Resident pages of its own: resident minus file-backed (shared with the executable).
+        let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
+        let pages: Vec<u64> = statm
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        total.0 += pages
+            .get(1)
+            .unwrap_or(&0)
+            .saturating_sub(*pages.get(2).unwrap_or(&0))
+            * 4096;
+        total.1 += 1;
+    }
+    total
+}
+
+#[tokio::main]
+async fn main() {
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path().join("data");
+    let all = tenants(&data, TENANTS + COLD);
+    let (warm, cold) = all.split_at(TENANTS);
+    let server = start(&data);
+    let http = reqwest::Client::new();
+    // One login each first, so that the rounds measure tenants whose connections are known.
+    login(&http, &server.base, &warm[0]).await;
+    let one = round_robin(&server, &warm[..1]).await;
+    let over64 = round_robin(&server, &warm[..64]).await;
+    let over256 = round_robin(&server, warm).await;
+    let (bytes, count) = workers_memory(server.child.id());
+    // Cold: tenants never run before, one at a time, a pause between (as first logins come).
+    let mut firsts = Vec::new();
+    for t in cold {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        firsts.push(login(&http, &server.base, t).await);
+    }
+    firsts.sort_by(f64::total_cmp);
+    let mut warm_again = Vec::new();
+    for t in cold {
+        warm_again.push(login(&http, &server.base, t).await);
+    }
+    warm_again.sort_by(f64::total_cmp);
+    println!("| measurement | value |\n|---|---|");
+    println!("| no-I/O logins, {CLIENTS} clients, one tenant | {one:.0}/s |");
+    println!(
+        "| the same round-robin over 64 tenants | {over64:.0}/s = {:.2} of one tenant |",
+        over64 / one
+    );
+    println!(
+        "| the same round-robin over 256 tenants | {over256:.0}/s = {:.2} of one tenant |",
+        over256 / one
+    );
+    println!(
+        "| workers after the 256-tenant round: their own resident memory | {count} processes, {:.0} MiB, {:.1} MiB per worker |",
+        bytes as f64 / 1048576.0,
+        bytes as f64 / 1048576.0 / count.max(1) as f64
+    );
+    println!(
+        "| a tenant's first login (cold), {COLD} tenants one at a time | p50 {:.2} ms, p99 {:.2} ms |",
+        percentile(&firsts, 0.5),
+        percentile(&firsts, 0.99)
+    );
+    println!(
+        "| the same tenants' second login | p50 {:.2} ms, p99 {:.2} ms |",
+        percentile(&warm_again, 0.5),
+        percentile(&warm_again, 0.99)
+    );
+}
