@@ -9,3 +9,4 @@ cargo bench --bench overhead
 source scripts/services.sh
 cargo bench --bench drivers
 cargo bench --bench http
+cargo bench --bench tenants

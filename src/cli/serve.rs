@@ -378,6 +378,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let mut stdout = std::io::stdout();
         let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
         tokio::spawn(prune(state.clone(), args.retention, args.prune_every));
+        // Spares start now, so that even the first tenant's first run finds one.
+        state.core.pool.refill();
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");

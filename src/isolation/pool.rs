@@ -128,8 +128,9 @@ impl Pool {
         }
     }
 
-    /// Starts spares, in the background, until `config.spares` are ready or starting.
-    fn refill(&self) {
+    /// Starts spares, in the background, until `config.spares` are ready or starting (a
+    /// server calls it once at start; every run that takes a spare calls it again).
+    pub fn refill(&self) {
         let wanted = {
             let mut slots = self.slots.lock().expect("pool lock");
             let wanted = self

@@ -113,3 +113,38 @@ fn a_newcomer_is_served_while_other_tenants_scripts_hang_in_every_worker() {
         }
     });
 }
+
+#[test]
+fn serve_starts_spares_before_the_first_request_and_its_first_run_takes_one() {
+    let s = crate::serve::start();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let ready = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        s.workers().len() >= cores
+    });
+    assert!(ready, "serve started {:?}, not {cores} spares", s.workers());
+    block_on(async {
+        let token = s.management_token().await;
+        let (_, connections) = s
+            .call("GET", "/api/v2/connections", Some(&token), None)
+            .await;
+        let try_url = format!(
+            "/api/v2/connections/{}/try",
+            connections[0]["id"].as_str().unwrap()
+        );
+        let (status, run) = s
+            .call(
+                "POST",
+                &try_url,
+                Some(&token),
+                Some(json!({"action": "login", "args": ["alice@example.com", "correct horse battery staple"]})),
+            )
+            .await;
+        assert_eq!(
+            (status, run["outcome"].as_str()),
+            (200, Some("success")),
+            "{run}"
+        );
+        assert_eq!(run["timings"]["spawn_ms"], 0.0, "{run}");
+    });
+}
