@@ -7,8 +7,9 @@
 //! workers, started ahead and given to no tenant yet, take a tenant's first run so that it does
 //! not wait for a process to start. Capacity is shared among the tenants with runs in flight:
 //! each may keep `max_workers / active tenants` busy (at most `max_busy_per_tenant`), and a
-//! tenant with nothing in flight may go past `max_workers` by a reserve, so that tenants whose
-//! scripts hang wait for their own runs and a newcomer is served at once.
+//! tenant with nothing in flight is never made to wait (it may pass `max_workers` by the one
+//! run), so that tenants whose scripts hang wait for their own runs and a newcomer is served at
+//! once, however many tenants hang.
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -27,7 +28,8 @@ use crate::script::{Invocation, Limits};
 pub struct PoolConfig {
     /// The `customdb` executable; workers are `program worker --memory N`.
     pub program: PathBuf,
-    /// Workers running a run at once, across tenants (beyond the newcomers' reserve).
+    /// Workers running a run at once, across tenants (beyond one per tenant that had nothing in
+    /// flight).
     pub max_workers: usize,
     /// Workers one tenant may keep busy at once (at least 1).
     pub max_busy_per_tenant: usize,
@@ -53,11 +55,6 @@ impl PoolConfig {
             max_idle: 512,
             spares: 0,
         }
-    }
-
-    /// Busy workers a tenant with nothing in flight may add past `max_workers`.
-    fn reserve(&self) -> usize {
-        (self.max_workers / 4).max(1)
     }
 }
 
@@ -241,12 +238,10 @@ impl Pool {
                 let active = slots.busy.len() + usize::from(busy == 0);
                 let share = (self.config.max_workers / active)
                     .clamp(1, self.config.max_busy_per_tenant.max(1));
-                let room = if busy == 0 {
-                    self.config.max_workers + self.config.reserve()
-                } else {
-                    self.config.max_workers
-                };
-                let next = if busy >= share || slots.busy_total >= room {
+                // A tenant with nothing in flight never waits: past `max_workers` by at most
+                // one worker per tenant, however many others' scripts hang.
+                let full = busy > 0 && slots.busy_total >= self.config.max_workers;
+                let next = if busy >= share || full {
                     Next::Wait
                 } else if let Some(i) = slots
                     .idle

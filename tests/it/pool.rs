@@ -97,10 +97,12 @@ fn a_newcomer_is_served_while_other_tenants_scripts_hang_in_every_worker() {
         "function login(a, b, cb) { setTimeout(function () { cb(null, { user_id: 1 }); }, 3000); }";
     block_on(async {
         use futures::StreamExt;
-        // Two tenants take two workers each, all four; two more runs each wait behind them.
-        let (x, y) = (of("x", hang), of("y", hang));
-        let mut hanging: futures::stream::FuturesUnordered<_> =
-            (0..3).flat_map(|_| [pool.run(&x), pool.run(&y)]).collect();
+        // Six tenants' scripts hang, three runs each: they take every worker and more, and
+        // the rest of their runs wait behind their own.
+        let hostile: Vec<Invocation> = (0..6).map(|n| of(&format!("h{n}"), hang)).collect();
+        let mut hanging: futures::stream::FuturesUnordered<_> = (0..3)
+            .flat_map(|_| hostile.iter().map(|inv| pool.run(inv)))
+            .collect();
         let newcomer = of("calm", QUICK);
         tokio::select! {
             calm = pool.run(&newcomer) => {
