@@ -1,7 +1,8 @@
 //! Many tenants on one server (release binary): no-I/O password-realm logins from 16 clients
 //! to one tenant, then spread round-robin over 64 and over 256 tenants, as ratios to the one
 //! tenant measured in the same run (alternating rounds); the resident memory of all workers after the 256-tenant
-//! round (and per tenant); and the latency of a tenant's first run (cold), one at a time.
+//! round (and per tenant); the latency of a tenant's first run (cold), one at a time; and one
+//! tenant's login latency alone and while eight tenants keep sixteen logins each that hang.
 //!
 //! `cargo bench --bench tenants`
 
@@ -52,22 +53,26 @@ fn admin(data: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Makes `n` tenants, each with one connection whose login answers at once (no I/O).
-fn tenants(data: &Path, n: usize) -> Vec<Tenant> {
+/// Answers at once (no I/O).
+const QUICK: &str = "function login(email, password, callback) { callback(null, { user_id: 'u-' + email, email: email }); }";
+/// Waits on a timer it never settles: the run ends only at its 20 s deadline.
+const HANGS: &str =
+    "function login(email, password, callback) { setTimeout(function () {}, 600000); }";
+const HOSTILE: usize = 8;
+const HOSTILE_CLIENTS: usize = 16;
+
+/// Makes `n` tenants named `prefix0…`, each with one connection "Quick" whose login is `script`.
+fn tenants(data: &Path, prefix: &str, n: usize, script: &str) -> Vec<Tenant> {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(
         folder.path().join("database.json"),
         json!({"name": "Quick", "options": {"customScripts": {"login": "./login.js"}}}).to_string(),
     )
     .unwrap();
-    std::fs::write(
-        folder.path().join("login.js"),
-        "function login(email, password, callback) { callback(null, { user_id: 'u-' + email, email: email }); }",
-    )
-    .unwrap();
+    std::fs::write(folder.path().join("login.js"), script).unwrap();
     (0..n)
         .map(|i| {
-            let (name, host) = (format!("t{i}"), format!("t{i}.test"));
+            let (name, host) = (format!("{prefix}{i}"), format!("{prefix}{i}.test"));
             admin(data, &["create", &name, "--domain", &host]);
             let printed = admin(data, &["client", &name, "--public"]);
             let client = printed
@@ -106,10 +111,10 @@ fn start(data: &Path) -> Server {
     }
 }
 
-async fn login(http: &reqwest::Client, base: &str, t: &Tenant) -> f64 {
+/// Sends one login of tenant `t`; its status.
+async fn send(http: &reqwest::Client, base: &str, t: &Tenant) -> u16 {
     let body = json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Quick",
                       "client_id": t.client, "username": "bench@example.com", "password": "whatever"});
-    let started = Instant::now();
     let response = http
         .post(format!("{base}/oauth/token"))
         .header("host", &t.host)
@@ -118,9 +123,68 @@ async fn login(http: &reqwest::Client, base: &str, t: &Tenant) -> f64 {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200, "{}", t.host);
+    let status = response.status().as_u16();
     response.bytes().await.unwrap();
+    status
+}
+
+/// One successful login of `t`: its latency in ms.
+async fn login(http: &reqwest::Client, base: &str, t: &Tenant) -> f64 {
+    let started = Instant::now();
+    assert_eq!(send(http, base, t).await, 200, "{}", t.host);
     started.elapsed().as_secs_f64() * 1e3
+}
+
+/// Latencies (sorted, ms) of `t`'s logins from 2 clients for SECONDS.
+async fn latencies(s: &Server, t: &Tenant) -> Vec<f64> {
+    let deadline = Instant::now() + Duration::from_secs(SECONDS);
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (base, t) = (s.base.clone(), t.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut seen = Vec::new();
+                while Instant::now() < deadline {
+                    seen.push(login(&http, &base, &t).await);
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for c in clients {
+        all.extend(c.await.unwrap());
+    }
+    all.sort_by(f64::total_cmp);
+    all
+}
+
+/// `t`'s login latencies alone, then while HOSTILE tenants keep HOSTILE_CLIENTS logins each
+/// that hang in flight.
+async fn beside_hostile(s: &Server, t: &Tenant, hostile: &[Tenant]) -> (Vec<f64>, Vec<f64>) {
+    let alone = latencies(s, t).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = hostile
+        .iter()
+        .flat_map(|h| std::iter::repeat_n(h.clone(), HOSTILE_CLIENTS))
+        .map(|h| {
+            let (base, stop) = (s.base.clone(), stop.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                while !stop.load(Ordering::Relaxed) {
+                    send(&http, &base, &h).await;
+                }
+            })
+        })
+        .collect();
+    // Let the hanging runs take the workers first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let attacked = latencies(s, t).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in flood {
+        task.abort();
+    }
+    (alone, attacked)
 }
 
 /// Logins per second from CLIENTS clients for SECONDS, the n-th login going to tenant n mod
@@ -186,8 +250,9 @@ fn workers_memory(server: u32) -> (u64, usize) {
 async fn main() {
     let data = tempfile::tempdir().unwrap();
     let data = data.path().join("data");
-    let all = tenants(&data, TENANTS + COLD);
+    let all = tenants(&data, "t", TENANTS + COLD, QUICK);
     let (warm, cold) = all.split_at(TENANTS);
+    let hostile = tenants(&data, "h", HOSTILE, HANGS);
     let server = start(&data);
     let http = reqwest::Client::new();
     // One login each first, so that the rounds measure tenants whose connections are known.
@@ -213,6 +278,7 @@ async fn main() {
         warm_again.push(login(&http, &server.base, t).await);
     }
     warm_again.sort_by(f64::total_cmp);
+    let (alone, attacked) = beside_hostile(&server, &warm[1], &hostile).await;
     println!("| measurement | value |\n|---|---|");
     println!("| no-I/O logins, {CLIENTS} clients, one tenant | {one:.0}/s |");
     println!(
@@ -237,5 +303,16 @@ async fn main() {
         "| the same tenants' second login | p50 {:.2} ms, p99 {:.2} ms |",
         percentile(&warm_again, 0.5),
         percentile(&warm_again, 0.99)
+    );
+    println!(
+        "| one tenant's logins (2 clients), alone | p50 {:.2} ms, p99 {:.2} ms |",
+        percentile(&alone, 0.5),
+        percentile(&alone, 0.99)
+    );
+    println!(
+        "| the same while {HOSTILE} tenants keep {HOSTILE_CLIENTS} logins each that hang | p50 {:.2} ms, p99 {:.2} ms = {:.2} of alone |",
+        percentile(&attacked, 0.5),
+        percentile(&attacked, 0.99),
+        percentile(&attacked, 0.99) / percentile(&alone, 0.99)
     );
 }

@@ -6,10 +6,11 @@
 //! memory budget (their resident memory, least recently used stopped first), and a few spare
 //! workers, started ahead and given to no tenant yet, take a tenant's first run so that it does
 //! not wait for a process to start. Capacity is shared among the tenants with runs in flight:
-//! each may keep `max_workers / active tenants` busy (at most `max_busy_per_tenant`), and a
-//! tenant with nothing in flight is never made to wait (it may pass `max_workers` by the one
-//! run), so that tenants whose scripts hang wait for their own runs and a newcomer is served at
-//! once, however many tenants hang.
+//! each may keep `max_workers / active tenants` busy (at least one, at most
+//! `max_busy_per_tenant`), and a tenant below its share is served at once even when others
+//! still hold more than theirs. Tenants whose scripts hang wait for their own runs only,
+//! however many of them hang; busy workers stay below `max_workers` plus the larger of
+//! `max_workers` and the number of active tenants.
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -28,8 +29,8 @@ use crate::script::{Invocation, Limits};
 pub struct PoolConfig {
     /// The `customdb` executable; workers are `program worker --memory N`.
     pub program: PathBuf,
-    /// Workers running a run at once, across tenants (beyond one per tenant that had nothing in
-    /// flight).
+    /// Workers running a run at once, shared among the active tenants (passed only while the
+    /// shares shrink, and by one per tenant when more tenants than this are active).
     pub max_workers: usize,
     /// Workers one tenant may keep busy at once (at least 1).
     pub max_busy_per_tenant: usize,
@@ -89,8 +90,6 @@ struct Slots {
     spares: Vec<Worker>,
     /// Spares being started.
     starting: usize,
-    /// Workers running a run (or being started for one), all tenants.
-    busy_total: usize,
     /// Busy workers per tenant; a tenant is active while it is here.
     busy: HashMap<String, usize>,
 }
@@ -238,10 +237,10 @@ impl Pool {
                 let active = slots.busy.len() + usize::from(busy == 0);
                 let share = (self.config.max_workers / active)
                     .clamp(1, self.config.max_busy_per_tenant.max(1));
-                // A tenant with nothing in flight never waits: past `max_workers` by at most
-                // one worker per tenant, however many others' scripts hang.
-                let full = busy > 0 && slots.busy_total >= self.config.max_workers;
-                let next = if busy >= share || full {
+                // A tenant waits only for its own runs: below its share it is served even when
+                // tenants that held more before it came still keep every worker busy (their
+                // runs go back to the pool, not to them, while they are above their shares).
+                let next = if busy >= share {
                     Next::Wait
                 } else if let Some(i) = slots
                     .idle
@@ -257,7 +256,6 @@ impl Pool {
                     Next::Spawn
                 };
                 if !matches!(next, Next::Wait) {
-                    slots.busy_total += 1;
                     *slots.busy.entry(inv.tenant.clone()).or_default() += 1;
                 }
                 next
@@ -319,7 +317,6 @@ impl Pool {
                     slots.busy.remove(tenant);
                 }
             }
-            slots.busy_total -= 1;
             let mut evicted = Vec::new();
             if let Some(w) = idle {
                 slots.idle_bytes += w.resident_bytes;
