@@ -215,8 +215,7 @@ impl Pool {
     }
 
     /// Takes an idle worker of the invocation's tenant (and memory ceiling), else a spare,
-    /// else starts one, once the tenant is below its share and the pool has room. A worker
-    /// never serves two tenants.
+    /// else starts one, once the tenant is below its share. A worker never serves two tenants.
     async fn acquire(&self, inv: &Invocation) -> Result<(Lease<'_>, f64), PoolError> {
         enum Next {
             Reuse(Worker),
