@@ -110,8 +110,9 @@ pub struct ServeArgs {
     /// one to start [default: 1 per core].
     #[arg(long, value_name = "N")]
     spare_workers: Option<usize>,
-    /// Resident memory the idle workers kept warm for their tenants may use together; beyond
-    /// it the least recently used is stopped [default: 1024].
+    /// Memory the idle workers kept warm for their tenants may use together (each one's own
+    /// resident pages, not those it shares with the executable); beyond it the least recently
+    /// used is stopped [default: 1024].
     #[arg(long, value_name = "MB")]
     idle_worker_memory_mb: Option<u64>,
 }
