@@ -6,12 +6,13 @@
 //! `cargo bench --bench http [logins] [reads] [neighbour]` runs the named parts (all by default).
 
 mod common;
-use common::{exe, percentile};
+mod server;
+use common::percentile;
+use server::{admin, serve};
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -44,16 +45,7 @@ impl Drop for Server {
 
 /// Prepares the data folder (the noisy tenant beside the demo) and starts the server on it.
 fn start(data: &Path) -> Server {
-    let admin = |args: &[&str]| {
-        let out = Command::new(exe())
-            .args(["tenant", "--data"])
-            .arg(data)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let admin = |args: &[&str]| admin(data, args);
     admin(&["create", "noisy", "--domain", NOISY_HOST]);
     let printed = admin(&["client", "noisy", "--public"]);
     let noisy_client = printed
@@ -76,23 +68,7 @@ fn start(data: &Path) -> Server {
     .unwrap();
     admin(&["connection", "noisy", folder.path().to_str().unwrap()]);
 
-    let mut child = Command::new(exe())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        // The bench is one client at one address, sending far more than any one client may.
-        .args(["--rate-limit-per-ip", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let first = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
-    let base = first
-        .trim_start_matches("customdb listening on ")
-        .to_string();
+    let (child, base) = serve(data);
     let creds: Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("demo-client.json")).unwrap())
             .unwrap();

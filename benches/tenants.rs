@@ -7,12 +7,13 @@
 //! `cargo bench --bench tenants`
 
 mod common;
-use common::{exe, percentile};
+mod server;
+use common::percentile;
+use server::{admin, serve};
 
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -40,17 +41,6 @@ impl Drop for Server {
 struct Tenant {
     host: String,
     client: String,
-}
-
-fn admin(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(exe())
-        .args(["tenant", "--data"])
-        .arg(data)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Answers at once (no I/O).
@@ -90,25 +80,8 @@ fn tenants(data: &Path, prefix: &str, n: usize, script: &str) -> Vec<Tenant> {
 }
 
 fn start(data: &Path) -> Server {
-    let mut child = Command::new(exe())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .args(["--rate-limit-per-ip", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let first = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
-    Server {
-        child,
-        base: first
-            .trim_start_matches("customdb listening on ")
-            .to_string(),
-    }
+    let (child, base) = serve(data);
+    Server { child, base }
 }
 
 /// Sends one login of tenant `t`; its status.

@@ -198,15 +198,7 @@ impl Store {
         budget: Budget,
         now_ms: i64,
     ) -> Result<f64, StoreError> {
-        let row: Option<(f64, i64)> = query_one(
-            &self.read(),
-            "SELECT tokens, at FROM ip_buckets WHERE tenant = ?1 AND ip = ?2 AND stage = ?3",
-            params![tenant, ip, stage.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        Ok(row.map_or(f64::from(budget.max_attempts), |(t, at)| {
-            budget.refilled(t, at, now_ms)
-        }))
+        tokens_left(&self.read(), tenant, ip, stage, budget, now_ms)
     }
 
     /// Takes one attempt from an address's budget in `stage`; returns what was left before
@@ -220,15 +212,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(f64, f64), StoreError> {
         self.write(|tx| {
-            let row: Option<(f64, i64)> = query_one(
-                tx,
-                "SELECT tokens, at FROM ip_buckets WHERE tenant = ?1 AND ip = ?2 AND stage = ?3",
-                params![tenant, ip, stage.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let before = row.map_or(f64::from(budget.max_attempts), |(t, at)| {
-                budget.refilled(t, at, now_ms)
-            });
+            let before = tokens_left(tx, tenant, ip, stage, budget, now_ms)?;
             let after = (before - 1.0).max(0.0);
             tx.execute(
                 "INSERT INTO ip_buckets (tenant, ip, stage, tokens, at, full_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -249,6 +233,26 @@ impl Store {
             )?)
         })
     }
+}
+
+/// What is left of an address's budget in `stage` at `now_ms` (all of it when unused).
+fn tokens_left(
+    conn: &rusqlite::Connection,
+    tenant: &str,
+    ip: &str,
+    stage: Stage,
+    budget: Budget,
+    now_ms: i64,
+) -> Result<f64, StoreError> {
+    let row: Option<(f64, i64)> = query_one(
+        conn,
+        "SELECT tokens, at FROM ip_buckets WHERE tenant = ?1 AND ip = ?2 AND stage = ?3",
+        params![tenant, ip, stage.as_str()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(row.map_or(f64::from(budget.max_attempts), |(t, at)| {
+        budget.refilled(t, at, now_ms)
+    }))
 }
 
 fn read_setting<T: DeserializeOwned + Default>(
