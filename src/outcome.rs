@@ -30,6 +30,10 @@ pub enum Outcome {
     OutputLimit,
     /// The engine panicked or the worker died for another reason.
     Crashed,
+    /// The run was stopped because another run of its tenant, in flight in the same worker or
+    /// on the same context, broke a limit or crashed it. It says nothing about this run's
+    /// script; it is not retried, since scripts are not idempotent.
+    Interrupted,
 }
 
 impl Outcome {
@@ -45,6 +49,7 @@ impl Outcome {
             Outcome::MemoryLimit => "memory_limit",
             Outcome::OutputLimit => "output_limit",
             Outcome::Crashed => "crashed",
+            Outcome::Interrupted => "interrupted",
         }
     }
 
@@ -58,6 +63,7 @@ impl Outcome {
                 | Outcome::MemoryLimit
                 | Outcome::OutputLimit
                 | Outcome::Crashed
+                | Outcome::Interrupted
         )
     }
 }

@@ -1,26 +1,34 @@
 //! The supervisor side: a pool of worker processes with tenant affinity. It sends each run to a
-//! worker of the run's tenant, kills a worker that passes its deadline plus grace, maps a dead
-//! worker to an outcome, and starts replacements. It never runs JavaScript itself.
+//! worker of the run's tenant, kills a worker that passes a run's deadline plus grace, maps a
+//! dead worker to an outcome for each of its runs, and starts replacements. It never runs
+//! JavaScript itself.
 //!
-//! Busy workers are bounded (`max_workers`); idle ones are kept warm for their tenants under a
-//! memory budget (their resident memory, least recently used stopped first), and a few spare
-//! workers, started ahead and given to no tenant yet, take a tenant's first run so that it does
-//! not wait for a process to start. Capacity is shared among the tenants with runs in flight:
-//! each may keep `max_workers / active tenants` busy (at least one, at most
-//! `max_busy_per_tenant`), and a tenant below its share is served at once even when others
-//! still hold more than theirs. Tenants whose scripts hang wait for their own runs only,
-//! however many of them hang; busy workers stay below `max_workers` plus the larger of
-//! `max_workers` and the number of active tenants.
+//! A worker serves many runs of its tenant at once (up to `runs_per_worker`): they interleave
+//! on its event loop while they wait on I/O. A tenant's runs spread over up to its share of
+//! workers first (its CPU-bound runs use every core it may), then stack on the least loaded.
+//! Capacity is shared among the tenants with runs in flight: each may keep
+//! `max_workers / active tenants` workers busy (at least one, at most `max_busy_per_tenant`),
+//! and a tenant below its share is served at once even when others still hold more than
+//! theirs. Idle workers are kept warm for their tenants under a memory budget (their own
+//! resident memory, least recently used stopped first), and a few spare workers, started ahead
+//! and given to no tenant yet, take a tenant's first run so that it does not wait for a
+//! process to start.
+//!
+//! Each worker has one reader task: it hands each answer to its run and gives the run's place
+//! back; when the worker dies it tells every run in flight what happened to it — the run that
+//! caused the death gets its limit, the others `interrupted`.
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 use super::protocol::{self, Request, Response};
+use super::worker::{EXIT_STALLED, MAX_SLICE_WHILE_SHARED, SLICE_NOTE, STALLED_NOTE};
 use crate::outcome::{Execution, Outcome, ScriptError};
 use crate::script::{Invocation, Limits};
 
@@ -29,11 +37,13 @@ use crate::script::{Invocation, Limits};
 pub struct PoolConfig {
     /// The `customdb` executable; workers are `program worker --memory N`.
     pub program: PathBuf,
-    /// Workers running a run at once, shared among the active tenants (passed only while the
+    /// Workers running runs at once, shared among the active tenants (passed only while the
     /// shares shrink, and by one per tenant when more tenants than this are active).
     pub max_workers: usize,
     /// Workers one tenant may keep busy at once (at least 1).
     pub max_busy_per_tenant: usize,
+    /// Runs one worker serves at once, interleaved on its event loop (at least 1).
+    pub runs_per_worker: usize,
     /// Time a worker gets past a run's own timeout before it is killed.
     pub grace: Duration,
     /// Resident memory the idle workers kept warm may use together.
@@ -51,6 +61,7 @@ impl PoolConfig {
             program,
             max_workers: cores * 4,
             max_busy_per_tenant: cores * 2,
+            runs_per_worker: 64,
             grace: Duration::from_millis(500),
             idle_memory_bytes: 1 << 30,
             max_idle: 512,
@@ -69,41 +80,96 @@ pub enum PoolError {
     },
 }
 
+/// What a run hears back from its worker.
+enum Reply {
+    Done(Box<Response>),
+    Died(Arc<Death>),
+}
+
+/// A worker process, shared by the runs in flight on it and the pool's lists.
 struct Worker {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    /// The tenant it serves; empty for a spare.
-    tenant: String,
+    /// The tenant it serves; unset while it is a spare.
+    tenant: OnceLock<String>,
     memory_bytes: u64,
+    pid: Option<u32>,
+    stdin: tokio::sync::Mutex<ChildStdin>,
+    child: Mutex<Option<Child>>,
+    /// Runs sent and not answered, by request id. `None` once the worker is dead.
+    waiting: Mutex<Option<HashMap<u64, oneshot::Sender<Reply>>>>,
+    next_id: AtomicU64,
     /// Its own resident memory when it last went idle.
-    resident_bytes: u64,
+    resident_bytes: AtomicU64,
     stderr_tail: Arc<Mutex<VecDeque<u8>>>,
-    next_id: u64,
+    /// Takes no new runs; stopped once its last run is answered.
+    retired: std::sync::atomic::AtomicBool,
+    /// The run whose timeout made the pool kill it.
+    killed_for: Mutex<Option<u64>>,
+}
+
+impl Worker {
+    fn tenant(&self) -> &str {
+        self.tenant.get().map_or("", String::as_str)
+    }
+
+    fn dead(&self) -> bool {
+        self.waiting.lock().expect("waiting lock").is_none()
+    }
+
+    fn accepts(&self, memory_bytes: u64) -> bool {
+        self.memory_bytes == memory_bytes && !self.retired.load(Ordering::SeqCst) && !self.dead()
+    }
+
+    fn stop(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        if let Some(child) = self.child.lock().expect("child lock").as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+
+    /// Registers run `id` to hear its answer; `None` if the worker died meanwhile.
+    fn register(&self, id: u64) -> Option<oneshot::Receiver<Reply>> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting
+            .lock()
+            .expect("waiting lock")
+            .as_mut()?
+            .insert(id, tx);
+        Some(rx)
+    }
+}
+
+/// One busy worker of a tenant and how many runs it has in flight.
+struct Busy {
+    worker: Arc<Worker>,
+    runs: usize,
 }
 
 #[derive(Default)]
 struct Slots {
     /// Least recently used first.
-    idle: VecDeque<Worker>,
+    idle: VecDeque<Arc<Worker>>,
     idle_bytes: u64,
-    spares: Vec<Worker>,
+    spares: Vec<Arc<Worker>>,
     /// Spares being started.
     starting: usize,
     /// Busy workers per tenant; a tenant is active while it is here.
-    busy: HashMap<String, usize>,
+    busy: HashMap<String, Vec<Busy>>,
+}
+
+struct Inner {
+    config: PoolConfig,
+    slots: Mutex<Slots>,
+    freed: Notify,
 }
 
 pub struct Pool {
-    config: PoolConfig,
-    slots: Arc<Mutex<Slots>>,
-    freed: Arc<Notify>,
+    inner: Arc<Inner>,
 }
 
 /// What a worker costs in memory now: its resident pages that are its own (resident minus
 /// file-backed, which all workers share with the executable), from `/proc`; 0 if unreadable.
-fn resident_bytes(child: &Child) -> u64 {
-    let Some(pid) = child.id() else { return 0 };
+fn resident_bytes(pid: Option<u32>) -> u64 {
+    let Some(pid) = pid else { return 0 };
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
     let mut fields = statm.split_whitespace().skip(1).map(str::parse::<u64>);
     match (fields.next(), fields.next()) {
@@ -118,39 +184,18 @@ const STDERR_TAIL: usize = 8 * 1024;
 impl Pool {
     pub fn new(config: PoolConfig) -> Self {
         Pool {
-            config,
-            slots: Arc::default(),
-            freed: Arc::default(),
+            inner: Arc::new(Inner {
+                config,
+                slots: Mutex::default(),
+                freed: Notify::new(),
+            }),
         }
     }
 
     /// Starts spares, in the background, until `config.spares` are ready or starting (a
     /// server calls it once at start; every run that takes a spare calls it again).
     pub fn refill(&self) {
-        let wanted = {
-            let mut slots = self.slots.lock().expect("pool lock");
-            let wanted = self
-                .config
-                .spares
-                .saturating_sub(slots.spares.len() + slots.starting);
-            slots.starting += wanted;
-            wanted
-        };
-        for _ in 0..wanted {
-            let (slots, freed) = (self.slots.clone(), self.freed.clone());
-            let program = self.config.program.clone();
-            tokio::spawn(async move {
-                let spare = start_worker(&program, Limits::default().memory_bytes, String::new());
-                let mut s = slots.lock().expect("pool lock");
-                s.starting -= 1;
-                match spare {
-                    Ok(w) => s.spares.push(w),
-                    Err(e) => tracing::warn!("could not start a spare worker: {e}"),
-                }
-                drop(s);
-                freed.notify_waiters();
-            });
-        }
+        self.inner.refill();
     }
 
     /// Runs one invocation in a worker of its tenant and returns what happened. Script
@@ -158,37 +203,56 @@ impl Pool {
     /// started at all is an error.
     pub async fn run(&self, inv: &Invocation) -> Result<Execution, PoolError> {
         let started = Instant::now();
-        let (mut lease, spawn_ms) = self.acquire(inv).await?;
-        let worker = lease.worker.as_mut().expect("a new lease holds its worker");
-        let id = worker.next_id;
-        worker.next_id += 1;
-        let wait = Duration::from_millis(inv.limits.timeout_ms) + self.config.grace;
+        let (worker, id, answer, spawn_ms) = loop {
+            let (worker, spawn_ms) = self.inner.acquire(inv).await?;
+            let id = worker.next_id.fetch_add(1, Ordering::SeqCst);
+            match worker.register(id) {
+                Some(answer) => break (worker, id, answer, spawn_ms),
+                // It died between the choice and the registration; nothing was sent, so
+                // choosing again cannot run the script twice.
+                None => self.inner.release(&worker),
+            }
+        };
+        let wait = Duration::from_millis(inv.limits.timeout_ms) + self.inner.config.grace;
         let request = Request {
             id,
             invocation: inv.clone(),
         };
         let exchange = async {
-            protocol::write(&mut worker.stdin, &request).await?;
-            protocol::read::<_, Response>(&mut worker.stdout).await
+            // A failed write means the worker died: its reader answers the run.
+            let _ = protocol::write(&mut *worker.stdin.lock().await, &request).await;
+            answer.await
         };
         let mut execution = match tokio::time::timeout(wait, exchange).await {
-            Ok(Ok(Some(response))) if response.id == id => {
-                let mut execution = response.execution;
-                if response.native_jobs_left > 0 {
+            Ok(Ok(Reply::Done(response))) => {
+                let Response {
+                    mut execution,
+                    native_jobs_left,
+                    ..
+                } = *response;
+                if native_jobs_left > 0 {
                     execution.warnings.push(format!(
-                        "the run ended with {} bcrypt, pbkdf2 or sqlite call(s) still running; its worker was stopped so that they do not outlive it",
-                        response.native_jobs_left
+                        "the run ended with {} bcrypt, pbkdf2 or sqlite call(s) still running; its worker takes no new runs and is stopped once its other runs end, so that they do not outlive it",
+                        native_jobs_left
                     ));
-                }
-                if execution.outcome.is_limit() || response.native_jobs_left > 0 {
-                    lease.discard().await;
-                } else {
-                    lease.release();
                 }
                 execution
             }
+            Ok(Ok(Reply::Died(death))) => {
+                let (outcome, error) = death.outcome_for(id);
+                let mut failed = Execution::failed(outcome, error);
+                // The worker's last stderr line explains the death and may quote what the
+                // script held.
+                failed.redact(&inv.redactor());
+                failed
+            }
+            Ok(Err(_)) => Execution::failed(
+                Outcome::Crashed,
+                ScriptError::system("CrashedError", "the worker running the script was lost"),
+            ),
             Err(_) => {
-                lease.discard().await;
+                *worker.killed_for.lock().expect("killed_for lock") = Some(id);
+                worker.stop();
                 Execution::failed(
                     Outcome::Timeout,
                     ScriptError::system(
@@ -200,281 +264,447 @@ impl Pool {
                     ),
                 )
             }
-            Ok(_) => {
-                // The worker closed its pipe or answered out of turn: it died or is broken.
-                // Its last stderr line explains the death and may quote what the script held.
-                let (outcome, error) = lease.bury().await;
-                let mut failed = Execution::failed(outcome, error);
-                failed.redact(&inv.redactor());
-                failed
-            }
         };
         execution.timings.spawn_ms = spawn_ms;
         execution.timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(execution)
     }
+}
 
-    /// Takes an idle worker of the invocation's tenant (and memory ceiling), else a spare,
-    /// else starts one, once the tenant is below its share. A worker never serves two tenants.
-    async fn acquire(&self, inv: &Invocation) -> Result<(Lease<'_>, f64), PoolError> {
-        enum Next {
-            Reuse(Worker),
-            Spare(Worker),
-            Spawn,
-            Wait,
+impl Inner {
+    fn refill(self: &Arc<Self>) {
+        let wanted = {
+            let mut slots = self.slots.lock().expect("pool lock");
+            let wanted = self
+                .config
+                .spares
+                .saturating_sub(slots.spares.len() + slots.starting);
+            slots.starting += wanted;
+            wanted
+        };
+        for _ in 0..wanted {
+            let inner = self.clone();
+            tokio::spawn(async move {
+                let spare = inner.start_worker(Limits::default().memory_bytes, None);
+                let mut s = inner.slots.lock().expect("pool lock");
+                s.starting -= 1;
+                match spare {
+                    Ok(w) => s.spares.push(w),
+                    Err(e) => tracing::warn!("could not start a spare worker: {e}"),
+                }
+                drop(s);
+                inner.freed.notify_waiters();
+            });
         }
+    }
+
+    /// Chooses the worker for a run and counts the run on it: a new worker for the tenant
+    /// (its idle one, a spare, or a fresh process) while it is below its share of workers,
+    /// else the least loaded of its workers with room, else it waits. A worker never serves
+    /// two tenants.
+    async fn acquire(self: &Arc<Self>, inv: &Invocation) -> Result<(Arc<Worker>, f64), PoolError> {
         self.refill();
         loop {
             // Registered before the check, so a release between the check and the wait wakes it.
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            let next = {
+            let mut took_spare = false;
+            let chosen = {
                 let mut slots = self.slots.lock().expect("pool lock");
                 let memory = inv.limits.memory_bytes;
-                let busy = slots.busy.get(&inv.tenant).copied().unwrap_or(0);
-                let active = slots.busy.len() + usize::from(busy == 0);
+                let held = slots.busy.get(&inv.tenant).map_or(0, Vec::len);
+                let active = slots.busy.len() + usize::from(held == 0);
                 let share = (self.config.max_workers / active)
                     .clamp(1, self.config.max_busy_per_tenant.max(1));
                 // A tenant waits only for its own runs: below its share it is served even when
-                // tenants that held more before it came still keep every worker busy (their
-                // runs go back to the pool, not to them, while they are above their shares).
-                let next = if busy >= share {
-                    Next::Wait
-                } else if let Some(i) = slots
-                    .idle
-                    .iter()
-                    .rposition(|w| w.tenant == inv.tenant && w.memory_bytes == memory)
+                // tenants that held more before it came still keep every worker busy.
+                let mut chosen = None;
+                if held < share {
+                    let idle = slots
+                        .idle
+                        .iter()
+                        .rposition(|w| w.tenant() == inv.tenant && w.accepts(memory));
+                    let worker = if let Some(i) = idle {
+                        let w = slots.idle.remove(i).expect("found above");
+                        slots.idle_bytes -= w.resident_bytes.load(Ordering::SeqCst);
+                        Some((w, 0.0))
+                    } else if let Some(i) = slots.spares.iter().position(|w| w.accepts(memory)) {
+                        let w = slots.spares.swap_remove(i);
+                        let _ = w.tenant.set(inv.tenant.clone());
+                        took_spare = true;
+                        Some((w, 0.0))
+                    } else {
+                        None
+                    };
+                    let (worker, spawn_ms) = match worker {
+                        Some(w) => w,
+                        None => {
+                            let spawn_started = Instant::now();
+                            let w = self.start_worker(memory, Some(inv.tenant.clone()))?;
+                            (w, spawn_started.elapsed().as_secs_f64() * 1e3)
+                        }
+                    };
+                    slots
+                        .busy
+                        .entry(inv.tenant.clone())
+                        .or_default()
+                        .push(Busy {
+                            worker: worker.clone(),
+                            runs: 1,
+                        });
+                    chosen = Some((worker, spawn_ms));
+                } else if let Some(b) = slots
+                    .busy
+                    .get_mut(&inv.tenant)
+                    .into_iter()
+                    .flatten()
+                    .filter(|b| {
+                        b.runs < self.config.runs_per_worker.max(1) && b.worker.accepts(memory)
+                    })
+                    .min_by_key(|b| b.runs)
                 {
-                    let w = slots.idle.remove(i).expect("found above");
-                    slots.idle_bytes -= w.resident_bytes;
-                    Next::Reuse(w)
-                } else if let Some(i) = slots.spares.iter().position(|w| w.memory_bytes == memory) {
-                    Next::Spare(slots.spares.swap_remove(i))
-                } else {
-                    Next::Spawn
-                };
-                if !matches!(next, Next::Wait) {
-                    *slots.busy.entry(inv.tenant.clone()).or_default() += 1;
+                    b.runs += 1;
+                    chosen = Some((b.worker.clone(), 0.0));
                 }
-                next
+                chosen
             };
-            if let Next::Wait = next {
-                freed.await;
-                continue;
+            if took_spare {
+                self.refill();
             }
-            // The slot is taken from here on: if this future is dropped or the spawn fails,
-            // the lease gives it back.
-            let mut lease = Lease {
-                pool: self,
-                tenant: inv.tenant.clone(),
-                worker: None,
-                settled: false,
-            };
-            match next {
-                Next::Reuse(mut w) | Next::Spare(mut w) => {
-                    // A worker that died while idle (the kernel or an operator killed it) is
-                    // replaced before a run is handed to it: the run must not take the blame.
-                    if matches!(w.child.try_wait(), Ok(None)) {
-                        w.tenant = inv.tenant.clone();
-                        lease.worker = Some(w);
-                        self.refill();
-                        return Ok((lease, 0.0));
-                    }
-                    tracing::info!(tenant = %inv.tenant, "an idle worker had died; starting another");
-                    let _ = w.child.kill().await;
-                }
-                Next::Spawn | Next::Wait => {}
+            match chosen {
+                Some(c) => return Ok(c),
+                None => freed.await,
             }
-            let spawn_started = Instant::now();
-            lease.worker = Some(self.spawn(inv)?);
-            return Ok((lease, spawn_started.elapsed().as_secs_f64() * 1e3));
         }
     }
 
-    fn spawn(&self, inv: &Invocation) -> Result<Worker, PoolError> {
-        start_worker(
-            &self.config.program,
-            inv.limits.memory_bytes,
-            inv.tenant.clone(),
-        )
-    }
-
-    /// Ends a run's hold on a worker: back to the idle list (`idle`), or gone. Idle workers
-    /// beyond the memory budget or the count are stopped, least recently used first
-    /// (dropping one kills it; the runtime reaps it).
-    fn settle(&self, tenant: &str, idle: Option<Worker>) {
-        let idle = idle.map(|mut w| {
-            w.resident_bytes = resident_bytes(&w.child);
-            w
-        });
+    /// Gives back a run's place on its worker. A worker with no runs left goes back to the idle
+    /// list (or is stopped, if retired); idle workers beyond the memory budget or the count are
+    /// stopped, least recently used first.
+    fn release(&self, worker: &Arc<Worker>) {
         let evicted = {
             let mut slots = self.slots.lock().expect("pool lock");
-            if let Some(n) = slots.busy.get_mut(tenant) {
-                *n -= 1;
-                if *n == 0 {
-                    slots.busy.remove(tenant);
+            let tenant = worker.tenant().to_string();
+            let mut emptied = false;
+            if let Some(list) = slots.busy.get_mut(&tenant)
+                && let Some(i) = list.iter().position(|b| Arc::ptr_eq(&b.worker, worker))
+            {
+                list[i].runs -= 1;
+                if list[i].runs == 0 {
+                    list.swap_remove(i);
+                    emptied = true;
+                }
+                if list.is_empty() {
+                    slots.busy.remove(&tenant);
                 }
             }
             let mut evicted = Vec::new();
-            if let Some(w) = idle {
-                slots.idle_bytes += w.resident_bytes;
-                slots.idle.push_back(w);
-                while slots.idle.len() > self.config.max_idle
-                    || (slots.idle_bytes > self.config.idle_memory_bytes && slots.idle.len() > 1)
-                {
-                    let Some(old) = slots.idle.pop_front() else {
-                        break;
-                    };
-                    slots.idle_bytes -= old.resident_bytes;
-                    evicted.push(old);
+            if emptied {
+                if worker.retired.load(Ordering::SeqCst) || worker.dead() {
+                    evicted.push(worker.clone());
+                } else {
+                    let bytes = resident_bytes(worker.pid);
+                    worker.resident_bytes.store(bytes, Ordering::SeqCst);
+                    slots.idle_bytes += bytes;
+                    slots.idle.push_back(worker.clone());
+                    while slots.idle.len() > self.config.max_idle
+                        || (slots.idle_bytes > self.config.idle_memory_bytes
+                            && slots.idle.len() > 1)
+                    {
+                        let Some(old) = slots.idle.pop_front() else {
+                            break;
+                        };
+                        slots.idle_bytes -= old.resident_bytes.load(Ordering::SeqCst);
+                        evicted.push(old);
+                    }
                 }
             }
             evicted
         };
-        drop(evicted);
+        for w in evicted {
+            w.stop();
+        }
         // Every waiter looks again: the one woken may be a tenant still at its share.
         self.freed.notify_waiters();
     }
-}
 
-/// One run's hold on a worker slot. Dropped without being settled (the request was
-/// cancelled, say, because its client went away), it kills the worker and gives the slot back.
-struct Lease<'a> {
-    pool: &'a Pool,
-    tenant: String,
-    worker: Option<Worker>,
-    settled: bool,
-}
-
-impl Lease<'_> {
-    /// The worker is healthy: keep it for the tenant's next run.
-    fn release(mut self) {
-        self.settled = true;
-        let worker = self.worker.take();
-        self.pool.settle(&self.tenant, worker);
-    }
-
-    /// Stops a worker that hit a limit or passed its deadline.
-    async fn discard(mut self) {
-        self.settled = true;
-        if let Some(mut worker) = self.worker.take() {
-            let _ = worker.child.kill().await;
+    /// Takes a dead worker out of the idle and spare lists.
+    fn forget(&self, worker: &Arc<Worker>) {
+        let mut slots = self.slots.lock().expect("pool lock");
+        if let Some(i) = slots.idle.iter().position(|w| Arc::ptr_eq(w, worker)) {
+            slots.idle.remove(i);
+            slots.idle_bytes -= worker.resident_bytes.load(Ordering::SeqCst);
         }
-        self.pool.settle(&self.tenant, None);
+        slots.spares.retain(|w| !Arc::ptr_eq(w, worker));
     }
 
-    /// Collects a worker that died by itself and says why.
-    async fn bury(mut self) -> (Outcome, ScriptError) {
-        self.settled = true;
-        let mut worker = self
-            .worker
-            .take()
-            .expect("a lease holds its worker until settled");
-        let status = match tokio::time::timeout(Duration::from_secs(2), worker.child.wait()).await {
+    /// Starts a worker process for `tenant` (none: a spare) with memory ceiling
+    /// `memory_bytes`, and its reader task.
+    fn start_worker(
+        self: &Arc<Self>,
+        memory_bytes: u64,
+        tenant: Option<String>,
+    ) -> Result<Arc<Worker>, PoolError> {
+        let program: &Path = &self.config.program;
+        // The worker's environment is empty: nothing of the supervisor's (database passwords,
+        // keys) is there for a sandbox escape to find. One allocator arena per thread would
+        // reserve 64 MB of address space each and eat into the memory ceiling.
+        let mut child = Command::new(program)
+            .arg("worker")
+            .arg("--memory-bytes")
+            .arg(memory_bytes.to_string())
+            .env_clear()
+            .env("MALLOC_ARENA_MAX", "2")
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| PoolError::Spawn {
+                program: program.display().to_string(),
+                source,
+            })?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        let tail = stderr_tail.clone();
+        let stderr_done = Arc::new(Notify::new());
+        let stderr_closed = stderr_done.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let mut t = tail.lock().expect("stderr tail lock");
+                t.extend(&buf[..n]);
+                let excess = t.len().saturating_sub(STDERR_TAIL);
+                t.drain(..excess);
+            }
+            stderr_closed.notify_one();
+        });
+        let worker = Arc::new(Worker {
+            tenant: tenant.map(OnceLock::from).unwrap_or_default(),
+            memory_bytes,
+            pid: child.id(),
+            stdin: tokio::sync::Mutex::new(stdin),
+            child: Mutex::new(Some(child)),
+            waiting: Mutex::new(Some(HashMap::new())),
+            next_id: AtomicU64::new(1),
+            resident_bytes: AtomicU64::new(0),
+            stderr_tail,
+            retired: false.into(),
+            killed_for: Mutex::new(None),
+        });
+        tokio::spawn(read_answers(
+            Arc::downgrade(self),
+            Arc::downgrade(&worker),
+            stdout,
+            stderr_done,
+        ));
+        Ok(worker)
+    }
+}
+
+/// The reader task of one worker: hands each answer to its run and gives the run's place
+/// back, until the worker's stdout closes; then tells each run still in flight why the worker
+/// died. It holds the worker weakly: a worker nobody holds is dropped, which kills it.
+async fn read_answers(
+    pool: Weak<Inner>,
+    worker: Weak<Worker>,
+    mut stdout: BufReader<ChildStdout>,
+    stderr_done: Arc<Notify>,
+) {
+    while let Ok(Some(response)) = protocol::read::<_, Response>(&mut stdout).await {
+        let (Some(pool), Some(worker)) = (pool.upgrade(), worker.upgrade()) else {
+            return;
+        };
+        let waiter = worker
+            .waiting
+            .lock()
+            .expect("waiting lock")
+            .as_mut()
+            .and_then(|w| w.remove(&response.id));
+        let Some(waiter) = waiter else {
+            // An answer to no run: the worker is broken.
+            break;
+        };
+        if response.native_jobs_left > 0 {
+            worker.retired.store(true, Ordering::SeqCst);
+        }
+        pool.release(&worker);
+        // The run may have been abandoned (its client went away): then nobody listens.
+        let _ = waiter.send(Reply::Done(Box::new(response)));
+    }
+    let (Some(pool), Some(worker)) = (pool.upgrade(), worker.upgrade()) else {
+        return;
+    };
+    let waiting = worker
+        .waiting
+        .lock()
+        .expect("waiting lock")
+        .take()
+        .unwrap_or_default();
+    pool.forget(&worker);
+    let child = worker.child.lock().expect("child lock").take();
+    let status = match child {
+        Some(mut child) => match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
             Ok(Ok(status)) => Some(status),
             _ => {
-                let _ = worker.child.kill().await;
+                let _ = child.kill().await;
                 None
             }
-        };
-        // Let the stderr reader take the last bytes the worker wrote.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let stderr = {
-            let t = worker.stderr_tail.lock().expect("stderr tail lock");
-            String::from_utf8_lossy(&t.iter().copied().collect::<Vec<_>>()).into_owned()
-        };
-        self.pool.settle(&self.tenant, None);
-        death(status, &stderr, worker.memory_bytes)
-    }
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        // Not settled: the run was abandoned (or its worker never started). `kill_on_drop`
-        // ends the process, if any; the slot and the tenant's share are returned here.
-        if !self.settled {
-            self.worker.take();
-            self.pool.settle(&self.tenant, None);
-        }
-    }
-}
-
-/// Starts a worker process for `tenant` (empty: a spare) with memory ceiling `memory_bytes`.
-fn start_worker(program: &Path, memory_bytes: u64, tenant: String) -> Result<Worker, PoolError> {
-    // The worker's environment is empty: nothing of the supervisor's (database passwords,
-    // keys) is there for a sandbox escape to find. One allocator arena per thread would
-    // reserve 64 MB of address space each and eat into the memory ceiling.
-    let mut child = Command::new(program)
-        .arg("worker")
-        .arg("--memory-bytes")
-        .arg(memory_bytes.to_string())
-        .env_clear()
-        .env("MALLOC_ARENA_MAX", "2")
-        .current_dir("/")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| PoolError::Spawn {
-            program: program.display().to_string(),
-            source,
-        })?;
-    let stdin = child.stdin.take().expect("stdin is piped");
-    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
-    let tail = stderr_tail.clone();
-    tokio::spawn(async move {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            let mut t = tail.lock().expect("stderr tail lock");
-            t.extend(&buf[..n]);
-            let excess = t.len().saturating_sub(STDERR_TAIL);
-            t.drain(..excess);
-        }
+        },
+        None => None,
+    };
+    // Let the stderr reader take the last bytes the worker wrote.
+    let _ = tokio::time::timeout(Duration::from_millis(200), stderr_done.notified()).await;
+    let stderr = {
+        let t = worker.stderr_tail.lock().expect("stderr tail lock");
+        String::from_utf8_lossy(&t.iter().copied().collect::<Vec<_>>()).into_owned()
+    };
+    let death = Arc::new(Death {
+        status,
+        stderr,
+        memory_bytes: worker.memory_bytes,
+        killed_for: *worker.killed_for.lock().expect("killed_for lock"),
+        in_flight: waiting.keys().copied().collect(),
     });
-    Ok(Worker {
-        child,
-        stdin,
-        stdout,
-        tenant,
-        memory_bytes,
-        resident_bytes: 0,
-        stderr_tail,
-        next_id: 1,
-    })
+    for (_, waiter) in waiting {
+        pool.release(&worker);
+        let _ = waiter.send(Reply::Died(death.clone()));
+    }
 }
 
-/// Names the outcome of a worker's death from its exit status and last words.
-fn death(status: Option<ExitStatus>, stderr: &str, memory_bytes: u64) -> (Outcome, ScriptError) {
+/// What is known of a worker's death: enough to tell each of its runs what happened to it.
+struct Death {
+    status: Option<ExitStatus>,
+    stderr: String,
+    memory_bytes: u64,
+    /// The run whose timeout made the pool kill the worker.
+    killed_for: Option<u64>,
+    /// The runs in flight when it died.
+    in_flight: Vec<u64>,
+}
+
+impl Death {
+    /// The run named after `note` on the last stderr line that has it, if it was in flight.
+    fn named(&self, note: &str) -> Option<u64> {
+        self.stderr
+            .lines()
+            .rev()
+            .find_map(|l| l.split_once(note))
+            .and_then(|(_, rest)| {
+                rest.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .filter(|id| self.in_flight.contains(id))
+    }
+
+    /// The run that caused the death, when it is known: the one named by the watchdog's
+    /// note of the slice in progress, or the only run in flight.
+    fn culprit(&self) -> Option<u64> {
+        self.named(SLICE_NOTE).or(match self.in_flight.as_slice() {
+            [only] => Some(*only),
+            _ => None,
+        })
+    }
+
+    /// The outcome of run `id`: the cause's own for the run that caused the death,
+    /// `interrupted` for the others it took with it.
+    fn outcome_for(&self, id: u64) -> (Outcome, ScriptError) {
+        let interrupted = |what: String| {
+            (
+                Outcome::Interrupted,
+                ScriptError::system(
+                    "InterruptedError",
+                    format!("the run was stopped because {what}; its own script did nothing wrong"),
+                ),
+            )
+        };
+        if self.killed_for.is_some_and(|k| k != id) {
+            return interrupted(
+                "another run of this tenant in the same worker passed its timeout while holding the JavaScript thread, and the worker was stopped".into(),
+            );
+        }
+        use std::os::unix::process::ExitStatusExt;
+        if self.status.and_then(|s| s.code()) == Some(EXIT_STALLED)
+            && let Some(culprit) = self.named(STALLED_NOTE)
+        {
+            if culprit == id {
+                return (
+                    Outcome::CpuLimit,
+                    ScriptError::system(
+                        "CpuLimitError",
+                        format!(
+                            "the script ran synchronously for more than {} ms while other runs of this tenant waited on the same worker",
+                            MAX_SLICE_WHILE_SHARED.as_millis()
+                        ),
+                    ),
+                );
+            }
+            return interrupted(
+                "another run of this tenant in the same worker held its JavaScript thread too long"
+                    .into(),
+            );
+        }
+        let (own, what) = death(self.status, &self.stderr, self.memory_bytes);
+        // A death the kernel or an operator caused is nobody's run's doing: every run hears it.
+        let from_outside = self.status.and_then(|s| s.signal()) == Some(9);
+        if (own.0 == Outcome::Crashed && from_outside) || self.in_flight.len() <= 1 {
+            return own;
+        }
+        match self.culprit() {
+            Some(c) if c == id => own,
+            Some(_) => interrupted(format!(
+                "another run of this tenant in the same worker {what}"
+            )),
+            None => interrupted(format!(
+                "one of the {} runs in flight on the same worker {what}, and which one is not known",
+                self.in_flight.len()
+            )),
+        }
+    }
+}
+
+/// Names the outcome of a worker's death from its exit status and last words, and says in a
+/// few words what happened to the worker (for the runs it took with it).
+fn death(
+    status: Option<ExitStatus>,
+    stderr: &str,
+    memory_bytes: u64,
+) -> ((Outcome, ScriptError), String) {
     use std::os::unix::process::ExitStatusExt;
-    let memory = || {
-        (
-            Outcome::MemoryLimit,
-            ScriptError::system(
-                "MemoryLimitError",
-                format!(
-                    "the script passed the memory limit of {} MiB",
-                    memory_bytes >> 20
+    if stderr.contains("memory allocation of") || stderr.contains("out of memory") {
+        return (
+            (
+                Outcome::MemoryLimit,
+                ScriptError::system(
+                    "MemoryLimitError",
+                    format!(
+                        "the script passed the memory limit of {} MiB",
+                        memory_bytes >> 20
+                    ),
                 ),
             ),
-        )
-    };
-    if stderr.contains("memory allocation of") || stderr.contains("out of memory") {
-        return memory();
+            "reached the worker's memory ceiling".into(),
+        );
     }
     if stderr.contains("has overflowed its stack") {
         return (
-            Outcome::Crashed,
-            ScriptError::system(
-                "CrashedError",
-                "the script nested too deeply and overflowed the engine's native stack",
+            (
+                Outcome::Crashed,
+                ScriptError::system(
+                    "CrashedError",
+                    "the script nested too deeply and overflowed the engine's native stack",
+                ),
             ),
+            "overflowed the engine's native stack".into(),
         );
     }
     let how = match status {
@@ -494,7 +724,7 @@ fn death(status: Option<ExitStatus>, stderr: &str, memory_bytes: u64) -> (Outcom
     let last = stderr
         .lines()
         .rev()
-        .find(|l| !l.trim().is_empty())
+        .find(|l| !l.trim().is_empty() && !l.starts_with("customdb-worker:"))
         .unwrap_or("")
         .trim();
     let detail = if last.is_empty() {
@@ -503,10 +733,13 @@ fn death(status: Option<ExitStatus>, stderr: &str, memory_bytes: u64) -> (Outcom
         format!(": {last}")
     };
     (
-        Outcome::Crashed,
-        ScriptError::system(
-            "CrashedError",
-            format!("the worker running the script {how}{detail}"),
+        (
+            Outcome::Crashed,
+            ScriptError::system(
+                "CrashedError",
+                format!("the worker running the script {how}{detail}"),
+            ),
         ),
+        format!("crashed the worker ({how})"),
     )
 }

@@ -1,11 +1,15 @@
-//! The worker process (`customdb worker`): sets its own memory ceiling, then runs requests from
-//! stdin one at a time on a big-stack JavaScript thread and answers on stdout. It holds no
+//! The worker process (`customdb worker`): sets its own memory ceiling, then runs the requests
+//! it reads from stdin on a big-stack JavaScript thread, many at once (each connection's runs
+//! interleave on its context's event loop), and answers each on stdout as it ends. It holds no
 //! secrets of the supervisor and its environment is empty.
 
 use std::io::{BufReader, BufWriter};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use super::protocol::{self, Request, Response};
-use crate::sandbox::Runtime;
+use crate::sandbox::{self, Ran, Runtime};
 
 /// Stack of the JavaScript thread. boa's parser and some builtins recurse natively; a large
 /// virtual reservation costs nothing until used (notes/boa-0.22.md §3).
@@ -45,27 +49,112 @@ pub fn run(memory_bytes: Option<u64>) -> Result<(), WorkerError> {
         .map_err(|_| WorkerError::Thread("the JavaScript thread panicked".into()))?
 }
 
+/// Longest a slice of one run may hold the JavaScript thread while other runs of the worker
+/// wait. Script code cannot be interrupted inside a slice, so past this the worker reports the
+/// run and exits; the supervisor ends it with a CPU limit and its siblings as interrupted. A
+/// run alone in its worker is bounded by its instruction budget and its timeout instead.
+pub const MAX_SLICE_WHILE_SHARED: Duration = Duration::from_millis(500);
+
+/// The exit status of a worker whose watchdog stopped it.
+pub const EXIT_STALLED: i32 = 75;
+
+/// Runs requested and not yet answered; read by the watchdog.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
 fn serve_stdio() -> Result<(), WorkerError> {
     // Current-thread runtime: engine contexts are !Send and stay on this thread; blocking work
-    // (bcrypt, pbkdf2) goes to the runtime's blocking pool.
+    // (bcrypt, pbkdf2) goes to the runtime's blocking pool. Requests are read and answers
+    // written on threads of their own, so a run in progress never delays the next request.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let (requests, mut incoming) = tokio::sync::mpsc::unbounded_channel::<Request>();
+    let (answers, outgoing) = std::sync::mpsc::channel::<Response>();
+    let reader = std::thread::Builder::new()
+        .name("customdb-stdin".into())
+        .spawn(move || -> Result<(), WorkerError> {
+            let mut input = BufReader::new(std::io::stdin().lock());
+            while let Some(request) = protocol::read_blocking::<_, Request>(&mut input)? {
+                IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+                if requests.send(request).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        })?;
+    std::thread::Builder::new()
+        .name("customdb-stdout".into())
+        .spawn(move || -> Result<(), WorkerError> {
+            let mut output = BufWriter::new(std::io::stdout().lock());
+            while let Ok(response) = outgoing.recv() {
+                protocol::write_blocking(&mut output, &response)?;
+                IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            }
+            Ok(())
+        })?;
+    std::thread::Builder::new()
+        .name("customdb-watchdog".into())
+        .spawn(watchdog)?;
     let local = tokio::task::LocalSet::new();
-    let mut runtime = Runtime::new();
-    let mut input = BufReader::new(std::io::stdin().lock());
-    let mut output = BufWriter::new(std::io::stdout().lock());
-    while let Some(Request { id, invocation }) = protocol::read_blocking(&mut input)? {
-        let mut execution = local.block_on(&rt, runtime.run(&invocation));
-        // The one exit of every run: no secret leaves the worker in any string it carries.
-        execution.redact(&invocation.redactor());
-        let native_jobs_left = crate::sandbox::native_jobs_in_flight();
-        let response = Response {
-            id,
-            execution,
-            native_jobs_left,
-        };
-        protocol::write_blocking(&mut output, &response)?;
-    }
-    Ok(())
+    let runtime = Rc::new(Runtime::new());
+    local.block_on(&rt, async move {
+        while let Some(Request { id, invocation }) = incoming.recv().await {
+            let runtime = runtime.clone();
+            let answers = answers.clone();
+            tokio::task::spawn_local(async move {
+                let redactor = invocation.redactor();
+                let Ran {
+                    mut execution,
+                    native_jobs_left,
+                } = runtime.run(id, invocation).await;
+                // The one exit of every run: no secret leaves the worker in any string it
+                // carries.
+                execution.redact(&redactor);
+                let _ = answers.send(Response {
+                    id,
+                    execution,
+                    native_jobs_left,
+                });
+            });
+        }
+    });
+    // Stdin closed: the supervisor is gone or done with this worker.
+    drop(local);
+    reader
+        .join()
+        .map_err(|_| WorkerError::Thread("the stdin thread panicked".into()))?
 }
+
+/// A slice this long is named on stderr (once), so that a death during it (the memory
+/// ceiling, most often reached by one long allocating loop) is blamed on its run alone.
+const LONG_SLICE: Duration = Duration::from_millis(50);
+
+/// Names the run of a long slice on stderr, and stops the worker when one run's slice has held
+/// the JavaScript thread past `MAX_SLICE_WHILE_SHARED` while other runs wait.
+fn watchdog() {
+    let tick = Duration::from_millis(25);
+    let mut named = None;
+    loop {
+        std::thread::sleep(tick);
+        let Some((run, held, since)) = sandbox::executing() else {
+            continue;
+        };
+        if held >= LONG_SLICE && named != Some((run, since)) {
+            named = Some((run, since));
+            eprintln!("{SLICE_NOTE}{run}");
+        }
+        let waiting = IN_FLIGHT.load(Ordering::SeqCst).saturating_sub(1);
+        if waiting > 0 && held > MAX_SLICE_WHILE_SHARED {
+            eprintln!(
+                "{STALLED_NOTE}{run}: it held the JavaScript thread for {} ms while {waiting} other run(s) waited",
+                held.as_millis()
+            );
+            std::process::exit(EXIT_STALLED);
+        }
+    }
+}
+
+/// The stderr line naming the run of a long slice: this text, then the run's id.
+pub const SLICE_NOTE: &str = "customdb-worker: long slice of run ";
+/// The stderr line of a worker its watchdog stopped: this text, the run's id, then why.
+pub const STALLED_NOTE: &str = "customdb-worker: stopped for run ";

@@ -1,4 +1,4 @@
-//! Building a hardened engine context and driving its event loop. This is where boa's gaps
+//! Building a hardened engine context and its job executor. This is where boa's gaps
 //! (no interrupt, no heap limit, a default module loader that reads files) are closed as far as
 //! one process can close them; the worker process boundary does the rest.
 
@@ -6,13 +6,12 @@ use boa_engine::context::HostHooks;
 use boa_engine::job::{GenericJob, Job, JobExecutor, NativeAsyncJob, PromiseJob};
 use boa_engine::module::IdleModuleLoader;
 use boa_engine::realm::Realm;
-use boa_engine::{Context, JsError, JsResult, JsString, js_error, js_string};
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
+use boa_engine::{Context, JsError, JsResult, JsString, JsValue, js_error, js_string};
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
-use std::time::Instant;
+
+use super::run_state::current;
 
 /// The largest ArrayBuffer/typed array a script may allocate.
 pub const MAX_BUFFER_BYTES: u64 = 64 << 20;
@@ -50,47 +49,84 @@ impl HostHooks for SandboxHooks {
     }
 }
 
-/// Microtasks run in order; asynchronous jobs (timers, native I/O) are polled by `drive`.
-enum Micro {
+/// A microtask: promise reactions and generic jobs, run in order.
+pub enum Micro {
     Promise(PromiseJob),
     Generic(GenericJob),
 }
 
-/// The job executor of one context. Jobs left over when a run ends are dropped with `clear`,
-/// so nothing of one run executes during the next.
+impl Micro {
+    pub fn call(self, ctx: &mut Context) -> JsResult<JsValue> {
+        match self {
+            Micro::Promise(j) => j.call(ctx),
+            Micro::Generic(j) => j.call(ctx),
+        }
+    }
+}
+
+/// The job executor of one context. Every job is tagged with the run whose code enqueued it
+/// (the `current` of `Runs`), as Node's async context follows a request: the event loop runs
+/// each job as part of its own run, and drops the jobs of a run that has ended, so nothing of
+/// one run executes as part of another.
 #[derive(Default)]
 pub struct Executor {
-    micro: RefCell<VecDeque<Micro>>,
-    asynchronous: RefCell<Vec<NativeAsyncJob>>,
+    micro: RefCell<VecDeque<(u64, Micro)>>,
+    asynchronous: RefCell<Vec<(u64, NativeAsyncJob)>>,
+    /// Jobs queued or in flight per run: a run with none left and no answer is idle.
+    outstanding: RefCell<HashMap<u64, usize>>,
 }
 
 impl Executor {
-    pub fn clear(&self) {
-        self.micro.borrow_mut().clear();
-        self.asynchronous.borrow_mut().clear();
+    pub fn pop_micro(&self) -> Option<(u64, Micro)> {
+        self.micro.borrow_mut().pop_front()
+    }
+
+    pub fn take_asynchronous(&self) -> Vec<(u64, NativeAsyncJob)> {
+        std::mem::take(&mut *self.asynchronous.borrow_mut())
+    }
+
+    /// One of `run`'s jobs ran, finished or was dropped.
+    pub fn done(&self, run: u64) {
+        let mut counts = self.outstanding.borrow_mut();
+        if let Some(n) = counts.get_mut(&run) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&run);
+            }
+        }
+    }
+
+    pub fn outstanding(&self, run: u64) -> usize {
+        self.outstanding.borrow().get(&run).copied().unwrap_or(0)
+    }
+
+    fn push(&self, run: u64) {
+        *self.outstanding.borrow_mut().entry(run).or_default() += 1;
     }
 }
 
 impl JobExecutor for Executor {
-    fn enqueue_job(self: Rc<Self>, job: Job, _: &mut Context) {
+    fn enqueue_job(self: Rc<Self>, job: Job, ctx: &mut Context) {
+        let run = current(ctx);
         match job {
-            Job::PromiseJob(j) => self.micro.borrow_mut().push_back(Micro::Promise(j)),
-            Job::GenericJob(j) => self.micro.borrow_mut().push_back(Micro::Generic(j)),
-            Job::AsyncJob(j) => self.asynchronous.borrow_mut().push(j),
+            Job::PromiseJob(j) => self.micro.borrow_mut().push_back((run, Micro::Promise(j))),
+            Job::GenericJob(j) => self.micro.borrow_mut().push_back((run, Micro::Generic(j))),
+            Job::AsyncJob(j) => self.asynchronous.borrow_mut().push((run, j)),
             // Engine timers and finalization jobs are never created: their globals are ours
             // or removed.
-            _ => {}
+            _ => return,
         }
+        self.push(run);
     }
 
     fn run_jobs(self: Rc<Self>, ctx: &mut Context) -> JsResult<()> {
         loop {
             let next = self.micro.borrow_mut().pop_front();
-            match next {
-                Some(Micro::Promise(j)) => j.call(ctx)?,
-                Some(Micro::Generic(j)) => j.call(ctx)?,
-                None => return Ok(()),
+            let Some((run, job)) = next else {
+                return Ok(());
             };
+            self.done(run);
+            job.call(ctx)?;
         }
     }
 }
@@ -113,93 +149,17 @@ pub fn new_context(instructions: u64) -> JsResult<(Context, Rc<Executor>)> {
     Ok((ctx, executor))
 }
 
-/// How the event loop stopped.
+/// How a run's part of the event loop stopped.
 pub enum End {
     /// The run has its answer (callback called, or a fatal condition recorded).
     Settled,
-    /// Nothing is left to run and the run has no answer: the callback was never called.
+    /// Nothing of the run is left to run and it has no answer: the callback was never called.
     Idle,
     /// The wall clock ran out while waiting or between jobs.
     Deadline,
     /// A job failed outside the script's reach (engine limit) or a timer callback threw.
     Thrown(JsError),
-}
-
-/// Most microtasks left when the callback has been called, run after it anyway.
-const DRAIN_JOBS: usize = 10_000;
-
-/// Runs the microtasks still queued once the run has its answer, as Node keeps running after a
-/// callback: scripts release connections after calling back (`client.end()`, `done()`,
-/// `db.close()`), and that cleanup must not wait for the context's next run. Errors are
-/// ignored: the run already has its answer.
-fn drain(cell: &RefCell<&mut Context>, executor: &Executor, deadline: Instant) {
-    for _ in 0..DRAIN_JOBS {
-        let next = executor.micro.borrow_mut().pop_front();
-        let Some(job) = next else { return };
-        let ctx = &mut cell.borrow_mut();
-        let _ = match job {
-            Micro::Promise(j) => j.call(ctx),
-            Micro::Generic(j) => j.call(ctx),
-        };
-        if Instant::now() >= deadline {
-            return;
-        }
-    }
-}
-
-/// Runs microtasks and asynchronous jobs until `settled` says the run has its answer, nothing
-/// is left, or the deadline passes. Synchronous script code cannot be interrupted here; the
-/// instruction budget and the supervisor's watchdog cover it.
-pub async fn drive(
-    cell: &RefCell<&mut Context>,
-    executor: &Executor,
-    deadline: Instant,
-    settled: impl Fn(&Context) -> bool,
-) -> End {
-    let mut pending = FuturesUnordered::new();
-    let mut jobs_run = 0u64;
-    loop {
-        loop {
-            let next = executor.micro.borrow_mut().pop_front();
-            let Some(job) = next else { break };
-            jobs_run += 1;
-            // Checking the clock on every job would cost more than the jobs themselves.
-            if jobs_run.is_multiple_of(64) && Instant::now() >= deadline {
-                return End::Deadline;
-            }
-            let result = {
-                let ctx = &mut cell.borrow_mut();
-                match job {
-                    Micro::Promise(j) => j.call(ctx),
-                    Micro::Generic(j) => j.call(ctx),
-                }
-            };
-            if let Err(e) = result {
-                return End::Thrown(e);
-            }
-            if settled(&cell.borrow()) {
-                drain(cell, executor, deadline);
-                return End::Settled;
-            }
-        }
-        if settled(&cell.borrow()) {
-            drain(cell, executor, deadline);
-            return End::Settled;
-        }
-        let started: Vec<NativeAsyncJob> = std::mem::take(&mut *executor.asynchronous.borrow_mut());
-        for job in started {
-            pending.push(job.call(cell));
-        }
-        if pending.is_empty() {
-            return End::Idle;
-        }
-        match tokio::time::timeout_at(deadline.into(), pending.next()).await {
-            Err(_) => return End::Deadline,
-            Ok(Some(Err(e))) => return End::Thrown(e),
-            Ok(_) => {}
-        }
-        if Instant::now() >= deadline {
-            return End::Deadline;
-        }
-    }
+    /// Another run on the same context broke it (used up its fuel, crashed the engine): this
+    /// run's code cannot run again. The text says what happened.
+    Collateral(String),
 }

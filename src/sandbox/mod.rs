@@ -5,6 +5,7 @@
 mod bindings;
 mod convert;
 mod engine;
+mod event_loop;
 mod modules;
 mod run_state;
 
@@ -14,36 +15,38 @@ pub use modules::egress::check_operator_entry;
 use boa_engine::object::builtins::JsPromise;
 use boa_engine::{Context, JsError, JsObject, JsValue, NativeFunction, Source};
 use std::cell::RefCell;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::outcome::{Execution, Outcome, ScriptError, Timings};
 use crate::script::{Action, Invocation, Policy, check_source};
-use engine::{End, Executor};
-use run_state::{Answer, RunState, state};
+use engine::End;
+use event_loop::{Shared, Submission};
+use run_state::{Answer, RunState, Runs, state};
 
-pub use modules::{module_name, native_jobs_in_flight};
+pub use event_loop::{Ran, executing};
+pub use modules::module_name;
 
-/// Warm contexts kept per runtime; the least recently used is dropped beyond this.
+/// Warm contexts kept per runtime; the least recently used is dropped beyond this (its runs
+/// in flight still end on it).
 const MAX_WARM_CONTEXTS: usize = 64;
 
-/// One connection's context: its `global`, its compiled functions, its fuel.
+/// One connection's context, as the runtime sees it: the loop serving it takes runs on `runs`.
 struct Warm {
-    ctx: Context,
-    executor: Rc<Executor>,
+    runs: mpsc::UnboundedSender<Submission>,
+    shared: Rc<Shared>,
     configuration: BTreeMap<String, String>,
-    functions: HashMap<u64, JsObject>,
     last_used: Instant,
 }
 
-/// Runs scripts on the current thread. Not `Send`: it owns engine contexts.
+/// Runs scripts on the current thread, many at once: each connection's context has an event
+/// loop (a local task) that interleaves its runs. Not `Send`: it owns engine contexts, so it
+/// must be used inside a `tokio::task::LocalSet`.
 #[derive(Default)]
 pub struct Runtime {
-    warm: HashMap<(String, String), Warm>,
-    runs: u64,
+    warm: RefCell<HashMap<(String, String), Warm>>,
 }
 
 impl Runtime {
@@ -51,155 +54,109 @@ impl Runtime {
         Self::default()
     }
 
-    /// Runs one invocation to its end. Never panics on script input; an engine panic is caught
-    /// and answered as `crashed`, and all warm state is dropped with it.
-    pub async fn run(&mut self, inv: &Invocation) -> Execution {
+    /// Runs one invocation to its end; `id` names the run (unique in this worker). Never
+    /// panics on script input: an engine panic is answered as `crashed`, and the context it
+    /// broke goes with it.
+    pub async fn run(&self, id: u64, inv: Invocation) -> Ran {
         let started = Instant::now();
-        let result =
-            futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(self.run_inner(inv)))
-                .await;
-        let mut exec = result.unwrap_or_else(|panic| {
-            self.warm.clear();
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Execution::failed(
+        let mut ran = self.run_inner(id, inv).await;
+        ran.execution.timings.total_ms = ms(started.elapsed());
+        ran
+    }
+
+    async fn run_inner(&self, id: u64, inv: Invocation) -> Ran {
+        if let Err(e) = check_source(&inv.source) {
+            return Ran {
+                execution: Execution::failed(
+                    Outcome::InvalidScript,
+                    ScriptError::system("InvalidScriptError", e.to_string()),
+                ),
+                native_jobs_left: 0,
+            };
+        }
+        let (reply, answer) = oneshot::channel();
+        let budget = inv.limits.instructions;
+        let key = (inv.tenant.clone(), inv.connection.clone());
+        {
+            let mut warm = self.warm.borrow_mut();
+            let reusable = warm.get(&key).is_some_and(|w| {
+                w.configuration == inv.configuration
+                    && !w.shared.retired.get()
+                    && w.shared.fuel_left.get() >= budget
+                    && !w.runs.is_closed()
+            });
+            if !reusable {
+                warm.remove(&key);
+                if warm.len() >= MAX_WARM_CONTEXTS
+                    && let Some(oldest) = warm
+                        .iter()
+                        .min_by_key(|(_, w)| w.last_used)
+                        .map(|(k, _)| k.clone())
+                {
+                    warm.remove(&oldest);
+                }
+                match start_context(&inv, budget) {
+                    Ok(w) => {
+                        warm.insert(key.clone(), w);
+                    }
+                    Err(e) => {
+                        return Ran {
+                            execution: event_loop::unbuildable(&e),
+                            native_jobs_left: 0,
+                        };
+                    }
+                }
+            }
+            let w = warm.get_mut(&key).expect("inserted above");
+            w.last_used = Instant::now();
+            let submission = Submission {
+                id,
+                invocation: Rc::new(inv),
+                warm: reusable,
+                reply,
+            };
+            if w.runs.send(submission).is_err() {
+                warm.remove(&key);
+            }
+        }
+        answer.await.unwrap_or_else(|_| Ran {
+            execution: Execution::failed(
                 Outcome::Crashed,
                 ScriptError::system(
                     "CrashedError",
-                    format!("the script engine panicked: {what}"),
+                    "the script's context ended without answering the run",
                 ),
-            )
-        });
-        exec.timings.total_ms = ms(started.elapsed());
-        exec
+            ),
+            native_jobs_left: 0,
+        })
     }
+}
 
-    async fn run_inner(&mut self, inv: &Invocation) -> Execution {
-        if let Err(e) = check_source(&inv.source) {
-            return Execution::failed(
-                Outcome::InvalidScript,
-                ScriptError::system("InvalidScriptError", e.to_string()),
-            );
-        }
-        self.runs += 1;
-        let run_id = self.runs;
-        let compile_started = Instant::now();
-        let budget = inv.limits.instructions;
-        let key = (inv.tenant.clone(), inv.connection.clone());
-        let reusable = self.warm.get(&key).is_some_and(|w| {
-            w.configuration == inv.configuration
-                && (w.ctx.instructions_remaining() as u64) >= budget
-        });
-        if !reusable {
-            self.warm.remove(&key);
-            if self.warm.len() >= MAX_WARM_CONTEXTS
-                && let Some(oldest) = self
-                    .warm
-                    .iter()
-                    .min_by_key(|(_, w)| w.last_used)
-                    .map(|(k, _)| k.clone())
-            {
-                self.warm.remove(&oldest);
-            }
-            // Twice the budget: a run starts only with at least `budget` left and is charged
-            // for what it used, so every run gets the same budget (see `finish`).
-            let built =
-                engine::new_context(budget.saturating_mul(2)).and_then(|(mut ctx, executor)| {
-                    ctx.insert_data(RunState::new(run_id, inv.limits.clone(), Policy::default()));
-                    bindings::install(&mut ctx, &inv.configuration)?;
-                    Ok(Warm {
-                        ctx,
-                        executor,
-                        configuration: inv.configuration.clone(),
-                        functions: HashMap::new(),
-                        last_used: Instant::now(),
-                    })
-                });
-            match built {
-                Ok(w) => {
-                    self.warm.insert(key.clone(), w);
-                }
-                Err(e) => {
-                    return Execution::failed(
-                        Outcome::Crashed,
-                        ScriptError::system(
-                            "CrashedError",
-                            format!("could not build the script context: {e}"),
-                        ),
-                    );
-                }
-            }
-        }
-        let warm = self.warm.get_mut(&key).expect("inserted above");
-        warm.last_used = Instant::now();
-        let was_warm = reusable;
-        let fuel_at_start = warm.ctx.instructions_remaining() as u64;
-        warm.ctx.insert_data(RunState::new(
-            run_id,
-            inv.limits.clone(),
-            inv.policy.clone(),
-        ));
-
-        let source_key = {
-            let mut h = DefaultHasher::new();
-            inv.source.hash(&mut h);
-            h.finish()
-        };
-        let function = match warm.functions.get(&source_key) {
-            Some(f) => f.clone(),
-            None => match compile(&inv.source, &format!("{}.js", inv.action), &mut warm.ctx) {
-                Ok(f) => {
-                    warm.functions.insert(source_key, f.clone());
-                    f
-                }
-                Err(failure) => {
-                    let (outcome, error) = *failure;
-                    let mut exec = Execution::failed(outcome, error);
-                    exec.timings.compile_ms = ms(compile_started.elapsed());
-                    self.warm.remove(&key);
-                    return exec;
-                }
-            },
-        };
-        let compile_ms = ms(compile_started.elapsed());
-
-        let run_started = Instant::now();
-        let deadline = run_started + Duration::from_millis(inv.limits.timeout_ms);
-        let end = invoke(
-            inv,
-            &function,
-            run_id,
-            &mut warm.ctx,
-            &warm.executor,
-            deadline,
-        )
-        .await;
-        warm.executor.clear();
-        let used = fuel_at_start.saturating_sub(warm.ctx.instructions_remaining() as u64);
-        let run_state = warm
-            .ctx
-            .remove_data::<RunState>()
-            .expect("inserted at the start of the run");
-        let native_ns = run_state
-            .native_cpu_ns
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let mut exec = finish(inv.action, end, *run_state, used, budget, &mut warm.ctx);
-        exec.timings = Timings {
-            compile_ms,
-            run_ms: ms(run_started.elapsed()),
-            native_cpu_ms: native_ns as f64 / 1e6,
-            warm: was_warm,
-            ..Timings::default()
-        };
-        if exec.outcome.is_limit() {
-            // A context that hit a limit may hold half-finished state; it is not reused.
-            self.warm.remove(&key);
-        }
-        exec
+/// Builds a connection's context and starts the loop that serves its runs.
+fn start_context(inv: &Invocation, budget: u64) -> Result<Warm, JsError> {
+    // Twice the budget: a context takes a run only with at least `budget` left, and each run
+    // is charged for what its own slices used, so every run gets the same budget (see
+    // `finish`); a run that spins past its own budget runs the context dry and is the one
+    // executing when it does.
+    let (mut ctx, executor) = engine::new_context(budget.saturating_mul(2))?;
+    let mut runs = Runs::default();
+    runs.states
+        .insert(0, RunState::new(0, inv.limits.clone(), Policy::default()));
+    ctx.insert_data(runs);
+    bindings::install(&mut ctx, &inv.configuration)?;
+    if let Some(runs) = ctx.host_defined_mut().get_mut::<Runs>() {
+        runs.states.clear();
     }
+    let shared = Rc::new(Shared::default());
+    shared.fuel_left.set(ctx.instructions_remaining() as u64);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::task::spawn_local(event_loop::serve(ctx, executor, rx, shared.clone()));
+    Ok(Warm {
+        runs: tx,
+        shared,
+        configuration: inv.configuration.clone(),
+        last_used: Instant::now(),
+    })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -239,47 +196,6 @@ fn compile(
             ),
         ))),
     }
-}
-
-/// Calls the script's function with the action's arguments and drives its event loop.
-async fn invoke(
-    inv: &Invocation,
-    function: &JsObject,
-    run_id: u64,
-    ctx: &mut Context,
-    executor: &Executor,
-    deadline: Instant,
-) -> End {
-    let mut args = Vec::with_capacity(inv.args.len() + 2);
-    for a in &inv.args {
-        match JsValue::from_json(a, ctx) {
-            Ok(v) => args.push(v),
-            Err(e) => return End::Thrown(e),
-        }
-    }
-    // With contexts enabled, `delete` is always passed an empty context
-    // (notes/auth0-custom-db.md §1).
-    if let Some(c) = &inv.context {
-        let c = if inv.action == Action::Delete {
-            serde_json::json!({})
-        } else {
-            c.clone()
-        };
-        match JsValue::from_json(&c, ctx) {
-            Ok(v) => args.push(v),
-            Err(e) => return End::Thrown(e),
-        }
-    }
-    args.push(bindings::callback(run_id, ctx).into());
-    match function.call(&JsValue::undefined(), &args, ctx) {
-        Err(e) => return End::Thrown(e),
-        Ok(returned) => watch_promise(&returned, ctx),
-    }
-    let cell = RefCell::new(ctx);
-    engine::drive(&cell, executor, deadline, |ctx| {
-        ctx.get_data::<RunState>().is_some_and(RunState::settled)
-    })
-    .await
 }
 
 /// An `async` script's promise that rejects ends the run as an error.
@@ -383,6 +299,11 @@ fn finish(
                     "TimeoutError",
                     "the script finished without calling callback, and nothing it started is still pending",
                 )),
+            ),
+            End::Collateral(what) => (
+                Outcome::Interrupted,
+                None,
+                Some(ScriptError::system("InterruptedError", what)),
             ),
             End::Settled => (
                 Outcome::Crashed,

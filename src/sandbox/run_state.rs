@@ -1,11 +1,13 @@
-//! The state of the run in progress, in the context's host data: what the callback answered,
-//! the console, warnings, a fatal condition, timers, and the run's limits and policy. Both the
-//! bindings and the native modules read it from here (neither reaches into the other).
+//! The state of each run in flight on a context, in the context's host data: what the callback
+//! answered, the console, warnings, a fatal condition, timers, the instructions it used, and
+//! its limits and policy. Several runs of one connection share a context; `Runs` keeps one
+//! state per run and knows which run the code executing now belongs to. Both the bindings and
+//! the native modules read it from here (neither reaches into the other).
 
 use boa_engine::Context;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Instant;
 
 use crate::outcome::{ConsoleLine, Outcome, ScriptError};
@@ -22,8 +24,8 @@ pub enum Answer {
     Value(Option<serde_json::Value>),
 }
 
-/// The state of the run in progress, kept in the context's host data so native functions reach
-/// it. Replaced at the start of every run.
+/// The state of one run, kept in the context's host data (in `Runs`) so native functions reach
+/// it.
 pub struct RunState {
     pub run_id: u64,
     pub started: Instant,
@@ -44,6 +46,10 @@ pub struct RunState {
     /// CPU time the run's jobs on the blocking pool (bcrypt, pbkdf2, SQLite) spent, in
     /// nanoseconds: each job adds its own thread's time when it ends.
     pub native_cpu_ns: Arc<AtomicU64>,
+    /// Its jobs on the blocking pool that have not ended yet.
+    pub native_jobs: Arc<AtomicUsize>,
+    /// Engine instructions its code has executed, summed over its slices.
+    pub instructions_used: u64,
 }
 
 impl RunState {
@@ -62,6 +68,8 @@ impl RunState {
             next_timer: 0,
             timers: HashMap::new(),
             native_cpu_ns: Arc::default(),
+            native_jobs: Arc::default(),
+            instructions_used: 0,
         }
     }
 
@@ -113,8 +121,25 @@ impl RunState {
     }
 }
 
+/// Every run in flight on one context, and the one whose code is executing (`current`).
+#[derive(Default)]
+pub struct Runs {
+    pub current: u64,
+    pub states: HashMap<u64, RunState>,
+}
+
+/// The state of the run whose code is executing now.
 pub fn state(ctx: &mut Context) -> &mut RunState {
-    ctx.host_defined_mut()
-        .get_mut::<RunState>()
-        .expect("RunState is inserted before any script code runs")
+    try_state(ctx).expect("code runs only inside a run's slice, whose state is kept until it ends")
+}
+
+pub fn try_state(ctx: &mut Context) -> Option<&mut RunState> {
+    let runs = ctx.host_defined_mut().get_mut::<Runs>()?;
+    let current = runs.current;
+    runs.states.get_mut(&current)
+}
+
+/// The id of the run whose code is executing now (0 outside any run).
+pub fn current(ctx: &Context) -> u64 {
+    ctx.get_data::<Runs>().map_or(0, |r| r.current)
 }

@@ -22,6 +22,8 @@ use boa_engine::{
     js_error, js_string,
 };
 use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A native function as the tables list it: JavaScript name, `length`, implementation.
 pub type Native = (&'static str, usize, NativeFunctionPointer);
@@ -200,20 +202,19 @@ pub fn defer<T: Send + 'static, E: Into<Failure> + Send + 'static>(
     work: impl FnOnce() -> Result<T, E> + Send + 'static,
     deliver: Deliver<T>,
 ) -> JsResult<JsValue> {
-    let running = NativeJob::start();
-    let charged = ctx
-        .get_data::<crate::sandbox::run_state::RunState>()
-        .map(|run| run.native_cpu_ns.clone());
+    let (charged, jobs) = match crate::sandbox::run_state::try_state(ctx) {
+        Some(run) => (run.native_cpu_ns.clone(), run.native_jobs.clone()),
+        None => Default::default(),
+    };
+    let running = NativeJob::start(jobs);
     settle(
         ctx,
         tokio::task::spawn_blocking(move || {
             let _running = running;
             let before = thread_cpu_ns();
             let answer = work();
-            if let Some(charged) = charged {
-                let spent = thread_cpu_ns().saturating_sub(before);
-                charged.fetch_add(spent, std::sync::atomic::Ordering::Relaxed);
-            }
+            let spent = thread_cpu_ns().saturating_sub(before);
+            charged.fetch_add(spent, Ordering::Relaxed);
             answer
         }),
         deliver,
@@ -226,30 +227,22 @@ fn thread_cpu_ns() -> u64 {
     (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64
 }
 
-/// Blocking-pool jobs started and not yet finished, in this process.
-static NATIVE_JOBS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// One job counted in `NATIVE_JOBS` until it ends (or panics).
-struct NativeJob;
+/// One blocking-pool job, counted in its run's `native_jobs` until it ends (or panics). Such
+/// work cannot be cancelled: a run that ends with jobs still counted has its worker retired,
+/// so that the work does not outlive the worker's tenant's runs for long.
+struct NativeJob(Arc<AtomicUsize>);
 
 impl NativeJob {
-    fn start() -> Self {
-        NATIVE_JOBS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        NativeJob
+    fn start(jobs: Arc<AtomicUsize>) -> Self {
+        jobs.fetch_add(1, Ordering::SeqCst);
+        NativeJob(jobs)
     }
 }
 
 impl Drop for NativeJob {
     fn drop(&mut self) {
-        NATIVE_JOBS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
-}
-
-/// How many jobs scripts started on the blocking pool (bcrypt, pbkdf2, SQLite) are still
-/// running: work a run left behind when it called back. Such work cannot be cancelled, so
-/// the supervisor stops the worker rather than let it outlive the run.
-pub fn native_jobs_in_flight() -> usize {
-    NATIVE_JOBS.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Runs network I/O (PostgreSQL, MySQL, HTTP) on the worker's I/O runtime and returns a
