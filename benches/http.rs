@@ -68,7 +68,7 @@ fn start(data: &Path) -> Server {
     .unwrap();
     admin(&["connection", "noisy", folder.path().to_str().unwrap()]);
 
-    let (child, base) = serve(data);
+    let (child, base) = serve(data, &[]);
     let creds: Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("demo-client.json")).unwrap())
             .unwrap();

@@ -80,7 +80,7 @@ fn tenants(data: &Path, prefix: &str, n: usize, script: &str) -> Vec<Tenant> {
 }
 
 fn start(data: &Path) -> Server {
-    let (child, base) = serve(data);
+    let (child, base) = serve(data, &[]);
     Server { child, base }
 }
 

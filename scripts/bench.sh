@@ -10,3 +10,4 @@ source scripts/services.sh
 cargo bench --bench drivers
 cargo bench --bench http
 cargo bench --bench tenants
+cargo bench --bench io

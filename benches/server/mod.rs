@@ -15,15 +15,17 @@ pub fn admin(data: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Starts `customdb serve` on DATA at a free port: the process and its base URL. The bench is
+/// Starts `customdb serve` on DATA at a free port, with the flags `extra`: the process and
+/// its base URL. The bench is
 /// one client at one address, sending far more than any one client may: no per-address limit.
-pub fn serve(data: &std::path::Path) -> (std::process::Child, String) {
+pub fn serve(data: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
     use std::process::Stdio;
     let mut child = std::process::Command::new(exe())
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(["--rate-limit-per-ip", "0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
