@@ -16,8 +16,8 @@ pub fn admin(data: &std::path::Path, args: &[&str]) -> String {
 }
 
 /// Starts `customdb serve` on DATA at a free port, with the flags `extra`: the process and
-/// its base URL. The bench is
-/// one client at one address, sending far more than any one client may: no per-address limit.
+/// its base URL. The bench is one client at one address, sending far more than any one
+/// client may: no per-address limit.
 pub fn serve(data: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
     use std::process::Stdio;

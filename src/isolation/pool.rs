@@ -28,7 +28,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{Notify, oneshot};
 
 use super::protocol::{self, Request, Response};
-use super::worker::{EXIT_STALLED, MAX_SLICE_WHILE_SHARED, SLICE_NOTE, STALLED_NOTE};
+use super::worker::{EXIT_STALLED, MAX_SLICE_WHILE_SHARED, STALLED_NOTE};
 use crate::outcome::{Execution, Outcome, ScriptError};
 use crate::script::{Invocation, Limits};
 
@@ -104,6 +104,8 @@ struct Worker {
     retired: std::sync::atomic::AtomicBool,
     /// The run whose timeout made the pool kill it.
     killed_for: Mutex<Option<u64>>,
+    /// Where the worker records the run of each slice (removed with the worker).
+    ledger: tempfile::NamedTempFile,
 }
 
 impl Worker {
@@ -447,6 +449,10 @@ impl Inner {
         tenant: Option<String>,
     ) -> Result<Arc<Worker>, PoolError> {
         let program: &Path = &self.config.program;
+        let ledger = tempfile::NamedTempFile::new().map_err(|source| PoolError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
         // The worker's environment is empty: nothing of the supervisor's (database passwords,
         // keys) is there for a sandbox escape to find. One allocator arena per thread would
         // reserve 64 MB of address space each and eat into the memory ceiling.
@@ -454,6 +460,8 @@ impl Inner {
             .arg("worker")
             .arg("--memory-bytes")
             .arg(memory_bytes.to_string())
+            .arg("--slice-ledger")
+            .arg(ledger.path())
             .env_clear()
             .env("MALLOC_ARENA_MAX", "2")
             .current_dir("/")
@@ -498,6 +506,7 @@ impl Inner {
             stderr_tail,
             retired: false.into(),
             killed_for: Mutex::new(None),
+            ledger,
         });
         tokio::spawn(read_answers(
             Arc::downgrade(self),
@@ -566,7 +575,16 @@ async fn read_answers(
         let t = worker.stderr_tail.lock().expect("stderr tail lock");
         String::from_utf8_lossy(&t.iter().copied().collect::<Vec<_>>()).into_owned()
     };
+    let executing = {
+        use std::os::unix::fs::FileExt;
+        let mut run = [0u8; 8];
+        match worker.ledger.as_file().read_at(&mut run, 0) {
+            Ok(8) => Some(u64::from_le_bytes(run)).filter(|&r| r != 0),
+            _ => None,
+        }
+    };
     let death = Arc::new(Death {
+        executing,
         status,
         stderr,
         memory_bytes: worker.memory_bytes,
@@ -581,6 +599,8 @@ async fn read_answers(
 
 /// What is known of a worker's death: enough to tell each of its runs what happened to it.
 struct Death {
+    /// The run whose slice was executing when the worker died, as its ledger says.
+    executing: Option<u64>,
     status: Option<ExitStatus>,
     stderr: String,
     memory_bytes: u64,
@@ -606,13 +626,15 @@ impl Death {
             .filter(|id| self.in_flight.contains(id))
     }
 
-    /// The run that caused the death, when it is known: the one named by the watchdog's
-    /// note of the slice in progress, or the only run in flight.
+    /// The run that caused the death, when it is known: the one whose slice was executing,
+    /// or the only run in flight.
     fn culprit(&self) -> Option<u64> {
-        self.named(SLICE_NOTE).or(match self.in_flight.as_slice() {
-            [only] => Some(*only),
-            _ => None,
-        })
+        self.executing.filter(|id| self.in_flight.contains(id)).or(
+            match self.in_flight.as_slice() {
+                [only] => Some(*only),
+                _ => None,
+            },
+        )
     }
 
     /// The outcome of run `id`: the cause's own for the run that caused the death,

@@ -4,6 +4,7 @@
 //! secrets of the supervisor and its environment is empty.
 
 use std::io::{BufReader, BufWriter};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -29,8 +30,13 @@ pub enum WorkerError {
     Thread(String),
 }
 
-/// Runs the worker loop until stdin closes.
-pub fn run(memory_bytes: Option<u64>) -> Result<(), WorkerError> {
+/// Runs the worker loop until stdin closes. `slice_ledger` is the file where each slice's run
+/// is recorded for the supervisor (see `sandbox::record_slices_in`).
+pub fn run(memory_bytes: Option<u64>, slice_ledger: Option<&Path>) -> Result<(), WorkerError> {
+    if let Some(path) = slice_ledger {
+        let file = std::fs::OpenOptions::new().write(true).open(path)?;
+        sandbox::record_slices_in(file);
+    }
     if let Some(bytes) = memory_bytes {
         let ceiling = bytes.saturating_add(ADDRESS_SPACE_OVERHEAD);
         let limit = rustix::process::Rlimit {
@@ -125,24 +131,15 @@ fn serve_stdio() -> Result<(), WorkerError> {
         .map_err(|_| WorkerError::Thread("the stdin thread panicked".into()))?
 }
 
-/// A slice this long is named on stderr (once), so that a death during it (the memory
-/// ceiling, most often reached by one long allocating loop) is blamed on its run alone.
-const LONG_SLICE: Duration = Duration::from_millis(50);
-
-/// Names the run of a long slice on stderr, and stops the worker when one run's slice has held
-/// the JavaScript thread past `MAX_SLICE_WHILE_SHARED` while other runs wait.
+/// Stops the worker when one run's slice has held the JavaScript thread past
+/// `MAX_SLICE_WHILE_SHARED` while other runs wait, naming that run on stderr.
 fn watchdog() {
     let tick = Duration::from_millis(25);
-    let mut named = None;
     loop {
         std::thread::sleep(tick);
-        let Some((run, held, since)) = sandbox::executing() else {
+        let Some((run, held)) = sandbox::executing() else {
             continue;
         };
-        if held >= LONG_SLICE && named != Some((run, since)) {
-            named = Some((run, since));
-            eprintln!("{SLICE_NOTE}{run}");
-        }
         let waiting = IN_FLIGHT.load(Ordering::SeqCst).saturating_sub(1);
         if waiting > 0 && held > MAX_SLICE_WHILE_SHARED {
             eprintln!(
@@ -154,7 +151,5 @@ fn watchdog() {
     }
 }
 
-/// The stderr line naming the run of a long slice: this text, then the run's id.
-pub const SLICE_NOTE: &str = "customdb-worker: long slice of run ";
 /// The stderr line of a worker its watchdog stopped: this text, the run's id, then why.
 pub const STALLED_NOTE: &str = "customdb-worker: stopped for run ";

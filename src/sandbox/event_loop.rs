@@ -61,21 +61,37 @@ pub struct Shared {
 static SLICE_RUN: AtomicU64 = AtomicU64::new(0);
 static SLICE_SINCE_US: AtomicU64 = AtomicU64::new(0);
 
+/// Where each slice's run is written as it begins (8 bytes, little-endian, at offset 0; 0
+/// when no slice runs): a file the supervisor reads after the worker died, to know which run
+/// was executing when it did. The page cache keeps the last write whatever kills the process.
+static LEDGER: OnceLock<std::fs::File> = OnceLock::new();
+
+/// Records every slice's run in `file` from now on (see `LEDGER`).
+pub fn record_slices_in(file: std::fs::File) {
+    let _ = LEDGER.set(file);
+}
+
+fn record(run: u64) {
+    if let Some(file) = LEDGER.get() {
+        use std::os::unix::fs::FileExt;
+        let _ = file.write_at(&run.to_le_bytes(), 0);
+    }
+}
+
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
 }
 
-/// The run executing script code right now, for how long, and when its slice began (an
-/// opaque stamp that tells two slices of one run apart), if any.
-pub fn executing() -> Option<(u64, Duration, u64)> {
+/// The run executing script code right now and for how long, if any.
+pub fn executing() -> Option<(u64, Duration)> {
     let run = SLICE_RUN.load(Ordering::Acquire);
     if run == 0 {
         return None;
     }
     let since = SLICE_SINCE_US.load(Ordering::Acquire);
     let now = epoch().elapsed().as_micros() as u64;
-    Some((run, Duration::from_micros(now.saturating_sub(since)), since))
+    Some((run, Duration::from_micros(now.saturating_sub(since))))
 }
 
 /// How one slice ended.
@@ -97,6 +113,7 @@ fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
 fn enter(ctx: &mut Context, run: u64) -> usize {
     SLICE_SINCE_US.store(epoch().elapsed().as_micros() as u64, Ordering::Release);
     SLICE_RUN.store(run, Ordering::Release);
+    record(run);
     if let Some(runs) = ctx.host_defined_mut().get_mut::<Runs>() {
         runs.current = run;
     }
@@ -113,6 +130,7 @@ fn leave(ctx: &mut Context, fuel_at_enter: usize) {
         }
     }
     SLICE_RUN.store(0, Ordering::Release);
+    record(0);
 }
 
 /// Runs `f` as a slice of `run`.

@@ -26,7 +26,7 @@ use engine::End;
 use event_loop::{Shared, Submission};
 use run_state::{Answer, RunState, Runs, state};
 
-pub use event_loop::{Ran, executing};
+pub use event_loop::{Ran, executing, record_slices_in};
 pub use modules::module_name;
 
 /// Warm contexts kept per runtime; the least recently used is dropped beyond this (its runs

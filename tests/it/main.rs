@@ -11,6 +11,7 @@ mod flows;
 mod harness;
 mod hostile;
 mod http;
+mod interleave;
 mod modules;
 mod mysql;
 mod pg;
