@@ -130,13 +130,15 @@ fn main() {
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut exchange = |id: u64, connection: &str| {
-        protocol::write_blocking(
-            &mut stdin,
-            &Request {
+        protocol::write_blocking(&mut stdin, &{
+            let invocation = invocation(connection);
+            Request {
                 id,
-                invocation: invocation(connection),
-            },
-        )
+                script: protocol::Script::Sent(protocol::digest(&invocation)),
+                invocation,
+                forget: Vec::new(),
+            }
+        })
         .unwrap();
         stdin.flush().unwrap();
         let _: Response = protocol::read_blocking(&mut stdout).unwrap().unwrap();

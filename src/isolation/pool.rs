@@ -27,7 +27,7 @@ use tokio::io::{AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{Notify, oneshot};
 
-use super::protocol::{self, Request, Response};
+use super::protocol::{self, KEPT_SCRIPTS, Request, Response, Script, ScriptDigest};
 use super::worker::{EXIT_STALLED, MAX_SLICE_WHILE_SHARED, STALLED_NOTE};
 use crate::outcome::{Execution, Outcome, ScriptError};
 use crate::script::{Invocation, Limits};
@@ -92,7 +92,9 @@ struct Worker {
     tenant: OnceLock<String>,
     memory_bytes: u64,
     pid: Option<u32>,
-    stdin: tokio::sync::Mutex<ChildStdin>,
+    /// Its stdin, and the scripts it holds (least recently used first): both change only
+    /// together, in the order requests are written.
+    writer: tokio::sync::Mutex<(ChildStdin, VecDeque<ScriptDigest>)>,
     child: Mutex<Option<Child>>,
     /// Runs sent and not answered, by request id. `None` once the worker is dead.
     waiting: Mutex<Option<HashMap<u64, oneshot::Sender<Reply>>>>,
@@ -216,15 +218,18 @@ impl Pool {
             }
         };
         let wait = Duration::from_millis(inv.limits.timeout_ms) + self.inner.config.grace;
-        let request = Request {
-            id,
-            invocation: inv.clone(),
-        };
-        let exchange = async {
+        // The write is its own task: a run abandoned halfway through writing its request
+        // (its client went away) must not leave half a frame in front of its siblings'.
+        let writing = worker.clone();
+        let owned = inv.clone();
+        tokio::spawn(async move {
+            let mut writer = writing.writer.lock().await;
+            let (stdin, kept) = &mut *writer;
+            let request = request(id, owned, kept);
             // A failed write means the worker died: its reader answers the run.
-            let _ = protocol::write(&mut *worker.stdin.lock().await, &request).await;
-            answer.await
-        };
+            let _ = protocol::write(stdin, &request).await;
+        });
+        let exchange = answer;
         let mut execution = match tokio::time::timeout(wait, exchange).await {
             Ok(Ok(Reply::Done(response))) => {
                 let Response {
@@ -270,6 +275,34 @@ impl Pool {
         execution.timings.spawn_ms = spawn_ms;
         execution.timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(execution)
+    }
+}
+
+/// The request for run `id`, naming its script instead of sending it when the worker holds it
+/// (`kept`, updated as the worker will update its own).
+fn request(id: u64, inv: Invocation, kept: &mut VecDeque<ScriptDigest>) -> Request {
+    let digest = protocol::digest(&inv);
+    if let Some(i) = kept.iter().position(|d| *d == digest) {
+        kept.remove(i);
+        kept.push_back(digest);
+        return Request {
+            id,
+            invocation: Invocation {
+                source: String::new(),
+                configuration: Default::default(),
+                ..inv
+            },
+            script: Script::Known(digest),
+            forget: Vec::new(),
+        };
+    }
+    kept.push_back(digest);
+    let excess = kept.len().saturating_sub(KEPT_SCRIPTS);
+    Request {
+        id,
+        invocation: inv,
+        script: Script::Sent(digest),
+        forget: kept.drain(..excess).collect(),
     }
 }
 
@@ -498,7 +531,7 @@ impl Inner {
             tenant: tenant.map(OnceLock::from).unwrap_or_default(),
             memory_bytes,
             pid: child.id(),
-            stdin: tokio::sync::Mutex::new(stdin),
+            writer: tokio::sync::Mutex::new((stdin, VecDeque::new())),
             child: Mutex::new(Some(child)),
             waiting: Mutex::new(Some(HashMap::new())),
             next_id: AtomicU64::new(1),
@@ -764,4 +797,53 @@ fn death(
         ),
         format!("crashed the worker ({how})"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::Action;
+
+    fn inv(source: &str, config: &str) -> Invocation {
+        Invocation {
+            tenant: "t".into(),
+            connection: "c".into(),
+            action: Action::Login,
+            source: source.into(),
+            args: Vec::new(),
+            context: None,
+            configuration: [("K".to_string(), config.to_string())].into(),
+            limits: Limits::default(),
+            policy: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_script_is_sent_once_then_named_and_forgotten_past_the_kept_number() {
+        let mut kept = VecDeque::new();
+        let first = request(1, inv("function a() {}", "x"), &mut kept);
+        assert!(matches!(first.script, Script::Sent(_)));
+        assert_eq!(first.invocation.source, "function a() {}");
+        let again = request(2, inv("function a() {}", "x"), &mut kept);
+        assert_eq!(
+            again.script,
+            Script::Known(protocol::digest(&inv("function a() {}", "x")))
+        );
+        assert!(again.invocation.source.is_empty() && again.invocation.configuration.is_empty());
+        // Another configuration is another script.
+        let changed = request(3, inv("function a() {}", "y"), &mut kept);
+        assert!(matches!(changed.script, Script::Sent(_)));
+        // Past KEPT_SCRIPTS the least recently used is forgotten, and sent again when used.
+        let oldest = protocol::digest(&inv("function a() {}", "x"));
+        request(4, inv("function a() {}", "y"), &mut kept);
+        let mut forgotten = Vec::new();
+        for n in 0..KEPT_SCRIPTS - 1 {
+            forgotten
+                .extend(request(5, inv(&format!("function f{n}() {{}}"), "x"), &mut kept).forget);
+        }
+        assert_eq!(forgotten, vec![oldest]);
+        assert_eq!(kept.len(), KEPT_SCRIPTS);
+        let resent = request(6, inv("function a() {}", "x"), &mut kept);
+        assert!(matches!(resent.script, Script::Sent(_)));
+    }
 }

@@ -15,7 +15,48 @@ const MAX_FRAME: usize = 64 << 20;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
     pub id: u64,
+    /// With `script: Known`, its `source` and `configuration` are empty: the worker has them.
     pub invocation: Invocation,
+    pub script: Script,
+    /// Scripts the worker may forget: the supervisor will send them again before using them.
+    #[serde(default)]
+    pub forget: Vec<ScriptDigest>,
+}
+
+/// A script and its configuration, named by their SHA-256 (the first 16 bytes).
+pub type ScriptDigest = [u8; 16];
+
+/// Whether a request carries its script and configuration or names ones it sent before. The
+/// supervisor decides which a worker holds (the last `KEPT_SCRIPTS`), and the worker keeps
+/// exactly those, so nothing is resent on every run and nothing is asked for again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Script {
+    /// In this request; the worker keeps it under this digest.
+    Sent(ScriptDigest),
+    /// Sent before under this digest.
+    Known(ScriptDigest),
+}
+
+/// Scripts one worker keeps for the supervisor.
+pub const KEPT_SCRIPTS: usize = 64;
+
+/// The digest of a script and its configuration.
+pub fn digest(invocation: &Invocation) -> ScriptDigest {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update((invocation.source.len() as u64).to_le_bytes());
+    h.update(invocation.source.as_bytes());
+    for (k, v) in &invocation.configuration {
+        for part in [k, v] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+    }
+    let full = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
 }
 
 #[derive(Debug, Serialize, Deserialize)]

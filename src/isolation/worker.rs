@@ -3,13 +3,14 @@
 //! interleave on its context's event loop), and answers each on stdout as it ends. It holds no
 //! secrets of the supervisor and its environment is empty.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, BufWriter};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::protocol::{self, Request, Response};
+use super::protocol::{self, Request, Response, Script, ScriptDigest};
 use crate::sandbox::{self, Ran, Runtime};
 
 /// Stack of the JavaScript thread. boa's parser and some builtins recurse natively; a large
@@ -104,7 +105,35 @@ fn serve_stdio() -> Result<(), WorkerError> {
     let local = tokio::task::LocalSet::new();
     let runtime = Rc::new(Runtime::new());
     local.block_on(&rt, async move {
-        while let Some(Request { id, invocation }) = incoming.recv().await {
+        // The scripts the supervisor sent, by digest: exactly those it names as kept.
+        let mut scripts: HashMap<ScriptDigest, (String, BTreeMap<String, String>)> = HashMap::new();
+        while let Some(request) = incoming.recv().await {
+            let Request {
+                id,
+                mut invocation,
+                script,
+                forget,
+            } = request;
+            for d in &forget {
+                scripts.remove(d);
+            }
+            match script {
+                Script::Sent(d) => {
+                    scripts.insert(
+                        d,
+                        (invocation.source.clone(), invocation.configuration.clone()),
+                    );
+                }
+                Script::Known(d) => match scripts.get(&d) {
+                    Some((source, configuration)) => {
+                        invocation.source = source.clone();
+                        invocation.configuration = configuration.clone();
+                    }
+                    // A supervisor that names a script it never sent is broken: the worker
+                    // ends rather than run something else.
+                    None => break,
+                },
+            }
             let runtime = runtime.clone();
             let answers = answers.clone();
             tokio::task::spawn_local(async move {
