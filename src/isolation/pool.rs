@@ -182,6 +182,9 @@ fn resident_bytes(pid: Option<u32>) -> u64 {
     }
 }
 
+/// How long after a spare is taken its replacement starts.
+const SPARE_REFILL_DELAY: Duration = Duration::from_millis(50);
+
 /// Bytes of a worker's stderr kept to explain its death.
 const STDERR_TAIL: usize = 8 * 1024;
 
@@ -405,7 +408,13 @@ impl Inner {
                 chosen
             };
             if took_spare {
-                self.refill();
+                // Replaced a little later: starting a process takes CPU the run that took
+                // the spare needs now, on a machine with few cores.
+                let inner = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(SPARE_REFILL_DELAY).await;
+                    inner.refill();
+                });
             }
             match chosen {
                 Some(c) => return Ok(c),

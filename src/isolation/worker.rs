@@ -105,6 +105,7 @@ fn serve_stdio() -> Result<(), WorkerError> {
     let local = tokio::task::LocalSet::new();
     let runtime = Rc::new(Runtime::new());
     local.block_on(&rt, async move {
+        runtime.prepare();
         // The scripts the supervisor sent, by digest: exactly those it names as kept.
         let mut scripts: HashMap<ScriptDigest, (String, BTreeMap<String, String>)> = HashMap::new();
         while let Some(request) = incoming.recv().await {

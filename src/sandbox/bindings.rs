@@ -21,28 +21,15 @@ use crate::outcome::{ConsoleLine, Level, Outcome, ScriptError};
 /// Timers pending at once; beyond it `setTimeout` throws.
 const MAX_PENDING_TIMERS: usize = 10_000;
 
-/// Installs every global of SPEC §2 into a fresh context.
-pub fn install(ctx: &mut Context, configuration: &BTreeMap<String, String>) -> JsResult<()> {
+/// Installs every global of SPEC §2 into a fresh context but `configuration` (see
+/// `configure`): a context can be prepared before anyone knows which connection it is for.
+pub fn install(ctx: &mut Context) -> JsResult<()> {
     let global = ctx.global_object();
     let attrs = Attribute::WRITABLE | Attribute::CONFIGURABLE;
 
     // `global` is the context's own global object, as in Node; a context belongs to one
     // connection, so nothing on it is ever seen by another.
     ctx.register_global_property(js_string!("global"), global.clone(), attrs)?;
-
-    let config = ObjectInitializer::new(ctx).build();
-    for (k, v) in configuration {
-        config.create_data_property_or_throw(
-            js_string!(k.as_str()),
-            js_string!(v.as_str()),
-            ctx,
-        )?;
-    }
-    let freeze = ctx.eval(Source::from_bytes("Object.freeze"))?;
-    if let Some(f) = freeze.as_callable() {
-        f.call(&JsValue::undefined(), &[config.clone().into()], ctx)?;
-    }
-    ctx.register_global_property(js_string!("configuration"), config, Attribute::empty())?;
 
     let console = modules::object(ctx, CONSOLE);
     ctx.register_global_property(js_string!("console"), console, attrs)?;
@@ -114,6 +101,24 @@ pub fn install(ctx: &mut Context, configuration: &BTreeMap<String, String>) -> J
     let require = NativeFunction::from_copy_closure_with_captures(require, registry)
         .to_js_function(ctx.realm());
     ctx.register_global_property(js_string!("require"), require, attrs)?;
+    Ok(())
+}
+
+/// Installs the connection's `configuration`, frozen, as the context's last global.
+pub fn configure(ctx: &mut Context, configuration: &BTreeMap<String, String>) -> JsResult<()> {
+    let config = ObjectInitializer::new(ctx).build();
+    for (k, v) in configuration {
+        config.create_data_property_or_throw(
+            js_string!(k.as_str()),
+            js_string!(v.as_str()),
+            ctx,
+        )?;
+    }
+    let freeze = ctx.eval(Source::from_bytes("Object.freeze"))?;
+    if let Some(f) = freeze.as_callable() {
+        f.call(&JsValue::undefined(), &[config.clone().into()], ctx)?;
+    }
+    ctx.register_global_property(js_string!("configuration"), config, Attribute::empty())?;
     Ok(())
 }
 

@@ -47,6 +47,8 @@ struct Warm {
 #[derive(Default)]
 pub struct Runtime {
     warm: RefCell<HashMap<(String, String), Warm>>,
+    /// The context the next new connection takes.
+    prepared: Rc<RefCell<Option<Blank>>>,
 }
 
 impl Runtime {
@@ -95,7 +97,7 @@ impl Runtime {
                 {
                     warm.remove(&oldest);
                 }
-                match start_context(&inv, budget) {
+                match self.start_context(&inv, budget) {
                     Ok(w) => {
                         warm.insert(key.clone(), w);
                     }
@@ -132,8 +134,19 @@ impl Runtime {
     }
 }
 
-/// Builds a connection's context and starts the loop that serves its runs.
-fn start_context(inv: &Invocation, budget: u64) -> Result<Warm, JsError> {
+/// A context with every global but `configuration`, built ahead for the next new connection.
+struct Blank {
+    ctx: Context,
+    executor: Rc<engine::Executor>,
+    budget: u64,
+}
+
+/// How long after the prepared context is taken the next one is built: building takes the
+/// JavaScript thread for a few milliseconds, better spent on the run that took it.
+const PREPARE_DELAY: Duration = Duration::from_millis(20);
+
+/// Builds a context with `budget` of fuel and every global but `configuration`.
+fn blank(budget: u64, limits: &crate::script::Limits) -> Result<Blank, JsError> {
     // Twice the budget: a context takes a run only with at least `budget` left, and each run
     // is charged for what its own slices used, so every run gets the same budget (see
     // `finish`); a run that spins past its own budget runs the context dry and is the one
@@ -141,22 +154,67 @@ fn start_context(inv: &Invocation, budget: u64) -> Result<Warm, JsError> {
     let (mut ctx, executor) = engine::new_context(budget.saturating_mul(2))?;
     let mut runs = Runs::default();
     runs.states
-        .insert(0, RunState::new(0, inv.limits.clone(), Policy::default()));
+        .insert(0, RunState::new(0, limits.clone(), Policy::default()));
     ctx.insert_data(runs);
-    bindings::install(&mut ctx, &inv.configuration)?;
-    if let Some(runs) = ctx.host_defined_mut().get_mut::<Runs>() {
-        runs.states.clear();
-    }
-    let shared = Rc::new(Shared::default());
-    shared.fuel_left.set(ctx.instructions_remaining() as u64);
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::task::spawn_local(event_loop::serve(ctx, executor, rx, shared.clone()));
-    Ok(Warm {
-        runs: tx,
-        shared,
-        configuration: inv.configuration.clone(),
-        last_used: Instant::now(),
+    bindings::install(&mut ctx)?;
+    Ok(Blank {
+        ctx,
+        executor,
+        budget,
     })
+}
+
+impl Runtime {
+    /// Builds the context the next new connection will take, so that its first run does
+    /// not wait for one (a worker calls it when it starts, before any request).
+    pub fn prepare(&self) {
+        prepare(&self.prepared);
+    }
+
+    /// Builds a connection's context (from the prepared one when its budget fits) and starts
+    /// the loop that serves its runs.
+    fn start_context(&self, inv: &Invocation, budget: u64) -> Result<Warm, JsError> {
+        let taken = self.prepared.borrow_mut().take_if(|b| b.budget == budget);
+        let Blank {
+            mut ctx, executor, ..
+        } = match taken {
+            Some(b) => {
+                let prepared = self.prepared.clone();
+                tokio::task::spawn_local(async move {
+                    tokio::time::sleep(PREPARE_DELAY).await;
+                    prepare(&prepared);
+                });
+                b
+            }
+            None => blank(budget, &inv.limits)?,
+        };
+        bindings::configure(&mut ctx, &inv.configuration)?;
+        if let Some(runs) = ctx.host_defined_mut().get_mut::<Runs>() {
+            runs.states.clear();
+        }
+        let shared = Rc::new(Shared::default());
+        shared.fuel_left.set(ctx.instructions_remaining() as u64);
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::task::spawn_local(event_loop::serve(ctx, executor, rx, shared.clone()));
+        Ok(Warm {
+            runs: tx,
+            shared,
+            configuration: inv.configuration.clone(),
+            last_used: Instant::now(),
+        })
+    }
+}
+
+/// Fills `slot` with a context of the default budget, if it is empty.
+fn prepare(slot: &RefCell<Option<Blank>>) {
+    if slot.borrow().is_some() {
+        return;
+    }
+    let limits = crate::script::Limits::default();
+    match blank(limits.instructions, &limits) {
+        Ok(b) => *slot.borrow_mut() = Some(b),
+        Err(e) => tracing::warn!("could not prepare a script context: {e}"),
+    }
 }
 
 fn ms(d: Duration) -> f64 {
