@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use super::run_state::current;
+use crate::outcome::{Outcome, ScriptError};
 
 /// The largest ArrayBuffer/typed array a script may allocate.
 pub const MAX_BUFFER_BYTES: u64 = 64 << 20;
@@ -159,6 +160,8 @@ pub enum End {
     Deadline,
     /// A job failed outside the script's reach (engine limit) or a timer callback threw.
     Thrown(JsError),
+    /// The run could not start: its script did not compile, say.
+    Failed(Box<(Outcome, ScriptError)>),
     /// Another run on the same context broke it (used up its fuel, crashed the engine): this
     /// run's code cannot run again. The text says what happened.
     Collateral(String),

@@ -316,54 +316,21 @@ impl Loop {
             h.finish()
         };
         let function = match self.functions.get(&source_key) {
-            Some(f) => Some(f.clone()),
-            None => {
-                let mut compiled = None;
-                let ended = slice(ctx, id, |ctx| {
-                    compiled = Some(compile(&inv.source, &format!("{}.js", inv.action), ctx));
-                    Ok(())
-                });
-                match (ended, compiled) {
-                    (Slice::Done, Some(Ok(f))) => {
-                        self.functions.insert(source_key, f.clone());
-                        Some(f)
-                    }
-                    (Slice::Done, Some(Err(failure))) => {
-                        // A script that does not compile leaves the context to runs that do.
-                        self.shared.retired.set(true);
-                        let (outcome, error) = *failure;
-                        let st = ctx
-                            .host_defined_mut()
-                            .get_mut::<Runs>()
-                            .expect("Runs is inserted when the context is built");
-                        st.states.remove(&id);
-                        let mut exec = Execution::failed(outcome, error);
-                        exec.timings.compile_ms = ms(compile_started.elapsed());
-                        let _ = live.reply.send(Ran {
-                            execution: exec,
-                            native_jobs_left: 0,
-                        });
-                        return;
-                    }
-                    (Slice::Panicked(p), _) => {
-                        self.break_context(id, format!("the script engine panicked: {p}"));
-                        live.end = Some(End::Thrown(panic_error(&p)));
-                        None
-                    }
-                    _ => {
-                        live.end = Some(End::Thrown(panic_error("compiling gave no function")));
-                        None
-                    }
-                }
-            }
+            Some(f) => Ok(f.clone()),
+            None => self.compile(ctx, id, &inv, source_key),
         };
         live.compile_ms = ms(compile_started.elapsed());
         live.run_started = Instant::now();
         live.deadline = live.run_started + Duration::from_millis(inv.limits.timeout_ms);
-        self.live.insert(id, live);
-        let Some(function) = function else {
-            return;
+        let function = match function {
+            Ok(f) => f,
+            Err(end) => {
+                live.end = Some(end);
+                self.live.insert(id, live);
+                return;
+            }
         };
+        self.live.insert(id, live);
         let mut returned = JsValue::undefined();
         let ended = slice(ctx, id, |ctx| {
             let args = arguments(&inv, id, ctx)?;
@@ -372,6 +339,37 @@ impl Loop {
             Ok(())
         });
         self.after(ctx, id, ended);
+    }
+
+    /// Compiles run `id`'s script as a slice of it, and keeps the function for later runs.
+    fn compile(
+        &mut self,
+        ctx: &mut Context,
+        id: u64,
+        inv: &Invocation,
+        source_key: u64,
+    ) -> Result<JsObject, End> {
+        let mut compiled = None;
+        let ended = slice(ctx, id, |ctx| {
+            compiled = Some(compile(&inv.source, &format!("{}.js", inv.action), ctx));
+            Ok(())
+        });
+        match (ended, compiled) {
+            (Slice::Done, Some(Ok(f))) => {
+                self.functions.insert(source_key, f.clone());
+                Ok(f)
+            }
+            (Slice::Done, Some(Err(failure))) => {
+                // A script that does not compile leaves the context to runs that do.
+                self.shared.retired.set(true);
+                Err(End::Failed(failure))
+            }
+            (Slice::Panicked(p), _) => {
+                self.break_context(id, format!("the script engine panicked: {p}"));
+                Err(End::Thrown(panic_error(&p)))
+            }
+            _ => Err(End::Thrown(panic_error("compiling gave no function"))),
+        }
     }
 
     /// Looks at a run after one of its slices: an error ends it, a panic or spent fuel breaks
@@ -399,10 +397,8 @@ impl Loop {
             .live
             .get(&run)
             .is_some_and(|l| st.instructions_used > l.budget);
-        if st.settled() {
-            self.end(run, End::Settled);
-        } else if over {
-            // Charged as a CPU limit by `finish`.
+        // A run past its budget is over too: `finish` charges it as a CPU limit.
+        if st.settled() || over {
             self.end(run, End::Settled);
         }
     }

@@ -358,6 +358,10 @@ fn finish(
                     "the script finished without calling callback, and nothing it started is still pending",
                 )),
             ),
+            End::Failed(failure) => {
+                let (outcome, error) = *failure;
+                (outcome, None, Some(error))
+            }
             End::Collateral(what) => (
                 Outcome::Interrupted,
                 None,
