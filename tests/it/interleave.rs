@@ -240,3 +240,73 @@ fn many_hostile_tenants_at_once_leave_a_calm_one_served() {
         }
     });
 }
+
+#[test]
+fn an_abandoned_http_login_among_concurrent_logins_of_a_real_server_harms_none() {
+    use crate::serve::{admin, start_with};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    admin(&data, &["create", "io", "--domain", "io.test"]);
+    let printed = admin(&data, &["client", "io", "--public"]);
+    let client = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let folder = dir.path().join("waits");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("database.json"),
+        r#"{"name": "waits", "options": {}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("login.js"),
+        "function login(email, password, callback) { setTimeout(() => callback(null, { user_id: email, email: email }), 1000); }",
+    )
+    .unwrap();
+    admin(&data, &["connection", "io", folder.to_str().unwrap()]);
+    // One worker for the tenant: every login below is in flight in the same process.
+    let s = start_with(dir, &["--workers", "2"]);
+    block_on(async {
+        let login = |user: String, give_up: Option<u64>| {
+            let (url, client) = (format!("{}/oauth/token", s.base), client.clone());
+            async move {
+                let mut http = reqwest::Client::builder();
+                if let Some(ms) = give_up {
+                    http = http.timeout(std::time::Duration::from_millis(ms));
+                }
+                let sent = http
+                    .build()
+                    .unwrap()
+                    .post(url)
+                    .header("host", "io.test")
+                    .header("content-type", "application/json")
+                    .body(json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "waits",
+                                 "client_id": client, "username": user, "password": "pw"}).to_string())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) => Some((r.status().as_u16(), r.text().await.unwrap())),
+                    Err(_) => None,
+                }
+            }
+        };
+        let (answers, abandoned) = tokio::join!(
+            join_all((0..8).map(|i| login(format!("u{i}@example.com"), None))),
+            login("gone@example.com".into(), Some(200))
+        );
+        assert!(
+            abandoned.is_none(),
+            "the abandoned login was answered: {abandoned:?}"
+        );
+        for a in &answers {
+            let (status, body) = a.as_ref().expect("a sibling's login was answered");
+            assert_eq!(*status, 200, "{body}");
+            assert!(body.contains("access_token"), "{body}");
+        }
+        let (status, body) = login("after@example.com".into(), None).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    });
+}
