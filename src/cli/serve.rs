@@ -25,7 +25,7 @@ pub struct ServeArgs {
     /// `max_connections`, `rate_limit_per_ip`, `rate_limit_burst`, `max_bcrypt_cost`,
     /// `max_pbkdf2_iterations`, `data_folder_quota_mb`, `log_retention_days`, `log_events_kept_per_tenant`,
     /// `run_retention_days`, `runs_kept_per_tenant`, `prune_interval_secs`, `spare_workers`,
-    /// `idle_worker_memory_mb`); flags win over it.
+    /// `idle_worker_memory_mb`, `runs_per_worker`); flags win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free one) [default: 127.0.0.1:3000].
@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// used is stopped [default: 1024].
     #[arg(long, value_name = "MB")]
     idle_worker_memory_mb: Option<u64>,
+    /// Runs one worker serves at once, interleaved while they wait on I/O; a tenant's runs
+    /// spread over its share of workers first [default: 64].
+    #[arg(long, value_name = "N")]
+    runs_per_worker: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum, serde::Deserialize)]
@@ -152,6 +156,7 @@ struct ConfigFile {
     prune_interval_secs: Option<u64>,
     spare_workers: Option<usize>,
     idle_worker_memory_mb: Option<u64>,
+    runs_per_worker: Option<usize>,
 }
 
 /// What the server runs with: flags, then the config file, then the defaults.
@@ -162,6 +167,7 @@ struct Settings {
     workers: Option<usize>,
     spare_workers: Option<usize>,
     idle_worker_memory_mb: Option<u64>,
+    runs_per_worker: Option<usize>,
     /// The open-file limit, once raised: connections and workers' pipes share it.
     open_files: u64,
     log_format: LogFormat,
@@ -184,7 +190,7 @@ impl Settings {
                     .with_context(|| format!("cannot read the config file {}", path.display()))?;
                 serde_json::from_str(&text).with_context(|| {
                     format!(
-                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url, trusted_proxies, header_timeout_secs, max_connections, rate_limit_per_ip, rate_limit_burst, max_bcrypt_cost, max_pbkdf2_iterations, data_folder_quota_mb, log_retention_days, log_events_kept_per_tenant, run_retention_days, runs_kept_per_tenant, prune_interval_secs, spare_workers, idle_worker_memory_mb)",
+                        "{} is not a valid config file (a JSON object with listen, data, max_runs_per_tenant, workers, log_format, egress_allow_internal, public_url, trusted_proxies, header_timeout_secs, max_connections, rate_limit_per_ip, rate_limit_burst, max_bcrypt_cost, max_pbkdf2_iterations, data_folder_quota_mb, log_retention_days, log_events_kept_per_tenant, run_retention_days, runs_kept_per_tenant, prune_interval_secs, spare_workers, idle_worker_memory_mb, runs_per_worker)",
                         path.display()
                     )
                 })?
@@ -307,6 +313,7 @@ impl Settings {
             workers: args.workers.or(file.workers),
             spare_workers: args.spare_workers.or(file.spare_workers),
             idle_worker_memory_mb: args.idle_worker_memory_mb.or(file.idle_worker_memory_mb),
+            runs_per_worker: args.runs_per_worker.or(file.runs_per_worker),
             log_format: args
                 .log_format
                 .or(file.log_format)
@@ -421,6 +428,10 @@ fn pool_config(program: PathBuf, args: &Settings) -> PoolConfig {
         max_workers,
         max_busy_per_tenant,
         spares: args.spare_workers.unwrap_or(cores),
+        runs_per_worker: args
+            .runs_per_worker
+            .unwrap_or(default.runs_per_worker)
+            .max(1),
         idle_memory_bytes: args.idle_worker_memory_mb.unwrap_or(1024) << 20,
         max_idle: default.max_idle.min((args.open_files / 16) as usize).max(1),
         ..default

@@ -310,3 +310,23 @@ fn an_abandoned_http_login_among_concurrent_logins_of_a_real_server_harms_none()
         assert_eq!(status, 200, "{body}");
     });
 }
+
+#[test]
+fn runs_per_worker_bounds_the_runs_in_flight_in_one_worker() {
+    let pool = Pool::new(PoolConfig {
+        max_workers: 2,
+        max_busy_per_tenant: 1,
+        runs_per_worker: 2,
+        ..PoolConfig::new(customdb_exe())
+    });
+    block_on(async {
+        let invs: Vec<Invocation> = (0..6).map(|_| of("t", "db", &waiting(300))).collect();
+        for e in runs(&pool, &invs).await {
+            assert_eq!(e.outcome, Outcome::Success, "{e:?}");
+            assert!(
+                e.result.unwrap()["most"].as_u64().unwrap() <= 2,
+                "more than two runs were in flight in the worker"
+            );
+        }
+    });
+}
