@@ -62,10 +62,16 @@ impl Store {
         caller: Caller,
     ) -> Result<LogEvent, StoreError> {
         let date = self.now();
-        self.write(|tx| {
+        let (tenant, connection, user_id, description) = (
+            tenant.to_owned(),
+            connection.map(str::to_owned),
+            user_id.map(str::to_owned),
+            description.map(str::to_owned),
+        );
+        self.append(move |tx| {
             // The connection's id as it is now: a log event outlives its connection.
             let connection_id: Option<String> = match connection {
-                Some(name) => query_one(
+                Some(ref name) => query_one(
                     tx,
                     "SELECT id FROM connections WHERE tenant = ?1 AND name = ?2",
                     params![tenant, name],
@@ -186,17 +192,24 @@ impl Store {
         action: Action,
         execution: &crate::outcome::Execution,
     ) -> Result<(), StoreError> {
-        self.write(|tx| {
+        let (tenant, connection) = (tenant.to_owned(), connection.to_owned());
+        let (outcome, console, timings, date) = (
+            execution.outcome.as_str(),
+            serde_json::to_string(&execution.console).unwrap_or_default(),
+            serde_json::to_string(&execution.timings).unwrap_or_default(),
+            self.now(),
+        );
+        self.append(move |tx| {
             tx.execute(
                 "INSERT INTO script_runs (tenant, connection, action, outcome, console, timings, date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     tenant,
                     connection,
                     action.key(),
-                    execution.outcome.as_str(),
-                    serde_json::to_string(&execution.console).unwrap_or_default(),
-                    serde_json::to_string(&execution.timings).unwrap_or_default(),
-                    self.now()
+                    outcome,
+                    console,
+                    timings,
+                    date
                 ],
             )?;
             Ok(())

@@ -27,6 +27,7 @@ pub use tickets::{Issuer, TICKETS_PER_EMAIL, Ticket};
 pub use users::{ROOT_ATTRIBUTES, RootAttributes, User, UserChange};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::any::Any;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -226,6 +227,8 @@ const MIGRATIONS: &[&str] = &[
 /// read committed data while a write is in progress.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Appends waiting for the next group commit (see `append`).
+    appends: Mutex<Vec<(Append, Arc<Appended>)>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: std::sync::atomic::AtomicUsize,
     sealer: Sealer,
@@ -258,6 +261,7 @@ impl Store {
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Store {
             conn: Mutex::new(conn),
+            appends: Mutex::default(),
             readers,
             next_reader: Default::default(),
             sealer,
@@ -302,6 +306,39 @@ impl Store {
         self.readers[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Runs `f` in a transaction committed together with every other `append` waiting at
+    /// the same time: one fsync for all of them, so that concurrent logins do not queue one
+    /// `synchronous=FULL` commit each for their log events and run records. Each append is
+    /// its own savepoint: one that fails leaves the others; none returns before its commit
+    /// is durable. For writes whose closures own what they need (they may run on another
+    /// caller's thread).
+    fn append<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let slot = Arc::new(Appended::default());
+        let job: Append = Box::new(move |tx| f(tx).map(|v| Box::new(v) as Box<dyn Any + Send>));
+        self.appends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((job, slot.clone()));
+        let mut conn = self.lock();
+        // Another caller's commit may have taken this append with its own.
+        if slot.0.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+            let batch =
+                std::mem::take(&mut *self.appends.lock().unwrap_or_else(|e| e.into_inner()));
+            commit_appends(&mut conn, batch);
+        }
+        drop(conn);
+        let done = slot
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("an append is answered by the commit that took it");
+        done.map(|v| *v.downcast::<T>().expect("an append answers its own type"))
+    }
+
     fn write<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
@@ -321,6 +358,66 @@ impl Store {
             )?;
             Ok(())
         })
+    }
+}
+
+/// A write waiting for a group commit, its value type erased.
+type Append = Box<dyn FnOnce(&Transaction<'_>) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
+
+/// What became of one append, once its group was committed.
+#[derive(Default)]
+struct Appended(Mutex<Option<Result<Box<dyn Any + Send>, StoreError>>>);
+
+/// Runs a group of appends in one transaction, each in a savepoint, and answers each.
+fn commit_appends(conn: &mut Connection, batch: Vec<(Append, Arc<Appended>)>) {
+    let answer = |slot: &Appended, r| *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            for (_, slot) in &batch {
+                answer(slot, Err(same_error(&e)));
+            }
+            return;
+        }
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for (job, slot) in batch {
+        let result = tx
+            .execute_batch("SAVEPOINT append")
+            .map_err(StoreError::from)
+            .and_then(|()| job(&tx));
+        let closed = match &result {
+            Ok(_) => tx.execute_batch("RELEASE append"),
+            Err(_) => tx.execute_batch("ROLLBACK TO append; RELEASE append"),
+        };
+        let result = match closed {
+            Ok(()) => result,
+            Err(e) => Err(e.into()),
+        };
+        results.push((slot, result));
+    }
+    match tx.commit() {
+        Ok(()) => {
+            for (slot, r) in results {
+                answer(&slot, r);
+            }
+        }
+        // Nothing of the group is kept: every append hears why (a full disk, say).
+        Err(e) => {
+            for (slot, _) in results {
+                answer(&slot, Err(same_error(&e)));
+            }
+        }
+    }
+}
+
+/// A copy of a SQLite error for each caller it failed (`rusqlite::Error` is not `Clone`).
+fn same_error(e: &rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, message.clone()))
+        }
+        other => StoreError::Corrupt(format!("store database error: {other}")),
     }
 }
 
