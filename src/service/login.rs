@@ -90,19 +90,6 @@ impl Service {
                 return refuse(Refusal::InvalidProfile(v));
             }
         };
-        if let Some(existing) = self.store.get_user(tenant, &profile.user_id).await?
-            && existing.blocked
-        {
-            self.log(
-                tenant,
-                LogType::FailedLogin,
-                connection,
-                Some(&existing.user_id),
-                Some("user is blocked"),
-            )
-            .await?;
-            return refuse(Refusal::Blocked);
-        }
         // Import mode: the first successful login stores the user and a hash of the password
         // together, in the same transaction as the profile.
         let hash = if settings.import_mode {
@@ -141,6 +128,17 @@ impl Service {
             .cache_profile(tenant, connection, profile, roots, login, hash)
             .await;
         match cached {
+            Err(StoreError::Blocked(user_id)) => {
+                self.log(
+                    tenant,
+                    LogType::FailedLogin,
+                    connection,
+                    Some(&user_id),
+                    Some("user is blocked"),
+                )
+                .await?;
+                refuse(Refusal::Blocked)
+            }
             Err(StoreError::EmailTaken { email, owner }) => {
                 let message = format!(
                     "the email {email} already belongs to {owner}; a script returned it for another user_id"

@@ -121,7 +121,7 @@ impl AsyncStore {
         migrated_hash: Option<String>,
     ) -> Result<User, StoreError> {
         let (t, c) = (tenant.to_owned(), connection.to_owned());
-        self.hop(move |s| s.cache_profile(&t, &c, &profile, roots, login, migrated_hash.as_deref()))
+        self.hop(move |s| s.cache_profile(&t, &c, profile, roots, login, migrated_hash))
             .await
     }
 

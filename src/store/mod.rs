@@ -50,6 +50,9 @@ pub enum StoreError {
     /// Another user of the connection already has this email (SPEC: an error, never a merge).
     #[error("the email {email} already belongs to {owner} in this connection")]
     EmailTaken { email: String, owner: String },
+    /// A login returned this blocked user: nothing was written.
+    #[error("the user {0} is blocked")]
+    Blocked(String),
     /// The blocking task that ran the store call failed (it panicked).
     #[error("a store task failed: {0}")]
     Task(String),

@@ -132,23 +132,30 @@ impl Store {
     /// Caches what a login (or get_user, with `login == false`) script returned, in one
     /// transaction: creates the user or refreshes the cached profile. Metadata the Management
     /// API wrote is kept; root attributes follow `roots`. A profile whose email belongs to a
-    /// different user of the connection is refused, never merged.
+    /// different user of the connection is refused, never merged; a login of a blocked user
+    /// writes nothing. Shares its commit with concurrent appends (`Store::append`).
     pub fn cache_profile(
         &self,
         tenant: &str,
         connection: &str,
-        profile: &Profile,
+        profile: Profile,
         roots: RootAttributes,
         login: bool,
-        migrated_hash: Option<&str>,
+        migrated_hash: Option<String>,
     ) -> Result<User, StoreError> {
         let at = self.now();
         let mut fresh = profile.value.clone();
         let app = take_object(&mut fresh, "app_metadata");
         let user_meta = take_object(&mut fresh, "user_metadata");
-        self.write_user(tenant, &profile.user_id, |tx| {
+        let (tenant, connection) = (tenant.to_owned(), connection.to_owned());
+        let forget = (tenant.clone(), profile.user_id.clone());
+        let written = self.append(move |tx| {
+            let migrated_hash = migrated_hash.as_deref();
             let existing = read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, profile.user_id])?;
-            if let Some(owner) = email_owner(tx, tenant, connection, profile.email.as_deref())?
+            if login && let Some(user) = &existing && user.blocked {
+                return Err(StoreError::Blocked(user.user_id.clone()));
+            }
+            if let Some(owner) = email_owner(tx, &tenant, &connection, profile.email.as_deref())?
                 && owner != profile.user_id
             {
                 return Err(StoreError::EmailTaken {
@@ -226,7 +233,9 @@ impl Store {
             }
             read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, profile.user_id])?
                 .ok_or_else(|| StoreError::Corrupt("the user vanished inside its transaction".into()))
-        })
+        });
+        self.memo.forget_user(&forget.0, &forget.1);
+        written
     }
 
     /// A local login of a migrated user: counts it.
