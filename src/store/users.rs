@@ -81,6 +81,19 @@ impl Store {
         written
     }
 
+    /// `write_user` through the group commit (`Store::append`), for a closure that owns what
+    /// it needs.
+    fn append_user<T: Send + 'static>(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let written = self.append(f);
+        self.memo.forget_user(tenant, user_id);
+        written
+    }
+
     pub fn get_user(&self, tenant: &str, user_id: &str) -> Result<Option<User>, StoreError> {
         let conn = self.read();
         read_user(
@@ -147,9 +160,10 @@ impl Store {
         let mut fresh = profile.value.clone();
         let app = take_object(&mut fresh, "app_metadata");
         let user_meta = take_object(&mut fresh, "user_metadata");
-        let (tenant, connection) = (tenant.to_owned(), connection.to_owned());
-        let forget = (tenant.clone(), profile.user_id.clone());
-        let written = self.append(move |tx| {
+        let user_id = profile.user_id.clone();
+        let (t, connection) = (tenant.to_owned(), connection.to_owned());
+        self.append_user(tenant, &user_id, move |tx| {
+            let tenant = t;
             let migrated_hash = migrated_hash.as_deref();
             let existing = read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, profile.user_id])?;
             if login && let Some(user) = &existing && user.blocked {
@@ -233,9 +247,7 @@ impl Store {
             }
             read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, profile.user_id])?
                 .ok_or_else(|| StoreError::Corrupt("the user vanished inside its transaction".into()))
-        });
-        self.memo.forget_user(&forget.0, &forget.1);
-        written
+        })
     }
 
     /// A local login of a migrated user: counts it.
