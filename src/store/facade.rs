@@ -120,8 +120,8 @@ impl AsyncStore {
         login: bool,
         migrated_hash: Option<String>,
     ) -> Result<User, StoreError> {
-        let (t, c) = (tenant.to_owned(), connection.to_owned());
-        self.hop(move |s| s.cache_profile(&t, &c, profile, roots, login, migrated_hash))
+        self.store
+            .cache_profile(tenant, connection, profile, roots, login, migrated_hash)
             .await
     }
 
@@ -402,13 +402,15 @@ impl AsyncStore {
         description: &str,
         caller: crate::domain::events::Caller,
     ) -> Result<LogEvent, StoreError> {
-        let (t, c, u, d) = (
-            tenant.to_owned(),
-            connection.to_owned(),
-            user_id.map(str::to_owned),
-            description.to_owned(),
-        );
-        self.hop(move |s| s.log(&t, kind, Some(&c), u.as_deref(), Some(&d), caller))
+        self.store
+            .log(
+                tenant,
+                kind,
+                Some(connection),
+                user_id,
+                Some(description),
+                caller,
+            )
             .await
     }
 
@@ -433,8 +435,9 @@ impl AsyncStore {
         action: Action,
         execution: &Execution,
     ) -> Result<(), StoreError> {
-        let (t, c, e) = (tenant.to_owned(), connection.to_owned(), execution.clone());
-        self.hop(move |s| s.record_run(&t, &c, action, &e)).await
+        self.store
+            .record_run(tenant, connection, action, execution)
+            .await
     }
 
     // Tenants and clients.

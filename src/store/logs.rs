@@ -3,7 +3,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Store, StoreError, query_one};
+use super::{Pending, Store, StoreError, query_one};
 use crate::domain::events::{Caller, LogFilter, LogType};
 use crate::script::Action;
 
@@ -60,7 +60,7 @@ impl Store {
         user_id: Option<&str>,
         description: Option<&str>,
         caller: Caller,
-    ) -> Result<LogEvent, StoreError> {
+    ) -> Pending<LogEvent> {
         let date = self.now();
         let (tenant, connection, user_id, description) = (
             tenant.to_owned(),
@@ -105,7 +105,7 @@ impl Store {
                 log_from_row,
             )?;
             event.ok_or(StoreError::Corrupt(format!("log event {id} vanished")))
-        })
+        }, None)
     }
 
     /// One log event of the tenant.
@@ -191,7 +191,7 @@ impl Store {
         connection: &str,
         action: Action,
         execution: &crate::outcome::Execution,
-    ) -> Result<(), StoreError> {
+    ) -> Pending<()> {
         let (tenant, connection) = (tenant.to_owned(), connection.to_owned());
         let (outcome, console, timings, date) = (
             execution.outcome.as_str(),
@@ -213,7 +213,7 @@ impl Store {
                 ],
             )?;
             Ok(())
-        })
+        }, None)
     }
 }
 

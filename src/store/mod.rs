@@ -2,7 +2,9 @@
 //! tenants, connections (configuration sealed at rest), cached and migrated users, tenant log
 //! events and script runs. Numbered migrations under `PRAGMA user_version`; one transaction per
 //! logical change. Only this module runs SQL against the store. Every method blocks: call it
-//! from a blocking thread (`tokio::task::spawn_blocking`), never on an async worker.
+//! from a blocking thread (`tokio::task::spawn_blocking`), never on an async worker — except
+//! the appends (log events, run records, cached logins), which hand their write to the store's
+//! writer thread and return a `Pending` that async code awaits and other code `wait`s for.
 
 mod connections;
 mod facade;
@@ -28,8 +30,13 @@ pub use users::{ROOT_ATTRIBUTES, RootAttributes, User, UserChange};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::any::Any;
+use std::future::Future;
+use std::marker::PhantomData;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::task::{Context, Poll};
+use tokio::sync::oneshot;
 
 use crate::domain::time::{self, Clock};
 use seal::{SealError, Sealer};
@@ -229,14 +236,14 @@ const MIGRATIONS: &[&str] = &[
 /// every logical change is one short transaction) and a few reader connections, which WAL lets
 /// read committed data while a write is in progress.
 pub struct Store {
-    conn: Mutex<Connection>,
-    /// Appends waiting for the next group commit (see `append`).
-    appends: Mutex<Vec<(Append, Arc<Appended>)>>,
+    conn: Arc<Mutex<Connection>>,
+    /// The thread that commits appends in groups (see `append`).
+    writer: Writer,
     readers: Vec<Mutex<Connection>>,
     next_reader: std::sync::atomic::AtomicUsize,
     sealer: Sealer,
     /// Copies of what cached-profile reads need (see `memo`).
-    memo: memo::Memo,
+    memo: Arc<memo::Memo>,
     /// Where every date the store writes comes from.
     clock: Arc<dyn Clock>,
 }
@@ -262,9 +269,10 @@ impl Store {
                 Ok(Mutex::new(reader))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let conn = Arc::new(Mutex::new(conn));
         Ok(Store {
-            conn: Mutex::new(conn),
-            appends: Mutex::default(),
+            writer: Writer::start(conn.clone())?,
+            conn,
             readers,
             next_reader: Default::default(),
             sealer,
@@ -309,37 +317,30 @@ impl Store {
         self.readers[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` in a transaction committed together with every other `append` waiting at
-    /// the same time: one fsync for all of them, so that concurrent logins do not queue one
-    /// `synchronous=FULL` commit each for their log events and run records. Each append is
-    /// its own savepoint: one that fails leaves the others; none returns before its commit
-    /// is durable. For writes whose closures own what they need (they may run on another
-    /// caller's thread).
+    /// Hands `f` to the writer thread, which runs it in a transaction committed together with
+    /// every other append waiting at the same time: one fsync for all of them, so that
+    /// concurrent logins neither queue one `synchronous=FULL` commit each for their log events,
+    /// run records and cached users, nor take a blocking thread to wait for it. Each append is
+    /// its own savepoint: one that fails leaves the others. `committed` runs once the group's
+    /// transaction has ended, before the append is answered; the answer comes only once the
+    /// commit is durable.
     fn append<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let slot = Arc::new(Appended::default());
-        let job: Append = Box::new(move |tx| f(tx).map(|v| Box::new(v) as Box<dyn Any + Send>));
-        self.appends
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((job, slot.clone()));
-        let mut conn = self.lock();
-        // Another caller's commit may have taken this append with its own.
-        if slot.0.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
-            let batch =
-                std::mem::take(&mut *self.appends.lock().unwrap_or_else(|e| e.into_inner()));
-            commit_appends(&mut conn, batch);
+        committed: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Pending<T> {
+        let (answer, answered) = oneshot::channel();
+        let job = Append {
+            run: Box::new(move |tx| f(tx).map(|v| Box::new(v) as Box<dyn Any + Send>)),
+            committed,
+            answer,
+        };
+        // A closed channel drops the job and its answer: the caller hears the writer stopped.
+        self.writer.send(job);
+        Pending {
+            answered,
+            value: PhantomData,
         }
-        drop(conn);
-        let done = slot
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .expect("an append is answered by the commit that took it");
-        done.map(|v| *v.downcast::<T>().expect("an append answers its own type"))
     }
 
     fn write<T>(
@@ -365,52 +366,136 @@ impl Store {
 }
 
 /// A write waiting for a group commit, its value type erased.
-type Append = Box<dyn FnOnce(&Transaction<'_>) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
+struct Append {
+    run: Box<dyn FnOnce(&Transaction<'_>) -> Answer + Send>,
+    committed: Option<Box<dyn FnOnce() + Send>>,
+    answer: oneshot::Sender<Answer>,
+}
 
-/// What became of one append, once its group was committed.
-#[derive(Default)]
-struct Appended(Mutex<Option<Result<Box<dyn Any + Send>, StoreError>>>);
+type Answer = Result<Box<dyn Any + Send>, StoreError>;
+
+/// Appends a group commit takes at most.
+const GROUP: usize = 256;
+
+/// The store's writer thread: takes appends from a channel and commits what is queued
+/// together. It ends when the store is dropped (the channel closes), after the last group.
+struct Writer {
+    jobs: Option<mpsc::Sender<Append>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(conn: Arc<Mutex<Connection>>) -> Result<Self, StoreError> {
+        let (jobs, queue) = mpsc::channel::<Append>();
+        let thread = std::thread::Builder::new()
+            .name("customdb-store-writer".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut group = vec![first];
+                    group.extend(queue.try_iter().take(GROUP - 1));
+                    let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+                    commit_appends(&mut conn, group);
+                }
+            })
+            .map_err(|e| StoreError::Task(format!("cannot start the store's writer: {e}")))?;
+        Ok(Writer {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, job: Append) {
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(job);
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// An append on its way to a commit: `.await` it from async code, `wait` for it elsewhere.
+/// Dropping it does not cancel the write.
+#[must_use = "an append is durable only once its answer has come"]
+pub struct Pending<T> {
+    answered: oneshot::Receiver<Answer>,
+    value: PhantomData<fn() -> T>,
+}
+
+impl<T: 'static> Pending<T> {
+    /// Blocks the calling thread until the append's group is committed.
+    pub fn wait(self) -> Result<T, StoreError> {
+        futures::executor::block_on(self)
+    }
+
+    fn answer(answer: Result<Answer, oneshot::error::RecvError>) -> Result<T, StoreError> {
+        match answer {
+            Ok(done) => done.map(|v| *v.downcast::<T>().expect("an append answers its own type")),
+            Err(_) => Err(StoreError::Task("the store's writer stopped".into())),
+        }
+    }
+}
+
+impl<T: 'static> Future for Pending<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.answered).poll(cx).map(Self::answer)
+    }
+}
 
 /// Runs a group of appends in one transaction, each in a savepoint, and answers each.
-fn commit_appends(conn: &mut Connection, batch: Vec<(Append, Arc<Appended>)>) {
-    let answer = |slot: &Appended, r| *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            for (_, slot) in &batch {
-                answer(slot, Err(same_error(&e)));
+fn commit_appends(conn: &mut Connection, group: Vec<Append>) {
+    let mut answers = Vec::with_capacity(group.len());
+    match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Err(e) => answers.extend(group.into_iter().map(|job| {
+            let Append {
+                committed, answer, ..
+            } = job;
+            (committed, answer, Err(same_error(&e)))
+        })),
+        Ok(tx) => {
+            for Append {
+                run,
+                committed,
+                answer,
+            } in group
+            {
+                let result = tx
+                    .execute_batch("SAVEPOINT append")
+                    .map_err(StoreError::from)
+                    .and_then(|()| run(&tx));
+                let closed = match &result {
+                    Ok(_) => tx.execute_batch("RELEASE append"),
+                    Err(_) => tx.execute_batch("ROLLBACK TO append; RELEASE append"),
+                };
+                answers.push((
+                    committed,
+                    answer,
+                    closed.map_err(StoreError::from).and(result),
+                ));
             }
-            return;
+            // Nothing of the group is kept if the commit fails: every append hears why (a
+            // full disk, say).
+            if let Err(e) = tx.commit() {
+                for (_, _, result) in &mut answers {
+                    *result = Err(same_error(&e));
+                }
+            }
         }
-    };
-    let mut results = Vec::with_capacity(batch.len());
-    for (job, slot) in batch {
-        let result = tx
-            .execute_batch("SAVEPOINT append")
-            .map_err(StoreError::from)
-            .and_then(|()| job(&tx));
-        let closed = match &result {
-            Ok(_) => tx.execute_batch("RELEASE append"),
-            Err(_) => tx.execute_batch("ROLLBACK TO append; RELEASE append"),
-        };
-        let result = match closed {
-            Ok(()) => result,
-            Err(e) => Err(e.into()),
-        };
-        results.push((slot, result));
     }
-    match tx.commit() {
-        Ok(()) => {
-            for (slot, r) in results {
-                answer(&slot, r);
-            }
+    for (committed, answer, result) in answers {
+        if let Some(committed) = committed {
+            committed();
         }
-        // Nothing of the group is kept: every append hears why (a full disk, say).
-        Err(e) => {
-            for (slot, _) in results {
-                answer(&slot, Err(same_error(&e)));
-            }
-        }
+        // The caller may have stopped waiting (an abandoned request): the write stands.
+        let _ = answer.send(result);
     }
 }
 

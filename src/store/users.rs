@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-use super::{ProfileCopy, Store, StoreError, query_one};
+use super::{Pending, ProfileCopy, Store, StoreError, query_one};
 use crate::domain::profile::Profile;
 
 /// A user in the store: the cached (or migrated) profile and what the store manages.
@@ -88,10 +88,12 @@ impl Store {
         tenant: &str,
         user_id: &str,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let written = self.append(f);
-        self.memo.forget_user(tenant, user_id);
-        written
+    ) -> Pending<T> {
+        let (memo, tenant, user_id) = (self.memo.clone(), tenant.to_owned(), user_id.to_owned());
+        self.append(
+            f,
+            Some(Box::new(move || memo.forget_user(&tenant, &user_id))),
+        )
     }
 
     pub fn get_user(&self, tenant: &str, user_id: &str) -> Result<Option<User>, StoreError> {
@@ -155,7 +157,7 @@ impl Store {
         roots: RootAttributes,
         login: bool,
         migrated_hash: Option<String>,
-    ) -> Result<User, StoreError> {
+    ) -> Pending<User> {
         let at = self.now();
         let mut fresh = profile.value.clone();
         let app = take_object(&mut fresh, "app_metadata");

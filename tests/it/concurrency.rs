@@ -72,6 +72,7 @@ fn log_events_written_at_once_from_many_threads_are_all_kept_each_with_its_own_i
                                     None,
                                     Caller::default(),
                                 )
+                                .wait()
                                 .unwrap();
                             // Each caller gets its own event back, not a neighbour's.
                             assert_eq!(event.user_id.as_deref(), Some(user.as_str()));

@@ -532,6 +532,7 @@ fn a_killed_writer_loses_no_acknowledged_write() {
             let profile = customdb::domain::profile::normalize(&raw, &options).unwrap();
             store
                 .cache_profile(TENANT, "users", profile, Default::default(), true, None)
+                .wait()
                 .unwrap();
             writeln!(out, "{i}").unwrap();
             out.flush().unwrap();

@@ -793,6 +793,7 @@ fn retention_forgets_old_and_excess_log_events_and_runs_and_keeps_the_rest() {
                 None,
                 Caller::default(),
             )
+            .wait()
             .unwrap()
     };
     let run = |tenant: &str| {
@@ -802,6 +803,7 @@ fn retention_forgets_old_and_excess_log_events_and_runs_and_keeps_the_rest() {
         );
         t.store
             .record_run(tenant, "c", customdb::script::Action::Login, &exec)
+            .wait()
             .unwrap();
     };
     // 40 days ago: 3 events and 3 runs of a; today: 8 of each for a, 2 for b.
