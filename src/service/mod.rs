@@ -212,8 +212,9 @@ impl Service {
 
     async fn connection(&self, tenant: &str, name: &str) -> Result<ConnectionRecord, ServiceError> {
         self.store
-            .get_connection(tenant, name)
+            .current_connection(tenant, name)
             .await?
+            .map(|record| (*record).clone())
             .ok_or_else(|| ServiceError::UnknownConnection(name.to_string()))
     }
 

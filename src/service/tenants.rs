@@ -22,8 +22,9 @@ impl Service {
     ) -> Result<Option<Client>, ServiceError> {
         Ok(self
             .store
-            .get_client(client_id)
+            .current_client(client_id)
             .await?
-            .filter(|c| c.tenant == tenant))
+            .filter(|c| c.tenant == tenant)
+            .map(|c| (*c).clone()))
     }
 }

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-use super::{Store, StoreError, query_one};
+use std::sync::Arc;
+
+use super::{Store, StoreError, memo, query_one};
 use crate::domain::options::ConnectionOptions;
 use crate::script::Action;
 
@@ -58,7 +60,8 @@ impl Store {
             Ok(())
         });
         // Once committed: a copy read before this write must not outlive it.
-        self.memo.forget_connection(&record.tenant, &record.name);
+        self.memo
+            .forget_connection(&record.tenant, &record.id, &record.name);
         written
     }
 
@@ -103,6 +106,33 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             configuration,
         }))
+    }
+
+    /// The connection as of at most a few seconds ago (`memo`): what running a script reads,
+    /// without a trip to SQLite or opening the sealed configuration when this process read it
+    /// lately. Not for read-modify-write: that reads `get_connection`.
+    pub fn current_connection(
+        &self,
+        tenant: &str,
+        name_or_id: &str,
+    ) -> Result<Option<Arc<ConnectionRecord>>, StoreError> {
+        let copies = &self.memo.connections;
+        if let Some(hit) = copies.get(&memo::key(tenant, name_or_id)) {
+            return Ok(Some(hit));
+        }
+        let generation = copies.generation();
+        let Some(record) = self.get_connection(tenant, name_or_id)? else {
+            return Ok(None);
+        };
+        let record = Arc::new(record);
+        copies.keep(
+            generation,
+            [
+                (memo::key(tenant, &record.name), record.clone()),
+                (memo::key(tenant, &record.id), record.clone()),
+            ],
+        );
+        Ok(Some(record))
     }
 
     /// A connection's options alone (no scripts, no configuration to open): what per-request
@@ -163,7 +193,7 @@ impl Store {
             Ok(Some(name))
         })?;
         if let Some(name) = &deleted {
-            self.memo.forget_connection(tenant, name);
+            self.memo.forget_connection(tenant, id, name);
         }
         Ok(deleted.is_some())
     }

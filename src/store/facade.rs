@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::{
     BRUTE_FORCE, Block, Client, ConnectionRecord, LogEvent, LogWindow, LoginGuard, ProfileCopy,
     Pruned, Retention, RootAttributes, SUSPICIOUS_IP, Store, StoreError, Ticket, User, UserChange,
+    memo,
 };
 use crate::domain::events::LogType;
 use crate::domain::profile::Profile;
@@ -56,6 +57,21 @@ impl AsyncStore {
     ) -> Result<Option<ConnectionRecord>, StoreError> {
         let (t, n) = (tenant.to_owned(), name_or_id.to_owned());
         self.hop(move |s| s.get_connection(&t, &n)).await
+    }
+
+    /// The connection as of at most a few seconds ago (`Store::current_connection`): from
+    /// memory without a hop when this process read it lately.
+    pub async fn current_connection(
+        &self,
+        tenant: &str,
+        name_or_id: &str,
+    ) -> Result<Option<Arc<ConnectionRecord>>, StoreError> {
+        let key = memo::key(tenant, name_or_id);
+        if let Some(hit) = self.store.memo.connections.get(&key) {
+            return Ok(Some(hit));
+        }
+        self.hop(move |s| s.current_connection(&key.0, &key.1))
+            .await
     }
 
     pub async fn put_connection(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
@@ -442,14 +458,22 @@ impl AsyncStore {
 
     // Tenants and clients.
 
+    /// `Store::tenant_for_host`, from memory without a hop when this process read it lately.
     pub async fn tenant_for_host(&self, host: &str) -> Result<Option<(String, bool)>, StoreError> {
-        let h = host.to_owned();
-        self.hop(move |s| s.tenant_for_host(&h)).await
+        let host = host.to_lowercase();
+        if let Some(hit) = self.store.memo.hosts.get(&host) {
+            return Ok(hit);
+        }
+        self.hop(move |s| s.tenant_for_host(&host)).await
     }
 
-    pub async fn get_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
-        let c = client_id.to_owned();
-        self.hop(move |s| s.get_client(&c)).await
+    /// `Store::current_client`, from memory without a hop when this process read it lately.
+    pub async fn current_client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        let id = client_id.to_owned();
+        if let Some(hit) = self.store.memo.clients.get(&id) {
+            return Ok(Some(hit));
+        }
+        self.hop(move |s| s.current_client(&id)).await
     }
 
     // Tickets.

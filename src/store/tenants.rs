@@ -2,6 +2,8 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use std::sync::Arc;
+
 use super::{Client, Store, StoreError, query_one};
 
 impl Store {
@@ -17,12 +19,28 @@ impl Store {
                 tx.execute("UPDATE tenants SET is_default = (id = ?1)", params![tenant])?;
             }
             Ok(())
-        })
+        })?;
+        // Any host may have answered with the default tenant.
+        self.memo.hosts.forget(|_, _| true);
+        Ok(())
     }
 
     /// The tenant a request's Host belongs to, and whether the host is one of its domains
-    /// (`false`: the default tenant answers for an unknown host).
+    /// (`false`: the default tenant answers for an unknown host). As of at most a few seconds
+    /// ago (`memo`).
     pub fn tenant_for_host(&self, host: &str) -> Result<Option<(String, bool)>, StoreError> {
+        let host = host.to_lowercase();
+        let copies = &self.memo.hosts;
+        if let Some(hit) = copies.get(&host) {
+            return Ok(hit);
+        }
+        let generation = copies.generation();
+        let answer = self.read_tenant_for_host(&host)?;
+        copies.keep(generation, [(host, answer.clone())]);
+        Ok(answer)
+    }
+
+    fn read_tenant_for_host(&self, host: &str) -> Result<Option<(String, bool)>, StoreError> {
         let conn = self.read();
         let by_host: Option<String> = query_one(
             &conn,
@@ -59,7 +77,24 @@ impl Store {
                 ],
             )?;
             Ok(())
-        })
+        })?;
+        self.memo.clients.forget(|id, _| id == &client.client_id);
+        Ok(())
+    }
+
+    /// The client as of at most a few seconds ago (`memo`).
+    pub fn current_client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        let copies = &self.memo.clients;
+        if let Some(hit) = copies.get(&client_id.to_owned()) {
+            return Ok(Some(hit));
+        }
+        let generation = copies.generation();
+        let Some(client) = self.get_client(client_id)? else {
+            return Ok(None);
+        };
+        let client = Arc::new(client);
+        copies.keep(generation, [(client_id.to_owned(), client.clone())]);
+        Ok(Some(client))
     }
 
     pub fn get_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
