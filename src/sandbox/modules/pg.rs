@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_postgres::types::{Format, FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Config, NoTls};
 
@@ -27,10 +27,16 @@ const CLOSED: &str = "Client was closed and is not queryable";
 
 /// Idle connections per connection settings, kept by this worker between runs. The worker
 /// serves one tenant, so pooled connections are never handed to another tenant's script.
-static IDLE: Mutex<Option<HashMap<String, Vec<Client>>>> = Mutex::new(None);
+/// Each list holds the most recently released last, with when it was released.
+static IDLE: Mutex<Option<HashMap<String, Vec<(Client, Instant)>>>> = Mutex::new(None);
 
-/// Idle connections kept per settings; more are closed when released.
-const MAX_IDLE: usize = 10;
+/// Idle connections kept per settings; more are closed when released. As many as the runs a
+/// worker interleaves by default, so that a steady load of concurrent runs reuses its
+/// connections instead of opening (and authenticating) one per run.
+const MAX_IDLE: usize = 64;
+/// An idle connection unused this long is closed (node-postgres' `idleTimeoutMillis`
+/// default), so a burst does not hold the database's connections for the worker's life.
+const IDLE_FOR: Duration = Duration::from_secs(30);
 
 /// A connection a script holds: `pool_key` is set when it returns to `IDLE` on release.
 struct Held {
@@ -94,12 +100,8 @@ async fn permit(config: &mut Config, allow: &AllowList) -> Result<(), Failure> {
 fn take_idle(key: &str) -> Option<Client> {
     let mut idle = IDLE.lock().ok()?;
     let list = idle.get_or_insert_with(HashMap::new).get_mut(key)?;
-    while let Some(client) = list.pop() {
-        if !client.is_closed() {
-            return Some(client);
-        }
-    }
-    None
+    list.retain(|(client, at)| !client.is_closed() && at.elapsed() < IDLE_FOR);
+    list.pop().map(|(client, _)| client)
 }
 
 async fn open(config: &Config) -> Result<Client, Failure> {
@@ -257,8 +259,9 @@ fn release(_: &JsValue, args: &[JsValue], _: &mut Context) -> JsResult<JsValue> 
             .get_or_insert_with(HashMap::new)
             .entry(key)
             .or_default();
+        list.retain(|(client, at)| !client.is_closed() && at.elapsed() < IDLE_FOR);
         if list.len() < MAX_IDLE {
-            list.push(client);
+            list.push((client, Instant::now()));
         }
     }
     Ok(JsValue::undefined())
