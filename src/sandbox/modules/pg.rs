@@ -28,7 +28,10 @@ const CLOSED: &str = "Client was closed and is not queryable";
 /// Idle connections per connection settings, kept by this worker between runs. The worker
 /// serves one tenant, so pooled connections are never handed to another tenant's script.
 /// Each list holds the most recently released last, with when it was released.
-static IDLE: Mutex<Option<HashMap<String, Vec<(Client, Instant)>>>> = Mutex::new(None);
+static IDLE: Mutex<Option<HashMap<String, Vec<Idle>>>> = Mutex::new(None);
+
+/// A pooled connection and when it was released.
+type Idle = (Client, Instant);
 
 /// Idle connections kept per settings; more are closed when released. As many as the runs a
 /// worker interleaves by default, so that a steady load of concurrent runs reuses its
