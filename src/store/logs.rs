@@ -3,7 +3,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Pending, Store, StoreError, query_one};
+use super::{Pending, Store, StoreError, execute, query_one};
 use crate::domain::events::{Caller, LogFilter, LogType};
 use crate::script::Action;
 
@@ -79,7 +79,8 @@ impl Store {
                 )?,
                 None => None,
             };
-            tx.execute(
+            execute(
+                tx,
                 "INSERT INTO log_events (tenant, date, type, connection, user_id, description, connection_id, client_id, client_name, ip, user_agent, hostname, user_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     tenant,
@@ -200,7 +201,8 @@ impl Store {
             self.now(),
         );
         self.append(move |tx| {
-            tx.execute(
+            execute(
+                tx,
                 "INSERT INTO script_runs (tenant, connection, action, outcome, console, timings, date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     tenant,

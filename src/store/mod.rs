@@ -527,6 +527,15 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Runs one statement through the connection's statement cache: hot writes skip SQL parsing.
+fn execute(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<usize, StoreError> {
+    Ok(conn.prepare_cached(sql)?.execute(params)?)
+}
+
 /// One row or none, through the connection's statement cache: hot reads skip SQL parsing.
 fn query_one<T>(
     conn: &Connection,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-use super::{Pending, ProfileCopy, Store, StoreError, query_one};
+use super::{Pending, ProfileCopy, Store, StoreError, execute, query_one};
 use crate::domain::profile::Profile;
 
 /// A user in the store: the cached (or migrated) profile and what the store manages.
@@ -182,7 +182,8 @@ impl Store {
             let logins = i64::from(login);
             match existing {
                 None => {
-                    tx.execute(
+                    execute(
+                tx,
                         "INSERT INTO users (tenant, connection, user_id, email, email_key, username, profile,
                              app_metadata, user_metadata, created_at, updated_at, cached_at, last_login,
                              logins_count, migrated, password_hash)
@@ -220,7 +221,8 @@ impl Store {
                             };
                         }
                     }
-                    tx.execute(
+                    execute(
+                tx,
                         "UPDATE users SET email = ?3, email_key = ?4, username = ?5, profile = ?6,
                              app_metadata = CASE WHEN app_metadata_managed THEN app_metadata ELSE ?7 END,
                              user_metadata = CASE WHEN user_metadata_managed THEN user_metadata ELSE ?8 END,
