@@ -60,11 +60,16 @@ impl Service {
             .store
             .log(tenant, kind, connection, user_id, description, caller())
             .await?;
+        self.published(tenant, &event);
+        Ok(())
+    }
+
+    /// Shows a log event the store wrote to live watchers.
+    pub(super) fn published(&self, tenant: &str, event: &LogEvent) {
         self.publish(|| LiveEvent::Log {
             tenant: tenant.to_string(),
-            event: serde_json::to_value(&event).unwrap_or_default(),
+            event: serde_json::to_value(event).unwrap_or_default(),
         });
-        Ok(())
     }
 
     /// Forgets the log events, runs, counts and tickets `retention` no longer keeps.

@@ -3,12 +3,12 @@
 
 use serde_json::{Value, json};
 
-use super::{Answer, Refusal, Service, ServiceError, Settings, hash_password, refuse};
+use super::{Answer, Refusal, Service, ServiceError, Settings, bus, hash_password, refuse};
 use crate::domain::events::LogType;
 use crate::domain::profile::{self, Profile};
 use crate::outcome::{Execution, Outcome};
 use crate::script::Action;
-use crate::store::{ConnectionRecord, RootAttributes, StoreError, User};
+use crate::store::{Cached, ConnectionRecord, RootAttributes, StoreError, User};
 
 impl Service {
     /// Login (SPEC §4): the login script, or a local check for migrated users in import mode.
@@ -98,18 +98,9 @@ impl Service {
         } else {
             None
         };
-        let user = self
-            .cache(tenant, connection, profile, settings.roots, true, hash)
-            .await?;
-        self.log(
-            tenant,
-            LogType::SuccessLogin,
-            connection,
-            Some(&user.user_id),
-            None,
-        )
-        .await?;
-        Ok(user)
+        // The success log event is written with the cached user.
+        self.cache(tenant, connection, profile, settings.roots, true, hash)
+            .await
     }
 
     /// Caches a profile; an email that belongs to another user of the connection is a
@@ -123,9 +114,14 @@ impl Service {
         login: bool,
         hash: Option<String>,
     ) -> Answer<User> {
+        let cached = if login {
+            Cached::Login(bus::caller())
+        } else {
+            Cached::Refresh
+        };
         let cached = self
             .store
-            .cache_profile(tenant, connection, profile, roots, login, hash)
+            .cache_profile(tenant, connection, profile, roots, cached, hash)
             .await;
         match cached {
             Err(StoreError::Blocked(user_id)) => {
@@ -156,7 +152,13 @@ impl Service {
                     message,
                 })
             }
-            other => Ok(other?),
+            other => {
+                let (user, event) = other?;
+                if let Some(event) = event {
+                    self.published(tenant, &event);
+                }
+                Ok(user)
+            }
         }
     }
 

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use super::{
-    BRUTE_FORCE, Block, Client, ConnectionRecord, LogEvent, LogWindow, LoginGuard, ProfileCopy,
-    Pruned, Retention, RootAttributes, SUSPICIOUS_IP, Store, StoreError, Ticket, User, UserChange,
-    memo,
+    BRUTE_FORCE, Block, Cached, Client, ConnectionRecord, LogEvent, LogWindow, LoginGuard,
+    ProfileCopy, Pruned, Retention, RootAttributes, SUSPICIOUS_IP, Store, StoreError, Ticket, User,
+    UserChange, memo,
 };
 use crate::domain::events::LogType;
 use crate::domain::profile::Profile;
@@ -133,11 +133,11 @@ impl AsyncStore {
         connection: &str,
         profile: Profile,
         roots: RootAttributes,
-        login: bool,
+        cached: Cached,
         migrated_hash: Option<String>,
-    ) -> Result<User, StoreError> {
+    ) -> Result<(User, Option<LogEvent>), StoreError> {
         self.store
-            .cache_profile(tenant, connection, profile, roots, login, migrated_hash)
+            .cache_profile(tenant, connection, profile, roots, cached, migrated_hash)
             .await
     }
 

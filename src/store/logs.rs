@@ -51,6 +51,69 @@ fn log_id<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&id.to_string())
 }
 
+/// A log event to write, owned so that it can travel to the writer thread.
+pub(super) struct Entry {
+    pub tenant: String,
+    pub date: String,
+    pub kind: LogType,
+    pub connection: Option<String>,
+    pub user_id: Option<String>,
+    pub description: Option<String>,
+    pub caller: Caller,
+}
+
+impl Entry {
+    /// Writes the event in `tx` and reads it back as the API shows it.
+    pub(super) fn insert(self, tx: &rusqlite::Transaction<'_>) -> Result<LogEvent, StoreError> {
+        let Entry {
+            tenant,
+            date,
+            kind,
+            connection,
+            user_id,
+            description,
+            caller,
+        } = self;
+        // The connection's id as it is now: a log event outlives its connection.
+        let connection_id: Option<String> = match connection {
+            Some(ref name) => query_one(
+                tx,
+                "SELECT id FROM connections WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name],
+                |r| r.get(0),
+            )?,
+            None => None,
+        };
+        execute(
+            tx,
+            "INSERT INTO log_events (tenant, date, type, connection, user_id, description, connection_id, client_id, client_name, ip, user_agent, hostname, user_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                tenant,
+                date,
+                kind.code(),
+                connection,
+                user_id,
+                description,
+                connection_id,
+                caller.client_id,
+                caller.client_name,
+                caller.ip,
+                caller.user_agent,
+                caller.hostname,
+                caller.user_name
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        let event = query_one(
+            tx,
+            &format!("SELECT {LOG_COLUMNS} FROM log_events WHERE id = ?1"),
+            params![id],
+            log_from_row,
+        )?;
+        event.ok_or(StoreError::Corrupt(format!("log event {id} vanished")))
+    }
+}
+
 impl Store {
     pub fn log(
         &self,
@@ -61,52 +124,16 @@ impl Store {
         description: Option<&str>,
         caller: Caller,
     ) -> Pending<LogEvent> {
-        let date = self.now();
-        let (tenant, connection, user_id, description) = (
-            tenant.to_owned(),
-            connection.map(str::to_owned),
-            user_id.map(str::to_owned),
-            description.map(str::to_owned),
-        );
-        self.append(move |tx| {
-            // The connection's id as it is now: a log event outlives its connection.
-            let connection_id: Option<String> = match connection {
-                Some(ref name) => query_one(
-                    tx,
-                    "SELECT id FROM connections WHERE tenant = ?1 AND name = ?2",
-                    params![tenant, name],
-                    |r| r.get(0),
-                )?,
-                None => None,
-            };
-            execute(
-                tx,
-                "INSERT INTO log_events (tenant, date, type, connection, user_id, description, connection_id, client_id, client_name, ip, user_agent, hostname, user_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![
-                    tenant,
-                    date,
-                    kind.code(),
-                    connection,
-                    user_id,
-                    description,
-                    connection_id,
-                    caller.client_id,
-                    caller.client_name,
-                    caller.ip,
-                    caller.user_agent,
-                    caller.hostname,
-                    caller.user_name
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
-            let event = query_one(
-                tx,
-                &format!("SELECT {LOG_COLUMNS} FROM log_events WHERE id = ?1"),
-                params![id],
-                log_from_row,
-            )?;
-            event.ok_or(StoreError::Corrupt(format!("log event {id} vanished")))
-        }, None)
+        let entry = Entry {
+            tenant: tenant.to_owned(),
+            date: self.now(),
+            kind,
+            connection: connection.map(str::to_owned),
+            user_id: user_id.map(str::to_owned),
+            description: description.map(str::to_owned),
+            caller,
+        };
+        self.append(move |tx| entry.insert(tx), None)
     }
 
     /// One log event of the tenant.

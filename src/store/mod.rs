@@ -26,7 +26,7 @@ pub use memo::ProfileCopy;
 pub use protection::{BRUTE_FORCE, Block, LoginGuard, SUSPICIOUS_IP};
 pub use retention::{Pruned, Retention};
 pub use tickets::{Issuer, TICKETS_PER_EMAIL, Ticket};
-pub use users::{ROOT_ATTRIBUTES, RootAttributes, User, UserChange};
+pub use users::{Cached, ROOT_ATTRIBUTES, RootAttributes, User, UserChange};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::any::Any;

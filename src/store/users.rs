@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-use super::{Pending, ProfileCopy, Store, StoreError, execute, query_one};
+use super::logs::Entry;
+use super::{LogEvent, Pending, ProfileCopy, Store, StoreError, execute, query_one};
+use crate::domain::events::{Caller, LogType};
 use crate::domain::profile::Profile;
 
 /// A user in the store: the cached (or migrated) profile and what the store manages.
@@ -61,6 +63,15 @@ pub use crate::domain::options::RootAttributes;
 
 /// Attributes `set_user_root_attributes` governs.
 pub const ROOT_ATTRIBUTES: &[&str] = &["name", "nickname", "given_name", "family_name", "picture"];
+
+/// Why a profile is cached (`Store::cache_profile`).
+#[derive(Debug, Clone)]
+pub enum Cached {
+    /// A login by this caller: counted, refused for a blocked user, logged as a success.
+    Login(Caller),
+    /// What get_user or a signup returned: refreshed, not counted.
+    Refresh,
+}
 
 /// The email as the uniqueness index compares it.
 fn email_key(email: Option<&str>) -> Option<String> {
@@ -144,21 +155,24 @@ impl Store {
         )
     }
 
-    /// Caches what a login (or get_user, with `login == false`) script returned, in one
-    /// transaction: creates the user or refreshes the cached profile. Metadata the Management
-    /// API wrote is kept; root attributes follow `roots`. A profile whose email belongs to a
-    /// different user of the connection is refused, never merged; a login of a blocked user
-    /// writes nothing. Shares its commit with concurrent appends (`Store::append`).
+    /// Caches what a login, get_user or signup returned, in one transaction: creates the user
+    /// or refreshes the cached profile. Metadata the Management API wrote is kept; root
+    /// attributes follow `roots`. A profile whose email belongs to a different user of the
+    /// connection is refused, never merged. A login of a blocked user writes nothing; any
+    /// other login is counted and its success log event written in the same commit (one
+    /// durable wait per login), and returned. Shares its commit with concurrent appends
+    /// (`Store::append`).
     pub fn cache_profile(
         &self,
         tenant: &str,
         connection: &str,
         profile: Profile,
         roots: RootAttributes,
-        login: bool,
+        cached: Cached,
         migrated_hash: Option<String>,
-    ) -> Pending<User> {
+    ) -> Pending<(User, Option<LogEvent>)> {
         let at = self.now();
+        let login = matches!(cached, Cached::Login(_));
         let mut fresh = profile.value.clone();
         let app = take_object(&mut fresh, "app_metadata");
         let user_meta = take_object(&mut fresh, "user_metadata");
@@ -183,7 +197,7 @@ impl Store {
             match existing {
                 None => {
                     execute(
-                tx,
+                        tx,
                         "INSERT INTO users (tenant, connection, user_id, email, email_key, username, profile,
                              app_metadata, user_metadata, created_at, updated_at, cached_at, last_login,
                              logins_count, migrated, password_hash)
@@ -222,7 +236,7 @@ impl Store {
                         }
                     }
                     execute(
-                tx,
+                        tx,
                         "UPDATE users SET email = ?3, email_key = ?4, username = ?5, profile = ?6,
                              app_metadata = CASE WHEN app_metadata_managed THEN app_metadata ELSE ?7 END,
                              user_metadata = CASE WHEN user_metadata_managed THEN user_metadata ELSE ?8 END,
@@ -249,8 +263,24 @@ impl Store {
                     )?;
                 }
             }
-            read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, profile.user_id])?
-                .ok_or_else(|| StoreError::Corrupt("the user vanished inside its transaction".into()))
+            let user = read_user(tx, "tenant = ?1 AND user_id = ?2", params![tenant, profile.user_id])?
+                .ok_or_else(|| StoreError::Corrupt("the user vanished inside its transaction".into()))?;
+            let event = match cached {
+                Cached::Refresh => None,
+                Cached::Login(caller) => Some(
+                    Entry {
+                        date: at,
+                        kind: LogType::SuccessLogin,
+                        connection: Some(connection),
+                        user_id: Some(user.user_id.clone()),
+                        description: Some(LogType::SuccessLogin.description().to_owned()),
+                        caller,
+                        tenant,
+                    }
+                    .insert(tx)?,
+                ),
+            };
+            Ok((user, event))
         })
     }
 

@@ -531,7 +531,14 @@ fn a_killed_writer_loses_no_acknowledged_write() {
             let raw = json!({"user_id": i, "email": format!("u{i}@example.com"), "user_metadata": {"pad": "x".repeat(2000)}});
             let profile = customdb::domain::profile::normalize(&raw, &options).unwrap();
             store
-                .cache_profile(TENANT, "users", profile, Default::default(), true, None)
+                .cache_profile(
+                    TENANT,
+                    "users",
+                    profile,
+                    Default::default(),
+                    customdb::store::Cached::Login(Default::default()),
+                    None,
+                )
                 .wait()
                 .unwrap();
             writeln!(out, "{i}").unwrap();
