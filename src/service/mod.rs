@@ -251,9 +251,17 @@ impl Service {
             },
         };
         let execution = self.pool.run(&invocation).await?;
-        self.store
-            .record_run(&record.tenant, &record.name, action, &execution)
-            .await?;
+        // A run record is a diagnostic: the request does not wait for it. Appends commit in
+        // order, so the next append the request awaits (its log event, its cached user) makes
+        // the record durable too; one that cannot be written is reported to the operator.
+        let recorded = self
+            .store
+            .record_run(&record.tenant, &record.name, action, &execution);
+        tokio::spawn(async move {
+            if let Err(e) = recorded.await {
+                tracing::error!(error = %e, "a script run was not recorded");
+            }
+        });
         self.publish(|| LiveEvent::Run {
             tenant: record.tenant.clone(),
             run: json!({

@@ -444,16 +444,16 @@ impl AsyncStore {
         self.hop(move |s| s.log_window(&t, window)).await
     }
 
-    pub async fn record_run(
+    /// Records a run: submitted now, durable once the returned `Pending` answers (or once any
+    /// append submitted after it answers: appends commit in order).
+    pub fn record_run(
         &self,
         tenant: &str,
         connection: &str,
         action: Action,
         execution: &Execution,
-    ) -> Result<(), StoreError> {
-        self.store
-            .record_run(tenant, connection, action, execution)
-            .await
+    ) -> super::Pending<()> {
+        self.store.record_run(tenant, connection, action, execution)
     }
 
     // Tenants and clients.

@@ -323,7 +323,8 @@ impl Store {
     /// run records and cached users, nor take a blocking thread to wait for it. Each append is
     /// its own savepoint: one that fails leaves the others. `committed` runs once the group's
     /// transaction has ended, before the append is answered; the answer comes only once the
-    /// commit is durable.
+    /// commit is durable. Appends commit in the order they were submitted: once one is
+    /// answered, every append submitted before it is durable too, or has failed.
     fn append<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
