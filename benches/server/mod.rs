@@ -27,7 +27,7 @@ pub fn serve(data: &std::path::Path, extra: &[&str]) -> (std::process::Child, St
         .args(["--rate-limit-per-ip", "0"])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let first = std::io::BufReader::new(child.stdout.take().unwrap())
