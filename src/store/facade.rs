@@ -1,6 +1,7 @@
-//! The store as async code sees it: every call owns its one hop to the blocking pool (SQLite
-//! blocks; the async threads must not), so callers neither clone arguments into closures nor
-//! know which database answers. This is the seam a second backend plugs into: the service
+//! The store as async code sees it: every read owns its one hop to the blocking pool (SQLite
+//! blocks; the async threads must not) unless memory answers, and every append awaits the
+//! store's writer thread, so callers neither clone arguments into closures nor know which
+//! database answers. This is the seam a second backend plugs into: the service
 //! layer and the API talk to `AsyncStore`, never to SQL.
 
 use std::sync::Arc;
