@@ -200,7 +200,7 @@ impl Pool {
     }
 
     /// Starts spares, in the background, until `config.spares` are ready or starting (a
-    /// server calls it once at start; every run that takes a spare calls it again).
+    /// server calls it once at start; every run asks again, so a taken spare is replaced).
     pub fn refill(&self) {
         self.inner.refill();
     }
