@@ -240,9 +240,15 @@ async fn main() {
         2
     };
     for _ in 0..rounds {
-        one += round_robin(&server, &warm[..1]).await / 2.0;
-        over64 += round_robin(&server, &warm[..64]).await / 2.0;
-        over256 += round_robin(&server, warm).await / 2.0;
+        let r = (
+            round_robin(&server, &warm[..1]).await,
+            round_robin(&server, &warm[..64]).await,
+            round_robin(&server, warm).await,
+        );
+        eprintln!("round: {r:?}");
+        one += r.0 / 2.0;
+        over64 += r.1 / 2.0;
+        over256 += r.2 / 2.0;
     }
     let (bytes, count) = workers_memory(server.child.id());
     // Cold: tenants never run before, one at a time, a pause between (as first logins come).

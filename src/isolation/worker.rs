@@ -77,12 +77,19 @@ fn serve_stdio() -> Result<(), WorkerError> {
         .build()?;
     let (requests, mut incoming) = tokio::sync::mpsc::unbounded_channel::<Request>();
     let (answers, outgoing) = std::sync::mpsc::channel::<Response>();
+    let watchdog = std::thread::Builder::new()
+        .name("customdb-watchdog".into())
+        .spawn(watchdog)?
+        .thread()
+        .clone();
     let reader = std::thread::Builder::new()
         .name("customdb-stdin".into())
         .spawn(move || -> Result<(), WorkerError> {
             let mut input = BufReader::new(std::io::stdin().lock());
             while let Some(request) = protocol::read_blocking::<_, Request>(&mut input)? {
-                IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+                if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) == 1 {
+                    watchdog.unpark();
+                }
                 if requests.send(request).is_err() {
                     break;
                 }
@@ -99,9 +106,6 @@ fn serve_stdio() -> Result<(), WorkerError> {
             }
             Ok(())
         })?;
-    std::thread::Builder::new()
-        .name("customdb-watchdog".into())
-        .spawn(watchdog)?;
     let local = tokio::task::LocalSet::new();
     let runtime = Rc::new(Runtime::new());
     local.block_on(&rt, async move {
@@ -163,9 +167,14 @@ fn serve_stdio() -> Result<(), WorkerError> {
 
 /// Stops the worker when one run's slice has held the JavaScript thread past
 /// `MAX_SLICE_WHILE_SHARED` while other runs wait, naming that run on stderr.
+/// It sleeps while at most one run is in flight (unparked by the request that makes two), so
+/// an idle warm worker costs no wake-ups.
 fn watchdog() {
     let tick = Duration::from_millis(25);
     loop {
+        while IN_FLIGHT.load(Ordering::SeqCst) < 2 {
+            std::thread::park();
+        }
         std::thread::sleep(tick);
         let Some((run, held)) = sandbox::executing() else {
             continue;
