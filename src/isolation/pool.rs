@@ -182,6 +182,21 @@ fn resident_bytes(pid: Option<u32>) -> u64 {
     }
 }
 
+/// A new slice ledger: in memory (`/dev/shm`) where the system has it, since the worker
+/// rewrites it at every slice and a disk file system would journal each write's new mtime;
+/// else in the temporary directory.
+fn ledger_file() -> std::io::Result<tempfile::NamedTempFile> {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(file) = tempfile::Builder::new()
+            .prefix("customdb-ledger-")
+            .tempfile_in(shm)
+    {
+        return Ok(file);
+    }
+    tempfile::NamedTempFile::new()
+}
+
 /// How long after a spare is taken its replacement starts.
 const SPARE_REFILL_DELAY: Duration = Duration::from_millis(50);
 
@@ -491,7 +506,7 @@ impl Inner {
         tenant: Option<String>,
     ) -> Result<Arc<Worker>, PoolError> {
         let program: &Path = &self.config.program;
-        let ledger = tempfile::NamedTempFile::new().map_err(|source| PoolError::Spawn {
+        let ledger = ledger_file().map_err(|source| PoolError::Spawn {
             program: program.display().to_string(),
             source,
         })?;

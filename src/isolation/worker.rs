@@ -3,6 +3,7 @@
 //! interleave on its context's event loop), and answers each on stdout as it ends. It holds no
 //! secrets of the supervisor and its environment is empty.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, BufWriter};
 use std::path::Path;
@@ -70,13 +71,16 @@ static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 fn serve_stdio() -> Result<(), WorkerError> {
     // Current-thread runtime: engine contexts are !Send and stay on this thread; blocking work
-    // (bcrypt, pbkdf2) goes to the runtime's blocking pool. Requests are read and answers
-    // written on threads of their own, so a run in progress never delays the next request.
+    // (bcrypt, pbkdf2) goes to the runtime's blocking pool. Requests are read on a thread
+    // of its own, so a run in progress never delays the next request (the watchdog counts it).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let (requests, mut incoming) = tokio::sync::mpsc::unbounded_channel::<Request>();
-    let (answers, outgoing) = std::sync::mpsc::channel::<Response>();
+    // Answers are written on the JavaScript thread as each run ends: a frame is bounded, the
+    // supervisor reads its end of the pipe all the time, and a thread of their own would cost
+    // every run one more wake-up.
+    let output = Rc::new(RefCell::new(BufWriter::new(std::io::stdout().lock())));
     let watchdog = std::thread::Builder::new()
         .name("customdb-watchdog".into())
         .spawn(watchdog)?
@@ -93,16 +97,6 @@ fn serve_stdio() -> Result<(), WorkerError> {
                 if requests.send(request).is_err() {
                     break;
                 }
-            }
-            Ok(())
-        })?;
-    std::thread::Builder::new()
-        .name("customdb-stdout".into())
-        .spawn(move || -> Result<(), WorkerError> {
-            let mut output = BufWriter::new(std::io::stdout().lock());
-            while let Ok(response) = outgoing.recv() {
-                protocol::write_blocking(&mut output, &response)?;
-                IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
             }
             Ok(())
         })?;
@@ -140,7 +134,7 @@ fn serve_stdio() -> Result<(), WorkerError> {
                 },
             }
             let runtime = runtime.clone();
-            let answers = answers.clone();
+            let output = output.clone();
             tokio::task::spawn_local(async move {
                 let redactor = invocation.redactor();
                 let Ran {
@@ -150,11 +144,14 @@ fn serve_stdio() -> Result<(), WorkerError> {
                 // The one exit of every run: no secret leaves the worker in any string it
                 // carries.
                 execution.redact(&redactor);
-                let _ = answers.send(Response {
+                // A failed write means the supervisor is gone; its closed stdin ends the loop.
+                let response = Response {
                     id,
                     execution,
                     native_jobs_left,
-                });
+                };
+                let _ = protocol::write_blocking(&mut *output.borrow_mut(), &response);
+                IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });
