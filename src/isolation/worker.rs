@@ -5,11 +5,15 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufReader, BufWriter};
+use std::io::BufWriter;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use tokio::net::unix::pipe;
 
 use super::protocol::{self, Request, Response, Script, ScriptDigest};
 use crate::sandbox::{self, Ran, Runtime};
@@ -66,47 +70,38 @@ pub const MAX_SLICE_WHILE_SHARED: Duration = Duration::from_millis(500);
 /// The exit status of a worker whose watchdog stopped it.
 pub const EXIT_STALLED: i32 = 75;
 
-/// Runs requested and not yet answered; read by the watchdog.
+/// Runs taken from stdin and not yet answered; read by the watchdog.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 fn serve_stdio() -> Result<(), WorkerError> {
     // Current-thread runtime: engine contexts are !Send and stay on this thread; blocking work
-    // (bcrypt, pbkdf2) goes to the runtime's blocking pool. Requests are read on a thread
-    // of its own, so a run in progress never delays the next request (the watchdog counts it).
+    // (bcrypt, pbkdf2) goes to the runtime's blocking pool. Requests are read and answers
+    // written on this thread's event loop, between slices: no thread in between to wake for
+    // every run. A request that arrives while a slice holds the thread waits in the pipe,
+    // where the watchdog sees it.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (requests, mut incoming) = tokio::sync::mpsc::unbounded_channel::<Request>();
-    // Answers are written on the JavaScript thread as each run ends: a frame is bounded, the
-    // supervisor reads its end of the pipe all the time, and a thread of their own would cost
-    // every run one more wake-up.
+    // A frame is bounded and the supervisor reads its end of the pipe all the time, so the
+    // answer's write does not hold the thread.
     let output = Rc::new(RefCell::new(BufWriter::new(std::io::stdout().lock())));
     let watchdog = std::thread::Builder::new()
         .name("customdb-watchdog".into())
         .spawn(watchdog)?
         .thread()
         .clone();
-    let reader = std::thread::Builder::new()
-        .name("customdb-stdin".into())
-        .spawn(move || -> Result<(), WorkerError> {
-            let mut input = BufReader::new(std::io::stdin().lock());
-            while let Some(request) = protocol::read_blocking::<_, Request>(&mut input)? {
-                if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) == 1 {
-                    watchdog.unpark();
-                }
-                if requests.send(request).is_err() {
-                    break;
-                }
-            }
-            Ok(())
-        })?;
     let local = tokio::task::LocalSet::new();
     let runtime = Rc::new(Runtime::new());
     local.block_on(&rt, async move {
+        let stdin = std::io::stdin().as_fd().try_clone_to_owned()?;
+        let mut input = tokio::io::BufReader::new(pipe::Receiver::from_owned_fd(stdin)?);
         runtime.prepare();
         // The scripts the supervisor sent, by digest: exactly those it names as kept.
         let mut scripts: HashMap<ScriptDigest, (String, BTreeMap<String, String>)> = HashMap::new();
-        while let Some(request) = incoming.recv().await {
+        while let Some(request) = protocol::read::<_, Request>(&mut input).await? {
+            if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) == 0 {
+                watchdog.unpark();
+            }
             let Request {
                 id,
                 mut invocation,
@@ -154,30 +149,31 @@ fn serve_stdio() -> Result<(), WorkerError> {
                 IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
             });
         }
-    });
-    // Stdin closed: the supervisor is gone or done with this worker.
-    drop(local);
-    reader
-        .join()
-        .map_err(|_| WorkerError::Thread("the stdin thread panicked".into()))?
+        // Stdin closed: the supervisor is gone or done with this worker.
+        Ok(())
+    })
 }
 
 /// Stops the worker when one run's slice has held the JavaScript thread past
-/// `MAX_SLICE_WHILE_SHARED` while other runs wait, naming that run on stderr.
-/// It sleeps while at most one run is in flight (unparked by the request that makes two), so
-/// an idle warm worker costs no wake-ups.
+/// `MAX_SLICE_WHILE_SHARED` while other runs wait (taken, or still in the pipe), naming that
+/// run on stderr. It sleeps while no run is in flight (unparked by the first request), so an
+/// idle warm worker costs no wake-ups.
 fn watchdog() {
     let tick = Duration::from_millis(25);
     loop {
-        while IN_FLIGHT.load(Ordering::SeqCst) < 2 {
+        while IN_FLIGHT.load(Ordering::SeqCst) == 0 {
             std::thread::park();
         }
         std::thread::sleep(tick);
         let Some((run, held)) = sandbox::executing() else {
             continue;
         };
-        let waiting = IN_FLIGHT.load(Ordering::SeqCst).saturating_sub(1);
-        if waiting > 0 && held > MAX_SLICE_WHILE_SHARED {
+        if held <= MAX_SLICE_WHILE_SHARED {
+            continue;
+        }
+        let waiting =
+            IN_FLIGHT.load(Ordering::SeqCst).saturating_sub(1) + usize::from(request_waiting());
+        if waiting > 0 {
             eprintln!(
                 "{STALLED_NOTE}{run}: it held the JavaScript thread for {} ms while {waiting} other run(s) waited",
                 held.as_millis()
@@ -185,6 +181,18 @@ fn watchdog() {
             std::process::exit(EXIT_STALLED);
         }
     }
+}
+
+/// Whether stdin holds a request the JavaScript thread has not read yet (or the supervisor
+/// closed it): a run waiting for the slice in progress to end.
+fn request_waiting() -> bool {
+    let stdin = std::io::stdin();
+    let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(rustix::event::poll(&mut fds, Some(&now)), Ok(n) if n > 0)
 }
 
 /// The stderr line of a worker its watchdog stopped: this text, the run's id, then why.

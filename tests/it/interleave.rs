@@ -132,6 +132,34 @@ fn a_synchronous_loop_among_concurrent_runs_is_stopped_long_before_its_budget() 
 }
 
 #[test]
+fn a_synchronous_loop_alone_is_stopped_once_a_run_arrives_behind_it() {
+    // The loop holds the worker's only thread, so the second request is not read: it waits in
+    // the pipe, and the watchdog stops the loop for it rather than let it wait the budget out.
+    let pool = one_worker_each();
+    block_on(async {
+        let culprit = of("t", "db", "function login(a, b, cb) { while (true) {} }");
+        let behind = of("t", "db", &waiting(1));
+        let (culprit, behind) = tokio::join!(async { pool.run(&culprit).await.unwrap() }, async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            pool.run(&behind).await.unwrap()
+        });
+        assert_eq!(culprit.outcome, Outcome::CpuLimit, "{culprit:?}");
+        assert!(
+            culprit
+                .error
+                .as_ref()
+                .unwrap()
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("while other runs"),
+            "stopped by the watchdog, not by its budget: {culprit:?}"
+        );
+        assert_interrupted(&[behind]);
+    });
+}
+
+#[test]
 fn a_run_past_a_small_instruction_budget_among_concurrent_runs_fails_alone_by_its_limit() {
     let (culprit, siblings) =
         among_siblings("function login(a, b, cb) { while (true) {} }", |inv| {
