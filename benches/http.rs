@@ -8,11 +8,10 @@
 mod common;
 mod server;
 use common::percentile;
-use server::{admin, serve};
+use server::{Served, admin, serve};
 
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -26,21 +25,13 @@ const FLOOD_CLIENTS: usize = 96;
 const READS_PER_CLIENT: usize = 500;
 
 struct Server {
-    child: Child,
-    base: String,
+    served: Served,
     client_id: String,
     client_secret: String,
     /// The demo's public application, the client of its logins.
     app_id: String,
     /// A client of the noisy tenant (whose login script never answers).
     noisy_client: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Prepares the data folder (the noisy tenant beside the demo) and starts the server on it.
@@ -68,7 +59,7 @@ fn start(data: &Path) -> Server {
     .unwrap();
     admin(&["connection", "noisy", folder.path().to_str().unwrap()]);
 
-    let (child, base) = serve(data, &[]);
+    let served = serve(data, &[]);
     let creds: Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("demo-client.json")).unwrap())
             .unwrap();
@@ -76,8 +67,7 @@ fn start(data: &Path) -> Server {
         serde_json::from_str(&std::fs::read_to_string(data.join("demo-app.json")).unwrap())
             .unwrap();
     Server {
-        child,
-        base,
+        served,
         client_id: creds["client_id"].as_str().unwrap().to_string(),
         client_secret: creds["client_secret"].as_str().unwrap().to_string(),
         app_id: app["client_id"].as_str().unwrap().to_string(),
@@ -110,11 +100,11 @@ async fn login_load(s: &Server, clients: usize) -> (f64, Vec<f64>) {
     let http = reqwest::Client::new();
     let body = demo_login(s);
     // Warm the worker and the cache first.
-    assert_eq!(post_login(&http, &s.base, &body, None).await, 200);
+    assert_eq!(post_login(&http, &s.served.base, &body, None).await, 200);
     let until = Instant::now() + Duration::from_secs(SECONDS);
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let (http, base, body) = (http.clone(), s.base.clone(), body.clone());
+            let (http, base, body) = (http.clone(), s.served.base.clone(), body.clone());
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 while Instant::now() < until {
@@ -170,7 +160,7 @@ async fn logins(s: &Server, cores: usize) {
 /// A Management API token of the demo's management client.
 async fn management_token(http: &reqwest::Client, s: &Server) -> String {
     let answer = http
-        .post(format!("{}/oauth/token", s.base))
+        .post(format!("{}/oauth/token", s.served.base))
         .header("content-type", "application/json")
         .body(json!({"grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}).to_string())
         .send()
@@ -191,7 +181,7 @@ async fn protection(s: &Server, cores: usize) {
     let set = |enabled: bool| {
         http.patch(format!(
             "{}/api/v2/attack-protection/brute-force-protection",
-            s.base
+            s.served.base
         ))
         .bearer_auth(&token)
         .header("content-type", "application/json")
@@ -217,10 +207,13 @@ async fn reads(s: &Server) {
     let http = reqwest::Client::new();
     let token = management_token(&http, s).await;
     // The user is in the cache once it has logged in.
-    assert_eq!(post_login(&http, &s.base, &demo_login(s), None).await, 200);
+    assert_eq!(
+        post_login(&http, &s.served.base, &demo_login(s), None).await,
+        200
+    );
     let tasks: Vec<_> = (0..64)
         .map(|_| {
-            let (http, base, token) = (http.clone(), s.base.clone(), token.clone());
+            let (http, base, token) = (http.clone(), s.served.base.clone(), token.clone());
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 // The first requests open the client's connection; steady state is measured.
@@ -266,7 +259,7 @@ async fn neighbour(s: &Server, cores: usize) {
     let flood: Vec<_> = (0..FLOOD_CLIENTS)
         .map(|_| {
             let http = reqwest::Client::new();
-            let (base, body, stop) = (s.base.clone(), noisy_body.clone(), stop.clone());
+            let (base, body, stop) = (s.served.base.clone(), noisy_body.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let request = post_login(&http, &base, &body, Some(NOISY_HOST));

@@ -141,15 +141,16 @@ async fn main() {
         PG,
         json!({"configuration": {"PG_URL": pg}, "allowed_hosts": [host_port]}),
     );
-    let (mut child, base) = serve(data.path(), &["--egress-allow-internal", &host_port]);
+    let server = serve(data.path(), &["--egress-allow-internal", &host_port]);
+    let base = &server.base;
     let ideal = CLIENTS as f64 / WAIT_S;
     println!(
         "I/O-bound logins, one tenant, {CLIENTS} clients, each login waits {WAIT_S} s (ideal {ideal:.0}/s):"
     );
     for realm in ["Quick", "Timer", "Pg"] {
         // A short round first: workers, contexts and pooled connections warm up.
-        load(&base, &client, realm, 2).await;
-        let (rate, lat) = load(&base, &client, realm, SECONDS).await;
+        load(base, &client, realm, 2).await;
+        let (rate, lat) = load(base, &client, realm, SECONDS).await;
         let against = if realm == "Quick" {
             // Beside the logins, so that both see the machine at the same speed.
             let ceiling = rs256_per_second() / 2.0;
@@ -166,6 +167,4 @@ async fn main() {
             percentile(&lat, 0.99)
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -9,11 +9,10 @@
 mod common;
 mod server;
 use common::percentile;
-use server::{admin, serve};
+use server::{Served, admin, serve};
 
 use serde_json::json;
 use std::path::Path;
-use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -23,18 +22,6 @@ const CLIENTS: usize = 16;
 /// Tenants made: the 256 of the widest round and the cold ones, each used once.
 const TENANTS: usize = 256;
 const COLD: usize = 40;
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A tenant's domain and the client id of its public application.
 #[derive(Clone)]
@@ -79,11 +66,6 @@ fn tenants(data: &Path, prefix: &str, n: usize, script: &str) -> Vec<Tenant> {
         .collect()
 }
 
-fn start(data: &Path) -> Server {
-    let (child, base) = serve(data, &[]);
-    Server { child, base }
-}
-
 /// Sends one login of tenant `t`; its status.
 async fn send(http: &reqwest::Client, base: &str, t: &Tenant) -> u16 {
     let body = json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm", "realm": "Quick",
@@ -109,7 +91,7 @@ async fn login(http: &reqwest::Client, base: &str, t: &Tenant) -> f64 {
 }
 
 /// Latencies (sorted, ms) of `t`'s logins from 2 clients for SECONDS.
-async fn latencies(s: &Server, t: &Tenant) -> Vec<f64> {
+async fn latencies(s: &Served, t: &Tenant) -> Vec<f64> {
     let deadline = Instant::now() + Duration::from_secs(SECONDS);
     let clients: Vec<_> = (0..2)
         .map(|_| {
@@ -134,7 +116,7 @@ async fn latencies(s: &Server, t: &Tenant) -> Vec<f64> {
 
 /// `t`'s login latencies alone, then while HOSTILE tenants keep HOSTILE_CLIENTS logins each
 /// that hang in flight.
-async fn beside_hostile(s: &Server, t: &Tenant, hostile: &[Tenant]) -> (Vec<f64>, Vec<f64>) {
+async fn beside_hostile(s: &Served, t: &Tenant, hostile: &[Tenant]) -> (Vec<f64>, Vec<f64>) {
     let alone = latencies(s, t).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flood: Vec<_> = hostile
@@ -162,7 +144,7 @@ async fn beside_hostile(s: &Server, t: &Tenant, hostile: &[Tenant]) -> (Vec<f64>
 
 /// Logins per second from CLIENTS clients for SECONDS, the n-th login going to tenant n mod
 /// the list's length.
-async fn round_robin(s: &Server, over: &[Tenant]) -> f64 {
+async fn round_robin(s: &Served, over: &[Tenant]) -> f64 {
     let over = Arc::new(over.to_vec());
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(SECONDS);
@@ -226,7 +208,7 @@ async fn main() {
     let all = tenants(&data, "t", TENANTS + COLD, QUICK);
     let (warm, cold) = all.split_at(TENANTS);
     let hostile = tenants(&data, "h", HOSTILE, HANGS);
-    let server = start(&data);
+    let server = serve(&data, &[]);
     let http = reqwest::Client::new();
     // One login each first, so that the rounds measure tenants whose connections are known
     // and whose workers are warm (the first run of a tenant is the cold row's measurement).

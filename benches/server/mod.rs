@@ -15,10 +15,23 @@ pub fn admin(data: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Starts `customdb serve` on DATA at a free port, with the flags `extra`: the process and
-/// its base URL. The bench is one client at one address, sending far more than any one
-/// client may: no per-address limit.
-pub fn serve(data: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
+/// A running `customdb serve`, stopped when dropped (a bench that panics leaves no server).
+pub struct Served {
+    pub child: std::process::Child,
+    /// Its base URL.
+    pub base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `customdb serve` on DATA at a free port, with the flags `extra`. The bench is one
+/// client at one address, sending far more than any one client may: no per-address limit.
+pub fn serve(data: &std::path::Path, extra: &[&str]) -> Served {
     use std::io::BufRead;
     use std::process::Stdio;
     let mut child = std::process::Command::new(exe())
@@ -38,5 +51,5 @@ pub fn serve(data: &std::path::Path, extra: &[&str]) -> (std::process::Child, St
     let base = first
         .trim_start_matches("customdb listening on ")
         .to_string();
-    (child, base)
+    Served { child, base }
 }
