@@ -721,7 +721,7 @@ impl Death {
                     ScriptError::system(
                         "CpuLimitError",
                         format!(
-                            "the script ran synchronously for more than {} ms while other runs of this tenant waited on the same worker",
+                            "the script held the JavaScript thread (synchronous code, or promise jobs without a pause) for more than {} ms while other runs of this tenant waited on the same worker",
                             MAX_SLICE_WHILE_SHARED.as_millis()
                         ),
                     ),

@@ -60,6 +60,9 @@ pub struct Shared {
 /// process's first slice): read by the worker's watchdog, on another thread.
 static SLICE_RUN: AtomicU64 = AtomicU64::new(0);
 static SLICE_SINCE_US: AtomicU64 = AtomicU64::new(0);
+/// Since when the loop has been running promise jobs without a pause (0: it is not): a flood
+/// of jobs, each a short slice, holds the thread as long as one long slice would.
+static DRAIN_SINCE_US: AtomicU64 = AtomicU64::new(0);
 
 /// Where each slice's run is written as it begins (8 bytes, little-endian, at offset 0; 0
 /// when no slice runs): a file the supervisor reads after the worker died, to know which run
@@ -83,13 +86,19 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-/// The run executing script code right now and for how long, if any.
+/// The run executing script code right now and how long the thread has been held: since its
+/// slice began, or since the drain of promise jobs it is part of began (the run of the job in
+/// progress answers for a drain; in a flood it is almost always the flooding run).
 pub fn executing() -> Option<(u64, Duration)> {
     let run = SLICE_RUN.load(Ordering::Acquire);
     if run == 0 {
         return None;
     }
-    let since = SLICE_SINCE_US.load(Ordering::Acquire);
+    let slice = SLICE_SINCE_US.load(Ordering::Acquire);
+    let since = match DRAIN_SINCE_US.load(Ordering::Acquire) {
+        0 => slice,
+        drain => drain.min(slice),
+    };
     let now = epoch().elapsed().as_micros() as u64;
     Some((run, Duration::from_micros(now.saturating_sub(since))))
 }
@@ -423,6 +432,10 @@ impl Loop {
     /// callback: scripts release connections after calling back (`client.end()`, `done()`).
     fn micro(&mut self, ctx: &mut Context) {
         let mut jobs = 0u64;
+        DRAIN_SINCE_US.store(
+            (epoch().elapsed().as_micros() as u64).max(1),
+            Ordering::Release,
+        );
         while let Some((run, job)) = self.executor.pop_micro() {
             self.executor.done(run);
             let Some(live) = self.live.get_mut(&run) else {
@@ -458,6 +471,7 @@ impl Loop {
                 self.after(ctx, run, ended);
             }
         }
+        DRAIN_SINCE_US.store(0, Ordering::Release);
     }
 
     /// Ends every run whose wall clock has run out.

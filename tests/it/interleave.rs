@@ -132,6 +132,29 @@ fn a_synchronous_loop_among_concurrent_runs_is_stopped_long_before_its_budget() 
 }
 
 #[test]
+fn a_promise_flood_among_concurrent_runs_is_stopped_as_a_synchronous_loop_is() {
+    // Each job is a short slice that queues the next (and keeps nothing: the heap does not
+    // grow), so the loop never pauses: the siblings' timers would wait for the flood's deadline.
+    let (culprit, siblings) = among_siblings(
+        "function login(a, b, cb) { function p() { Promise.resolve().then(p); } p(); }",
+        |_| {},
+    );
+    assert_eq!(culprit.outcome, Outcome::CpuLimit, "{culprit:?}");
+    assert!(
+        culprit
+            .error
+            .as_ref()
+            .unwrap()
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("promise jobs"),
+        "{culprit:?}"
+    );
+    assert_interrupted(&siblings);
+}
+
+#[test]
 fn a_synchronous_loop_alone_is_stopped_once_a_run_arrives_behind_it() {
     // The loop holds the worker's only thread, so the second request is not read: it waits in
     // the pipe, and the watchdog stops the loop for it rather than let it wait the budget out.
