@@ -35,21 +35,27 @@ pub fn connection_dir(
         && names::connection_name(&record.name).is_ok()
     {
         let old = root.join(&record.tenant).join(&record.name);
-        if std::fs::symlink_metadata(&old).is_ok_and(|m| m.is_dir()) {
-            std::fs::rename(&old, &dir).map_err(|e| {
-                failed(format!(
-                    "cannot move {} to {}: {e}",
-                    old.display(),
-                    dir.display()
-                ))
-            })?;
+        if is_folder(&old)
+            && let Err(e) = std::fs::rename(&old, &dir)
+            // A concurrent first run of the connection may have moved it just now.
+            && !is_folder(&dir)
+        {
+            return Err(failed(format!(
+                "cannot move {} to {}: {e}",
+                old.display(),
+                dir.display()
+            )));
         }
     }
-    match std::fs::symlink_metadata(&dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(failed(format!("{} is not a folder", dir.display()))),
-        Err(_) => std::fs::create_dir(&dir)
-            .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?,
+    // Concurrent first runs of one connection all get here: the folder one of them made is
+    // the folder of all (a symlink or a file in its place is not).
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(failed(format!("cannot create {}: {e}", dir.display()))),
+    }
+    if !is_folder(&dir) {
+        return Err(failed(format!("{} is not a folder", dir.display())));
     }
     if dir.parent() != Some(root.as_path()) {
         return Err(failed(format!(
@@ -59,6 +65,11 @@ pub fn connection_dir(
         )));
     }
     Ok(dir)
+}
+
+/// Whether `path` is a folder itself (not a symlink to one).
+fn is_folder(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }
 
 impl Service {

@@ -464,6 +464,51 @@ fn two_first_logins_at_once_make_one_user() {
 }
 
 #[test]
+fn concurrent_first_uses_of_a_connection_share_one_data_folder() {
+    // Many first runs of a new connection at once each make sure its folder exists; an older
+    // customdb's folder (by tenant and name) is moved once, whichever run gets there first.
+    for legacy in [false, true] {
+        let root = tempfile::tempdir().unwrap();
+        let record = ConnectionRecord {
+            id: "con_2".into(),
+            tenant: TENANT.into(),
+            name: "users".into(),
+            attributes: Default::default(),
+            options: ConnectionOptions::from_json(Map::new()).unwrap(),
+            scripts: BTreeMap::new(),
+            configuration: BTreeMap::new(),
+        };
+        if legacy {
+            let old = root.path().join(TENANT).join("users");
+            std::fs::create_dir_all(&old).unwrap();
+            std::fs::write(old.join("users.db"), "kept").unwrap();
+        }
+        let start = std::sync::Barrier::new(16);
+        let dirs: Vec<_> = std::thread::scope(|s| {
+            let runs: Vec<_> = (0..16)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        customdb::service::connection_dir(root.path(), &record)
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let expected = root.path().canonicalize().unwrap().join("con_2");
+        for d in dirs {
+            assert_eq!(d.expect("every first run gets the folder"), expected);
+        }
+        if legacy {
+            assert_eq!(
+                std::fs::read_to_string(expected.join("users.db")).unwrap(),
+                "kept"
+            );
+        }
+    }
+}
+
+#[test]
 fn connection_secrets_are_never_on_disk_in_clear() {
     let w = world(false, json!({}));
     let secret = "s3cr3t-db-password-0xC0FFEE";
