@@ -99,15 +99,17 @@ fn among_siblings(culprit: &str, limits: impl Fn(&mut Invocation)) -> (Execution
     })
 }
 
+/// The message of a run's error (every run these tests check failed).
+fn message(e: &Execution) -> &str {
+    e.error.as_ref().unwrap().message.as_deref().unwrap()
+}
+
 fn assert_interrupted(siblings: &[Execution]) {
     for s in siblings {
         assert_eq!(s.outcome, Outcome::Interrupted, "{s:?}");
         let error = s.error.as_ref().unwrap();
         assert_eq!(error.name.as_deref(), Some("InterruptedError"), "{s:?}");
-        assert!(
-            error.message.as_deref().unwrap().contains("another run"),
-            "{s:?}"
-        );
+        assert!(message(s).contains("another run"), "{s:?}");
     }
 }
 
@@ -118,14 +120,7 @@ fn a_synchronous_loop_among_concurrent_runs_is_stopped_long_before_its_budget() 
         among_siblings("function login(a, b, cb) { while (true) {} }", |_| {});
     assert_eq!(culprit.outcome, Outcome::CpuLimit, "{culprit:?}");
     assert!(
-        culprit
-            .error
-            .as_ref()
-            .unwrap()
-            .message
-            .as_deref()
-            .unwrap()
-            .contains("while other runs"),
+        message(&culprit).contains("while other runs"),
         "{culprit:?}"
     );
     assert_interrupted(&siblings);
@@ -140,17 +135,7 @@ fn a_promise_flood_among_concurrent_runs_is_stopped_as_a_synchronous_loop_is() {
         |_| {},
     );
     assert_eq!(culprit.outcome, Outcome::CpuLimit, "{culprit:?}");
-    assert!(
-        culprit
-            .error
-            .as_ref()
-            .unwrap()
-            .message
-            .as_deref()
-            .unwrap()
-            .contains("promise jobs"),
-        "{culprit:?}"
-    );
+    assert!(message(&culprit).contains("promise jobs"), "{culprit:?}");
     assert_interrupted(&siblings);
 }
 
@@ -168,14 +153,7 @@ fn a_synchronous_loop_alone_is_stopped_once_a_run_arrives_behind_it() {
         });
         assert_eq!(culprit.outcome, Outcome::CpuLimit, "{culprit:?}");
         assert!(
-            culprit
-                .error
-                .as_ref()
-                .unwrap()
-                .message
-                .as_deref()
-                .unwrap()
-                .contains("while other runs"),
+            message(&culprit).contains("while other runs"),
             "stopped by the watchdog, not by its budget: {culprit:?}"
         );
         assert_interrupted(&[behind]);
@@ -201,16 +179,7 @@ fn a_memory_bomb_among_concurrent_runs_is_the_only_one_blamed_for_memory() {
     assert_eq!(culprit.outcome, Outcome::MemoryLimit, "{culprit:?}");
     assert_interrupted(&siblings);
     for s in &siblings {
-        assert!(
-            !s.error
-                .as_ref()
-                .unwrap()
-                .message
-                .as_deref()
-                .unwrap()
-                .contains("memory limit of"),
-            "{s:?}"
-        );
+        assert!(!message(s).contains("memory limit of"), "{s:?}");
     }
 }
 
@@ -227,17 +196,7 @@ fn an_engine_crash_among_concurrent_runs_is_the_only_one_called_crashed() {
         "{culprit:?}"
     );
     if culprit.outcome == Outcome::Crashed {
-        assert!(
-            culprit
-                .error
-                .as_ref()
-                .unwrap()
-                .message
-                .as_deref()
-                .unwrap()
-                .contains("native stack"),
-            "{culprit:?}"
-        );
+        assert!(message(&culprit).contains("native stack"), "{culprit:?}");
     }
     assert_interrupted(&siblings);
 }
